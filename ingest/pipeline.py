@@ -65,6 +65,8 @@ def ingest_paths(
     missing = [p for p in paths if not p.exists()]
     for p in missing:
         report.failed.append(FileFailure(path=str(p), reason="no such file or folder"))
+        if on_file:
+            on_file(p, "no such file or folder")
     per_source: dict[str, list[Chunk]] = {}
     for path, source in iter_files(p for p in paths if p.exists()):
         try:
@@ -83,14 +85,14 @@ def ingest_paths(
         if on_file:
             on_file(path, error)
 
-    index = KnowledgeBaseIndex(settings, kb, make_embeddings(settings))
-    if per_source:
+    if per_source:  # nothing loaded: leave the store alone (and create no empty KB)
+        index = KnowledgeBaseIndex(settings, kb, make_embeddings(settings))
         index.delete_sources(list(per_source))
         index.add([c for chunks in per_source.values() for c in chunks])
-    index.rebuild_keyword_index()
+        index.rebuild_keyword_index()
+        report.kb_version = index.bump_version(last_ingest=time.time())
     report.documents = len(per_source)
     report.chunks = sum(len(c) for c in per_source.values())
-    report.kb_version = index.bump_version(last_ingest=time.time()) if per_source else index.state()["version"]
     report.seconds = round(time.perf_counter() - started, 2)
     return report
 

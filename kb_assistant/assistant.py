@@ -135,7 +135,8 @@ class Assistant:
             yield StreamEvent(type="delta", text=answer.text)
         elif self.chat_model is None:
             yield StreamEvent(type="delta", text=answer.text)  # extractive answers arrive whole
-        timings["total"] = round(sum(v for k, v in timings.items() if k != "total"), 2)
+        timings["total"] = round(sum(timings.values()), 2)
+        answer.timings_ms = timings  # pydantic copied the dict at construction
         yield StreamEvent(type="final", answer=answer)
 
     def _check_question(self, question: str) -> str:

@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     from langchain_core.embeddings import Embeddings
 
 COLLECTION_PREFIX = "kb_"
+# Low k1: a passage that says a thing once, plainly, should not lose to one that repeats the words around it.
+BM25_K1, BM25_B = 0.3, 0.75
 _QUESTION_SUFFIX = "::q"
 _CLIENTS: dict[str, object] = {}
 _CLIENT_LOCK = threading.Lock()
@@ -88,7 +90,7 @@ class KeywordIndex:
         self.directory.mkdir(parents=True, exist_ok=True)
         tmp = self.directory / "ids.json.tmp"
         if corpus:
-            bm25 = bm25s.BM25()
+            bm25 = bm25s.BM25(k1=BM25_K1, b=BM25_B)
             bm25.index(corpus, show_progress=False)
             bm25.save(str(self.directory / "bm25"))
         tmp.write_text(json.dumps(ids), encoding="utf-8")
@@ -209,6 +211,19 @@ class KnowledgeBaseIndex:
             return {}
         got = self.collection.get(ids=ids, include=["documents", "metadatas"])
         return {i: _to_chunk(i, d, m) for i, d, m in zip(got["ids"], got["documents"], got["metadatas"], strict=True)}
+
+    def similarities(self, query_vector: list[float], ids: list[str]) -> dict[str, float]:
+        """Cosine similarity (0..1) of the query to stored chunks, for candidates that came from keyword search."""
+        if not ids:
+            return {}
+        import numpy as np
+
+        got = self.collection.get(ids=ids, include=["embeddings"])
+        q = np.asarray(query_vector, dtype=np.float32)
+        return {
+            i: float(max(0.0, min(1.0, np.dot(q, np.asarray(e, dtype=np.float32)))))
+            for i, e in zip(got["ids"], got["embeddings"], strict=True)
+        }
 
     def rebuild_keyword_index(self) -> None:
         self.keyword.build(self.all_chunks())

@@ -43,8 +43,9 @@ def hybrid_search(
 ) -> list[Candidate]:
     lang = lang or detect_language(query)
     by_id: dict[str, Candidate] = {}
+    query_vector = index.embeddings.embed_query(query) if dense else None
     if dense:
-        for hit in index.dense_search(index.embeddings.embed_query(query), k):
+        for hit in index.dense_search(query_vector, k):
             by_id[hit.chunk.id] = Candidate(hit.chunk, dense=hit.score)
     if keyword:
         kw = index.keyword.search(query, k)
@@ -58,6 +59,10 @@ def hybrid_search(
                     continue  # keyword index a moment behind a deletion
                 cand = by_id[cid] = Candidate(fetched[cid])
             cand.keyword = raw / top
+        if dense:  # every candidate gets its dense score, not only those in the dense top-k
+            fill = [cid for cid, c in by_id.items() if c.dense == 0.0]
+            for cid, sim in index.similarities(query_vector, fill).items():
+                by_id[cid].dense = sim
     w_dense, w_kw = FUSION_WEIGHTS[lang]
     if not dense:
         w_dense, w_kw = 0.0, 1.0

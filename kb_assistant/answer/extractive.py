@@ -41,7 +41,10 @@ class ExtractiveAnswerer:
             for i, sentence in enumerate(sentences):
                 if len(sentence) < 4:
                     continue
-                cov = weighted_coverage(question, f"{heading}\n{sentence}", self.keyword)
+                # the sentence itself must carry the answer; its heading only helps
+                cov = 0.7 * weighted_coverage(question, sentence, self.keyword) + 0.3 * weighted_coverage(
+                    question, f"{heading}\n{sentence}", self.keyword
+                )
                 same_lang = 1.0 if detect_language(sentence) == lang else 0.6
                 # density: of two sentences covering the question equally, the one about little else wins
                 words = set(tokenize(sentence))

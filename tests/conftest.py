@@ -1,0 +1,71 @@
+"""Shared fixtures: every test gets a temporary data dir; the real model and real Chroma are loaded once.
+
+Network beyond 127.0.0.1 is blocked for the whole run: a test that tries to reach a model hub fails loudly.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+for var in [v for v in os.environ if v.startswith("KB_")]:  # a developer's .env / shell must not leak in
+    del os.environ[var]
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _block_outbound_network():
+    real_connect = socket.socket.connect
+
+    def guarded(sock, address):
+        host = address[0] if isinstance(address, tuple) else address
+        if isinstance(host, str) and sock.family in (socket.AF_INET, socket.AF_INET6):
+            if not (host.startswith("127.") or host in ("localhost", "::1")):
+                raise ConnectionRefusedError(f"test tried to reach {address}: only 127.0.0.1 is allowed")
+        return real_connect(sock, address)
+
+    socket.socket.connect = guarded
+    yield
+    socket.socket.connect = real_connect
+
+
+@pytest.fixture
+def settings(tmp_path, monkeypatch):
+    from kb_assistant.settings import Settings
+
+    monkeypatch.chdir(tmp_path)  # no stray ./data or .env from the developer's folder
+    return Settings(data_dir=tmp_path / "data")
+
+
+@pytest.fixture(scope="session")
+def embeddings():
+    from kb_assistant.embeddings import make_embeddings
+    from kb_assistant.settings import Settings
+
+    return make_embeddings(Settings())
+
+
+@pytest.fixture(scope="session")
+def sample_data_dir(tmp_path_factory, embeddings):
+    """The bundled sample KBs, ingested once for the session into their own data dir."""
+    from ingest.pipeline import ensure_sample_kbs
+    from kb_assistant.settings import Settings
+
+    data_dir = tmp_path_factory.mktemp("sample") / "data"
+    reports = ensure_sample_kbs(Settings(data_dir=data_dir), say=lambda m: None)
+    assert {r.kb for r in reports} == {"default", "sales"}
+    assert all(r.ok for r in reports), [r.failed for r in reports]
+    return data_dir
+
+
+@pytest.fixture(scope="session")
+def sample_assistant(sample_data_dir, embeddings):
+    from kb_assistant.assistant import Assistant
+    from kb_assistant.settings import Settings
+
+    return Assistant(Settings(data_dir=sample_data_dir), embeddings=embeddings)

@@ -1,0 +1,116 @@
+"""The answer pipeline on the bundled sample KB: real Chroma, the real MiniLM model, extractive answers."""
+
+from __future__ import annotations
+
+import pytest
+
+from kb_assistant.errors import QuestionError, UnknownKnowledgeBase
+
+
+def test_working_hours_question_is_answered_with_the_hours_and_cites_the_handbook(sample_assistant):
+    answer = sample_assistant.ask("公司几点上班？")
+    assert answer.answered
+    assert "10:00" in answer.text and "19:00" in answer.text
+    assert answer.language == "zh"
+    assert answer.citations, "an answer must cite its passage"
+    first = answer.citations[0]
+    assert first.source == "员工手册-考勤与工时.md"
+    assert "工作时间" in first.section
+    assert f"[{first.n}]" in answer.text
+    assert "10:00" in first.snippet
+    assert 0.0 <= first.score <= 1.0 and 0.0 <= answer.confidence <= 1.0
+    assert answer.confidence >= sample_assistant.settings.confidence_threshold
+    assert {"condense", "retrieve", "rerank", "answer", "total"} <= set(answer.timings_ms)
+    assert answer.usage is None  # no LLM was used
+
+
+def test_english_question_gets_an_english_answer_from_the_english_policy(sample_assistant):
+    answer = sample_assistant.ask("How many days of paid sick leave do I get per year?")
+    assert answer.answered and answer.language == "en"
+    assert "12" in answer.text
+    assert answer.citations[0].source == "leave-policy.md"
+
+
+def test_faq_table_answers_come_from_the_faq_entry(sample_assistant):
+    answer = sample_assistant.ask("工资每个月几号发？")
+    assert answer.answered
+    assert answer.citations[0].source == "faq.csv"
+    assert "10 日" in answer.text
+
+
+def test_pdf_passages_cite_their_page(sample_assistant):
+    answer = sample_assistant.ask("How many days do I have to submit an expense claim?")
+    assert answer.answered
+    cited = answer.citations[0]
+    assert cited.source == "expense-reimbursement.pdf" and cited.page == 1
+    assert "30" in answer.text
+
+
+@pytest.mark.parametrize(
+    "question, holding",
+    [
+        ("What will the weather be like in Paris tomorrow?", "We're still looking into this question"),
+        ("明天上证指数会涨吗？", "这个问题我们还在研究，请你等待我们的回复"),
+    ],
+)
+def test_off_topic_question_is_not_answered_and_gets_the_holding_reply(sample_assistant, question, holding):
+    answer = sample_assistant.ask(question)
+    assert answer.answered is False
+    assert answer.text.startswith(holding)
+    assert answer.citations == []
+    assert answer.escalation_reason == "low_confidence"
+    assert answer.confidence < sample_assistant.settings.confidence_threshold
+
+
+def test_second_knowledge_base_is_separate(sample_assistant):
+    assert set(sample_assistant.knowledge_bases()) == {"default", "sales"}
+    answer = sample_assistant.ask("How long is the free trial of LumenDesk?", kb="sales")
+    assert answer.answered and answer.kb == "sales"
+    assert answer.citations[0].source in {"product-faq.csv", "产品介绍.md"}
+
+
+def test_unknown_knowledge_base_is_a_clear_error(sample_assistant):
+    with pytest.raises(UnknownKnowledgeBase, match=r"no knowledge base named 'payroll'.*known: default, sales"):
+        sample_assistant.ask("公司几点上班？", kb="payroll")
+
+
+def test_empty_and_overlong_questions_are_refused_with_a_reason(sample_assistant):
+    with pytest.raises(QuestionError, match="empty"):
+        sample_assistant.ask("   ")
+    too_long = "请问" * (sample_assistant.settings.max_question_chars // 2 + 1)
+    with pytest.raises(QuestionError, match="KB_MAX_QUESTION_CHARS"):
+        sample_assistant.ask(too_long)
+
+
+def test_stream_yields_the_answer_text_then_one_final_answer(sample_assistant):
+    events = list(sample_assistant.stream("How many days of annual leave do I get?"))
+    assert [e.type for e in events][-1] == "final"
+    assert sum(e.type == "final" for e in events) == 1
+    final = events[-1].answer
+    assert "".join(e.text for e in events if e.type == "delta") == final.text
+
+
+@pytest.mark.parametrize(
+    "first, follow_up, expected_in_passage",
+    [
+        ("公司几点上班？", "那周末呢？", "周末"),
+        ("How many days of annual leave do I get?", "and sick leave?", "sick leave"),
+    ],
+)
+def test_follow_up_is_condensed_with_the_history_before_retrieval(sample_assistant, first, follow_up, expected_in_passage):
+    previous = sample_assistant.ask(first)
+    history = [{"role": "user", "content": first}, {"role": "assistant", "content": previous.text}]
+    answer = sample_assistant.ask(follow_up, history=history)
+    assert answer.standalone_question != follow_up
+    assert answer.answered
+    assert expected_in_passage.lower() in (answer.citations[0].section + answer.citations[0].snippet).lower()
+
+
+def test_retrieval_is_a_langchain_retriever(sample_assistant):
+    from kb_assistant.retrieval import HybridRetriever
+
+    retriever = HybridRetriever(index=sample_assistant.index("default"), k=3)
+    docs = retriever.invoke("How many days of sick leave do I get?")
+    assert len(docs) == 3
+    assert docs[0].metadata["source"] == "leave-policy.md"
+    assert all(0.0 <= d.metadata["score"] <= 1.0 for d in docs)
