@@ -97,9 +97,7 @@ def _faq_chunks(doc: LoadedDocument, source: str) -> list[Chunk]:
 
 
 def _make(source: str, title: str, section: str, text: str, page: int | None) -> Chunk:
-    return Chunk(
-        id=_chunk_id(source, section, text), text=text, source=source, title=title, section=section, page=page
-    )
+    return Chunk(id=_chunk_id(source, section, text), text=text, source=source, title=title, section=section, page=page)
 
 
 def _chunk_id(source: str, section: str, text: str) -> str:

@@ -51,7 +51,7 @@ def load_document(path: Path, *, max_bytes: int) -> LoadedDocument:
     if size == 0:
         raise DocumentError("empty file")
     if size > max_bytes:
-        raise DocumentError(f"file is {size / 1e6:.1f} MB, over the {max_bytes / 1e6:.0f} MB limit (KB_MAX_FILE_MB)")
+        raise DocumentError(f"file is {size / 1e6:.2f} MB, over the {max_bytes / 1e6:g} MB limit (KB_MAX_FILE_MB)")
     data = path.read_bytes()
     if suffix in TEXT_SUFFIXES:
         text = decode_text(data)
@@ -62,7 +62,9 @@ def load_document(path: Path, *, max_bytes: int) -> LoadedDocument:
         return _load_with_unstructured(path, suffix, text=text)
     if suffix in (".docx", ".pptx", ".xlsx") and not zipfile.is_zipfile(io.BytesIO(data)):
         if data[:8] == b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1":
-            raise DocumentError("encrypted (password-protected) Office file, or an old binary format: save it unprotected")
+            raise DocumentError(
+                "encrypted (password-protected) Office file, or an old binary format: save it unprotected"
+            )
         raise DocumentError(f"corrupt file: not a valid {suffix[1:]} package")
     if suffix == ".xlsx":
         return _load_table(_xlsx_sheets(path), path)
@@ -136,7 +138,11 @@ def _load_table(sheets: list[tuple[str, list[list[str]]]], path: Path) -> Loaded
         if sheet:
             doc.blocks.append(Block(sheet, "heading"))
         for row in body:  # a plain table: one "column: value" line per row keeps each row self-contained
-            cells = [f"{h.strip()}: {c.strip()}" if h.strip() else c.strip() for h, c in zip(header, row) if c.strip()]
+            cells = [
+                f"{h.strip()}: {c.strip()}" if h.strip() else c.strip()
+                for h, c in zip(header, row, strict=False)
+                if c.strip()
+            ]
             if cells:
                 doc.blocks.append(Block(" | ".join(cells), "table"))
     if not doc.faq and not doc.blocks:
@@ -242,6 +248,14 @@ def _is_cjk_text(text: str) -> bool:
     return bool(text) and sum("\u4e00" <= ch <= "\u9fff" or ch in "，。；：" for ch in text) >= len(text) * 0.5
 
 
+def _looks_like_heading(text: str, depth: int | None) -> bool:
+    """unstructured marks headings from markup (depth set) reliably; its guesses for plain text are English-centric
+    and call most Chinese lines titles, so a guessed title that reads like a sentence is body text."""
+    if depth is not None:
+        return True
+    return len(text) <= 40 and not text.rstrip().endswith(("。", "！", "？", "；", ".", "!", "?", ";", "，", ","))
+
+
 _SKIP = {"Header", "Footer", "PageBreak", "Image", "PageNumber"}
 
 
@@ -261,12 +275,15 @@ def _load_with_unstructured(path: Path, suffix: str, text: str | None = None) ->
         if not body or el.category in _SKIP:
             continue
         page = getattr(el.metadata, "page_number", None)
-        if el.category == "Title":
+        if el.category == "Title" and _looks_like_heading(body, el.metadata.category_depth):
             doc.blocks.append(Block(body, "heading", depth=el.metadata.category_depth or 0, page=page))
         elif el.category == "Table":
             doc.blocks.append(Block(body, "table", page=page))
         else:
             doc.blocks.append(Block(body, "text", page=page))
+    if doc.blocks and all(b.kind == "heading" for b in doc.blocks):
+        for b in doc.blocks:  # only "titles" found: they are the text
+            b.kind = "text"
     if not any(b.kind != "heading" for b in doc.blocks):
         if suffix == ".pdf":
             raise DocumentError("no extractable text (a scanned PDF? OCR is not enabled)")

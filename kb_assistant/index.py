@@ -34,10 +34,7 @@ def chroma_client(settings: Settings):
     import chromadb
     from chromadb.config import Settings as ChromaSettings
 
-    if settings.chroma_url:
-        key = settings.chroma_url
-    else:
-        key = str((settings.data_dir / "chroma").resolve())
+    key = settings.chroma_url or str((settings.data_dir / "chroma").resolve())
     with _CLIENT_LOCK:
         if key not in _CLIENTS:
             chroma_settings = ChromaSettings(anonymized_telemetry=False, allow_reset=False)

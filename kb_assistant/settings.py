@@ -11,7 +11,7 @@ from pathlib import Path
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-KB_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
+KB_NAME_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9])?$")  # Chroma's collection-name rules
 
 
 class SettingsError(ValueError):
@@ -87,7 +87,8 @@ class Settings(BaseSettings):
 def check_kb_name(name: str) -> str:
     if not KB_NAME_RE.match(name or ""):
         raise SettingsError(
-            f"invalid knowledge-base name {name!r}: use 1-63 letters, digits, '_' or '-', starting with a letter or digit"
+            f"invalid knowledge-base name {name!r}: "
+            "use 1-63 letters, digits, '_' or '-', starting and ending with a letter or digit"
         )
     return name
 

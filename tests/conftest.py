@@ -24,9 +24,9 @@ def _block_outbound_network():
 
     def guarded(sock, address):
         host = address[0] if isinstance(address, tuple) else address
-        if isinstance(host, str) and sock.family in (socket.AF_INET, socket.AF_INET6):
-            if not (host.startswith("127.") or host in ("localhost", "::1")):
-                raise ConnectionRefusedError(f"test tried to reach {address}: only 127.0.0.1 is allowed")
+        inet = sock.family in (socket.AF_INET, socket.AF_INET6)
+        if inet and isinstance(host, str) and not (host.startswith("127.") or host in ("localhost", "::1")):
+            raise ConnectionRefusedError(f"test tried to reach {address}: only 127.0.0.1 is allowed")
         return real_connect(sock, address)
 
     socket.socket.connect = guarded

@@ -97,7 +97,9 @@ def test_stream_yields_the_answer_text_then_one_final_answer(sample_assistant):
         ("How many days of annual leave do I get?", "and sick leave?", "sick leave"),
     ],
 )
-def test_follow_up_is_condensed_with_the_history_before_retrieval(sample_assistant, first, follow_up, expected_in_passage):
+def test_follow_up_is_condensed_with_the_history_before_retrieval(
+    sample_assistant, first, follow_up, expected_in_passage
+):
     previous = sample_assistant.ask(first)
     history = [{"role": "user", "content": first}, {"role": "assistant", "content": previous.text}]
     answer = sample_assistant.ask(follow_up, history=history)

@@ -15,7 +15,12 @@ from kb_assistant.schema import Answer
 from kb_assistant.settings import Settings
 
 EXAMPLES = {
-    "default": ["公司几点上班？", "How many days of sick leave do I get?", "出差住酒店每晚能报销多少？", "What is the gym subsidy?"],
+    "default": [
+        "公司几点上班？",
+        "How many days of sick leave do I get?",
+        "出差住酒店每晚能报销多少？",
+        "What is the gym subsidy?",
+    ],
     "sales": ["How long is the LumenDesk free trial?", "LumenDesk 支持哪些集成？"],
 }
 
@@ -38,7 +43,9 @@ def to_history(messages: list) -> list[dict]:
         role = m.get("role") if isinstance(m, dict) else getattr(m, "role", None)
         content = m.get("content") if isinstance(m, dict) else getattr(m, "content", "")
         if role in ("user", "assistant"):
-            history.append({"role": role, "content": message_text(content).split("\n\n**Sources**")[0].split("\n\n**来源**")[0]})
+            history.append(
+                {"role": role, "content": message_text(content).split("\n\n**Sources**")[0].split("\n\n**来源**")[0]}
+            )
     return history
 
 

@@ -73,4 +73,6 @@ def _clean(text: str) -> str:
 
 
 def _with_marker(text: str, n: int) -> str:
-    return f"{text}[{n}]" if text.endswith(("。", "！", "？", "）", ")")) or not text[-1:].isascii() else f"{text} [{n}]"
+    return (
+        f"{text}[{n}]" if text.endswith(("。", "！", "？", "）", ")")) or not text[-1:].isascii() else f"{text} [{n}]"
+    )
