@@ -1,0 +1,66 @@
+"""KB_CHROMA_URL switches from embedded Chroma to a Chroma server: the same code path, tested against a real
+`chroma run` that the test starts on 127.0.0.1."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def chroma_server(tmp_path):
+    exe = shutil.which("chroma") or str(Path(sys.executable).parent / "chroma")
+    port = _free_port()
+    proc = subprocess.Popen(
+        [exe, "run", "--path", str(tmp_path / "chroma-server"), "--host", "127.0.0.1", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(f"{url}/api/v2/heartbeat", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.2)
+        else:
+            pytest.fail("chroma server did not start")
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_ingest_and_answer_through_a_chroma_server(chroma_server, tmp_path, embeddings):
+    from ingest.pipeline import ingest_paths
+    from kb_assistant.assistant import Assistant
+    from kb_assistant.settings import Settings
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "parking.md").write_text(
+        "# Parking\n\n## Visitor parking\n\nVisitors park free for three hours in garage B2 with a code from reception.\n",
+        encoding="utf-8",
+    )
+    settings = Settings(data_dir=tmp_path / "data", chroma_url=chroma_server)
+    report = ingest_paths(settings, [docs], "facilities")
+    assert report.ok and report.chunks >= 1
+    assert not (tmp_path / "data" / "chroma").exists(), "the embedded store must not be used"
+
+    answer = Assistant(settings, embeddings=embeddings).ask("Where can visitors park?", kb="facilities")
+    assert answer.answered and "B2" in answer.text
+    assert answer.citations[0].source == "parking.md"
