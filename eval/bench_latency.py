@@ -44,9 +44,8 @@ def main() -> None:
         for stage, ms in answer.timings_ms.items():
             stages.setdefault(stage, []).append(ms)
     totals.sort()
-    print(
-        f"ask, warm, n={args.n}: median {statistics.median(totals):.1f} ms, p95 {totals[int(0.95 * (len(totals) - 1))]:.1f} ms"
-    )
+    p95 = totals[int(0.95 * (len(totals) - 1))]
+    print(f"ask, warm, n={args.n}: median {statistics.median(totals):.1f} ms, p95 {p95:.1f} ms")
     print("per stage (median ms): " + ", ".join(f"{k} {statistics.median(v):.1f}" for k, v in stages.items()))
 
 

@@ -53,7 +53,8 @@ def test_ingest_and_answer_through_a_chroma_server(chroma_server, tmp_path, embe
     docs = tmp_path / "docs"
     docs.mkdir()
     (docs / "parking.md").write_text(
-        "# Parking\n\n## Visitor parking\n\nVisitors park free for three hours in garage B2 with a code from reception.\n",
+        "# Parking\n\n## Visitor parking\n\n"
+        "Visitors park free for three hours in garage B2 with a code from reception.\n",
         encoding="utf-8",
     )
     settings = Settings(data_dir=tmp_path / "data", chroma_url=chroma_server)
