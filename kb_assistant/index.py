@@ -133,8 +133,8 @@ class KeywordIndex:
         if getattr(self, "_df_stamp", None) != self._loaded_stamp:
             import numpy as np
 
-            indices = self._bm25.scores["indices"]
-            counts = np.bincount(indices, minlength=len(self._bm25.vocab_dict))
+            # bm25s keeps a token-major sparse matrix: a token's document count is the length of its row
+            counts = np.diff(self._bm25.scores["indptr"])
             self._df = dict(enumerate(counts.tolist()))
             self._df_stamp = self._loaded_stamp
         return self._df

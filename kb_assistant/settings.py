@@ -49,7 +49,7 @@ class Settings(BaseSettings):
     dense_search: bool = Field(True, description="Embedding retrieval.")
     rerank: bool = Field(True, description="Rerank fused candidates.")
     reranker_model: str | None = Field(None, description="CrossEncoder model path; unset = offline lexical reranker.")
-    confidence_threshold: float = Field(0.3, ge=0.0, le=1.0, description="Below it the question is not answered.")
+    confidence_threshold: float = Field(0.25, ge=0.0, le=1.0, description="Below it the question is not answered.")
     max_question_chars: int = Field(4000, ge=1)
     holding_reply_zh: str = "这个问题我们还在研究，请你等待我们的回复。"
     holding_reply_en: str = "We're still looking into this question. Please wait for our reply."
