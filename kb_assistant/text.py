@@ -261,6 +261,12 @@ def _jieba():
 
 def tokenize(text: str, *, keep_stopwords: bool = False) -> list[str]:
     """Lower-cased word tokens: jieba for Chinese runs (search mode), words for Latin text."""
+    return list(_tokenize_cached(text, keep_stopwords))
+
+
+@lru_cache(maxsize=8192)
+def _tokenize_cached(text: str, keep_stopwords: bool) -> tuple[str, ...]:
+    # Rerank and extractive answers score the same question and passages many times per query.
     tokens: list[str] = []
     for run in re.split(r"([\u3400-\u9fff\uf900-\ufaff]+)", text.lower()):
         if not run:
@@ -270,8 +276,8 @@ def tokenize(text: str, *, keep_stopwords: bool = False) -> list[str]:
         else:
             tokens.extend(_LATIN_WORD.findall(run))
     if keep_stopwords:
-        return tokens
-    return [t for t in tokens if t not in EN_STOPWORDS and t not in ZH_STOPWORDS]
+        return tuple(tokens)
+    return tuple(t for t in tokens if t not in EN_STOPWORDS and t not in ZH_STOPWORDS)
 
 
 def split_sentences(text: str) -> list[str]:
