@@ -83,13 +83,29 @@ class Assistant:
         return ExtractiveAnswerer(index.keyword)
 
     # --- the pipeline ------------------------------------------------------------------------------
-    def ask(self, question: str, *, history: list[dict] | None = None, kb: str = "default") -> Answer:
-        for event in self.stream(question, history=history, kb=kb):
+    def ask(
+        self,
+        question: str,
+        *,
+        history: list[dict] | None = None,
+        kb: str = "default",
+        session_id: str | None = None,
+        user: str | None = None,
+    ) -> Answer:
+        for event in self.stream(question, history=history, kb=kb, session_id=session_id, user=user):
             if event.type == "final":
                 return event.answer
         raise AssertionError("stream() ended without a final answer")  # our bug, not the user's
 
-    def stream(self, question: str, *, history: list[dict] | None = None, kb: str = "default") -> Iterator[StreamEvent]:
+    def stream(
+        self,
+        question: str,
+        *,
+        history: list[dict] | None = None,
+        kb: str = "default",
+        session_id: str | None = None,
+        user: str | None = None,
+    ) -> Iterator[StreamEvent]:
         question = self._check_question(question)
         timings: dict[str, float] = {}
         lang = detect_language(question)
@@ -109,7 +125,7 @@ class Assistant:
 
         answer = Answer(
             question=question, standalone_question=standalone, text="", answered=False,
-            confidence=confidence, language=lang, kb=kb, timings_ms=timings,
+            confidence=confidence, language=lang, kb=kb, timings_ms=timings, session_id=session_id,
         )  # fmt: skip
         if confidence < s.confidence_threshold:
             answer.escalation_reason = "low_confidence"

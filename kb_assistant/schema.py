@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Literal
+from uuid import uuid4
 
 from pydantic import BaseModel, Field
 
@@ -50,6 +51,7 @@ class Usage(BaseModel):
 
 
 class Answer(BaseModel):
+    id: str = Field(default_factory=lambda: uuid4().hex, description="Names this answer for feedback.")
     question: str
     standalone_question: str = ""
     text: str
@@ -61,6 +63,9 @@ class Answer(BaseModel):
     timings_ms: dict[str, float] = {}
     usage: Usage | None = None
     escalation_reason: str | None = None
+    ticket_id: str | None = Field(None, description="The human-queue ticket opened for an unanswered question.")
+    cached: bool = Field(False, description="Served from the semantic cache.")
+    session_id: str | None = None
 
 
 class StreamEvent(BaseModel):

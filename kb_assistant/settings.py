@@ -54,6 +54,10 @@ class Settings(BaseSettings):
     holding_reply_zh: str = "这个问题我们还在研究，请你等待我们的回复。"
     holding_reply_en: str = "We're still looking into this question. Please wait for our reply."
 
+    # --- human queue -------------------------------------------------------------------------
+
+    # --- semantic cache ------------------------------------------------------------------------
+
     # --- serving -------------------------------------------------------------------------------
     host: str = "127.0.0.1"
     port: int = Field(7860, ge=1, le=65535)
