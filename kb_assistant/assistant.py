@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from kb_assistant.errors import QuestionError, UnknownKnowledgeBase
 from kb_assistant.index import KnowledgeBaseIndex, list_kbs
 from kb_assistant.retrieval import Candidate, hybrid_search
-from kb_assistant.schema import Answer, Citation, StreamEvent
+from kb_assistant.schema import Answer, Citation, Feedback, StreamEvent, TicketView
 from kb_assistant.settings import Settings, check_kb_name, load_settings
 from kb_assistant.text import detect_language
 
@@ -154,6 +154,19 @@ class Assistant:
         timings["total"] = round(sum(timings.values()), 2)
         answer.timings_ms = timings  # pydantic copied the dict at construction
         yield StreamEvent(type="final", answer=answer)
+
+    # --- the human queue (issue 5 fills these in) ----------------------------------------------------
+    def feedback(self, answer_id: str, rating: str, comment: str = "", session_id: str | None = None) -> Feedback:
+        """Record 👍/👎 on an answer; 👎 with a comment escalates it and evicts it from the cache."""
+        raise NotImplementedError("the human queue is not wired yet (issue 5)")
+
+    def ticket(self, ticket_id: str) -> TicketView:
+        """A ticket's status and answer, for the user who asked (raises UnknownTicket)."""
+        raise NotImplementedError("the human queue is not wired yet (issue 5)")
+
+    def replies(self, session_id: str) -> list[TicketView]:
+        """The tickets of one chat session, answered ones with the agent's answer."""
+        raise NotImplementedError("the human queue is not wired yet (issue 5)")
 
     def _check_question(self, question: str) -> str:
         if not isinstance(question, str) or not question.strip():

@@ -11,3 +11,7 @@ class QuestionError(KBError):
 
 class UnknownKnowledgeBase(KBError):
     pass
+
+
+class UnknownTicket(KBError):
+    """No ticket with that id."""

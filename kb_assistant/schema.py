@@ -74,3 +74,25 @@ class StreamEvent(BaseModel):
     type: Literal["delta", "final"]
     text: str = ""
     answer: Answer | None = None
+
+
+class Feedback(BaseModel):
+    """👍/👎 on one answer; a 👎 with a comment escalates to the human queue."""
+
+    answer_id: str
+    rating: Literal["up", "down"]
+    comment: str = ""
+    ticket_id: str | None = Field(None, description="Set when the feedback opened (or joined) a ticket.")
+
+
+class TicketView(BaseModel):
+    """What a user (chat, widget, API) may read of a ticket: its status and, once given, the agent's answer."""
+
+    id: str
+    kb: str
+    question: str
+    status: Literal["open", "claimed", "answered", "closed"]
+    reason: str
+    answer: str | None = None
+    created_at: str
+    answered_at: str | None = None
