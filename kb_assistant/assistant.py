@@ -71,7 +71,7 @@ class Assistant:
             return rerank.NoReranker()
         if self.settings.reranker_model:
             return rerank.CrossEncoderReranker(self.settings.reranker_model, index.keyword)
-        return rerank.LexicalReranker(index.keyword)
+        return rerank.EvidenceReranker(index, dense=self.settings.dense_search, keyword=self.settings.keyword_search)
 
     def _answerer(self, index: KnowledgeBaseIndex):
         if self.chat_model is not None:
@@ -126,6 +126,7 @@ class Assistant:
         answer = Answer(
             question=question, standalone_question=standalone, text="", answered=False,
             confidence=confidence, language=lang, kb=kb, timings_ms=timings, session_id=session_id,
+            passages=[_citation(n, c) for n, c in enumerate(passages, 1)],
         )  # fmt: skip
         if confidence < s.confidence_threshold:
             answer.escalation_reason = "low_confidence"
@@ -206,14 +207,15 @@ def cite(text: str, passages: list[Candidate]) -> list[Citation]:
         n = int(m.group(1))
         if 1 <= n <= len(passages) and n not in seen:
             seen.add(n)
-            c = passages[n - 1]
-            citations.append(
-                Citation(
-                    n=n, source=c.chunk.source, section=c.chunk.section, page=c.chunk.page, chunk_id=c.chunk.id,
-                    snippet=c.chunk.text[:600], score=round(min(1.0, max(0.0, c.score)), 4),
-                )
-            )  # fmt: skip
+            citations.append(_citation(n, passages[n - 1]))
     return citations
+
+
+def _citation(n: int, c: Candidate) -> Citation:
+    return Citation(
+        n=n, source=c.chunk.source, section=c.chunk.section, page=c.chunk.page, chunk_id=c.chunk.id,
+        snippet=c.chunk.text[:2000], score=round(min(1.0, max(0.0, c.score)), 4),
+    )  # fmt: skip
 
 
 @contextmanager

@@ -116,6 +116,48 @@ def serve(
     launch(settings)
 
 
+@app.command(name="eval")
+def eval_(
+    dataset: Annotated[
+        Path | None,
+        typer.Argument(
+            help="golden .jsonl, SQuAD .json, or FAQ table (with --paraphrases); default: the bundled golden set."
+        ),
+    ] = None,
+    kind: Annotated[str | None, typer.Option(help="golden | faq | squad (default: from the file).")] = None,
+    paraphrases: Annotated[
+        Path | None, typer.Option(help="For an FAQ table: csv question_1,question_2,similar.")
+    ] = None,
+    corpus: Annotated[Path | None, typer.Option(help="Build a fresh KB from this folder for a golden file.")] = None,
+    kb: Annotated[str | None, typer.Option("--kb", help="Ask this existing KB (golden files).")] = None,
+    limit: Annotated[int | None, typer.Option(help="Only the first N questions.")] = None,
+    ablate: Annotated[bool, typer.Option(help="Also run dense-only, BM25-only and fusion without rerank.")] = False,
+    calibrate: Annotated[
+        bool, typer.Option(help="Print the refusal precision/recall curve and the chosen threshold.")
+    ] = False,
+    out: Annotated[Path, typer.Option(help="Folder for report.json and report.html.")] = Path("eval-report"),
+    compare: Annotated[Path | None, typer.Option(help="An older report.json: show the deltas.")] = None,
+    fail_under: Annotated[list[str], typer.Option(help="METRIC=VALUE; exit 1 when below (repeatable).")] = [],  # noqa: B006
+    price_in: Annotated[float, typer.Option(help="LLM price per million prompt tokens, for the cost line.")] = 0.0,
+    price_out: Annotated[float, typer.Option(help="LLM price per million completion tokens.")] = 0.0,
+):
+    """Measure retrieval, answers, refusals and latency on a dataset (the same Assistant.ask as the chat, cache off)."""
+    from eval.command import evaluate
+    from kb_assistant.errors import KBError
+
+    settings = _settings()
+    try:
+        _, failed = evaluate(
+            settings, dataset, kind=kind, paraphrases=paraphrases, corpus=corpus, kb=kb, limit=limit, ablate=ablate,
+            calibrate=calibrate, out=out, compare=compare, fail_under=fail_under, price_per_mtok=(price_in, price_out),
+        )  # fmt: skip
+    except KBError as exc:
+        _fail(str(exc))
+    for line in failed:
+        typer.secho(f"fail-under: {line}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(1 if failed else 0)
+
+
 def main():
     try:
         app()

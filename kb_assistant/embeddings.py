@@ -34,8 +34,39 @@ def make_embeddings(settings: Settings) -> Embeddings:
     key = (path, settings.embedding_batch_size)
     with _LOCK:
         if key not in _LOADED:
-            _LOADED[key] = _load(path, settings.embedding_batch_size)
+            _LOADED[key] = QueryMemo(_load(path, settings.embedding_batch_size))
         return _LOADED[key]
+
+
+def QueryMemo(inner: Embeddings, size: int = 1024) -> Embeddings:  # noqa: N802 (a class, built lazily)
+    """``inner`` with its last ``size`` query vectors remembered: the cache, retrieval and rerank of one question
+    each ask for the same query vector, and repeated questions are common; the model runs once."""
+    from collections import OrderedDict
+
+    from langchain_core.embeddings import Embeddings
+
+    class _QueryMemo(Embeddings):
+        def __init__(self):
+            self.inner = inner
+            self._memo: OrderedDict[str, list[float]] = OrderedDict()
+            self._lock = threading.Lock()
+
+        def embed_documents(self, texts: list[str]) -> list[list[float]]:
+            return self.inner.embed_documents(texts)
+
+        def embed_query(self, text: str) -> list[float]:
+            with self._lock:
+                if text in self._memo:
+                    self._memo.move_to_end(text)
+                    return self._memo[text]
+            vector = self.inner.embed_query(text)
+            with self._lock:
+                self._memo[text] = vector
+                while len(self._memo) > size:
+                    self._memo.popitem(last=False)
+            return vector
+
+    return _QueryMemo()
 
 
 def _load(path: str, batch_size: int) -> Embeddings:

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 COLLECTION_PREFIX = "kb_"
 # Low k1: a passage that says a thing once, plainly, should not lose to one that repeats the words around it.
 BM25_K1, BM25_B = 0.3, 0.75
-_QUESTION_SUFFIX = "::q"
+QUESTION_SUFFIX = "::q"
 _CLIENTS: dict[str, object] = {}
 _CLIENT_LOCK = threading.Lock()
 
@@ -179,7 +179,7 @@ class KnowledgeBaseIndex:
             embed_texts.append(chunk.search_text())
             metas.append({**meta, "vector": "main"})
             if chunk.kind == "faq" and chunk.question:
-                ids.append(chunk.id + _QUESTION_SUFFIX)
+                ids.append(chunk.id + QUESTION_SUFFIX)
                 texts.append(chunk.question)
                 embed_texts.append(chunk.question)
                 metas.append({**meta, "vector": "question"})
@@ -253,7 +253,7 @@ class KnowledgeBaseIndex:
         for vid, doc, meta, dist in zip(
             res["ids"][0], res["documents"][0], res["metadatas"][0], res["distances"][0], strict=True
         ):
-            cid = vid.removesuffix(_QUESTION_SUFFIX)
+            cid = vid.removesuffix(QUESTION_SUFFIX)
             score = max(0.0, min(1.0, 1.0 - float(dist)))  # cosine distance 0..2 → similarity, clipped
             if cid not in best or score > best[cid].score:
                 text = doc if meta.get("vector") == "main" else None

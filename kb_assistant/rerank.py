@@ -1,9 +1,14 @@
-"""Rerank fused candidates. ``Reranker`` is the interface; two implementations.
+"""Rerank fused candidates. ``Reranker`` is the interface; three implementations.
 
-- ``LexicalReranker`` (default, offline, ~1 ms): how much of the question's weighted vocabulary a passage
-  covers, blended with the fused score. It rewards passages that answer *this* question over passages that are
-  merely on the same topic.
+- ``EvidenceReranker`` (default, offline, a few ms): re-scores the shortlist with evidence retrieval does not
+  compute. An FAQ entry is scored on a blend of the question's similarity to the FAQ question and to question +
+  answer: a paraphrase is matched best by the first, a question worded like the answer by the second (COVID FAQ:
+  MRR 0.77 with the better of the two, 0.79 with the blend). It also measures how much of the question's
+  IDF-weighted vocabulary each passage covers, which the confidence uses, and which picks the passage that answers
+  *this* question among passages of the same document in Chinese (e.g. standard hours vs flexible hours); in
+  English, where paraphrases share few words with the FAQ, it gets a small weight (eval/README.md).
 - ``CrossEncoderReranker``: any sentence-transformers CrossEncoder from a local path (KB_RERANKER_MODEL).
+- ``NoReranker``: keeps the fused order (rerank switched off).
 """
 
 from __future__ import annotations
@@ -11,8 +16,8 @@ from __future__ import annotations
 import math
 from typing import Protocol
 
-from kb_assistant.index import KeywordIndex
-from kb_assistant.retrieval import Candidate
+from kb_assistant.index import QUESTION_SUFFIX, KeywordIndex, KnowledgeBaseIndex
+from kb_assistant.retrieval import Candidate, fusion_weights
 from kb_assistant.text import query_terms, tokenize
 
 
@@ -35,17 +40,37 @@ def weighted_coverage(query: str, text: str, keyword: KeywordIndex) -> float:
     return sum(w for t, w in weights.items() if t in t_tokens) / total if total else 0.0
 
 
-class LexicalReranker:
-    def __init__(self, keyword: KeywordIndex, blend: float = 0.5):
-        self.keyword = keyword
-        self.blend = blend
+FAQ_QUESTION_WEIGHT = 0.7  # share of an FAQ's question vector in its dense score (the rest: question + answer)
+COVERAGE_WEIGHT = {"zh": 0.5, "en": 0.1}  # share of question coverage in the reranked score, per language
+
+
+class EvidenceReranker:
+    def __init__(self, index: KnowledgeBaseIndex, *, dense: bool = True, keyword: bool = True):
+        self.index = index
+        self.dense, self.keyword = dense, keyword
 
     def rerank(self, query: str, candidates: list[Candidate]) -> list[Candidate]:
+        if self.dense:
+            self._blend_faq_views(query, candidates)
         for c in candidates:
-            cov = weighted_coverage(query, c.chunk.search_text(), self.keyword)
-            c.extra["coverage"] = cov
-            c.score = self.blend * c.fused + (1 - self.blend) * cov
+            lang = c.extra.get("lang", "en")
+            c.extra["coverage"] = coverage = weighted_coverage(query, c.chunk.search_text(), self.index.keyword)
+            w_dense, w_kw = fusion_weights(lang, dense=self.dense, keyword=self.keyword)
+            c.fused = w_dense * c.dense + w_kw * c.keyword
+            c.score = (1 - COVERAGE_WEIGHT[lang]) * c.fused + COVERAGE_WEIGHT[lang] * coverage
         return sorted(candidates, key=lambda c: c.score, reverse=True)
+
+    def _blend_faq_views(self, query: str, candidates: list[Candidate]) -> None:
+        faq = [c for c in candidates if c.chunk.kind == "faq" and c.chunk.question]
+        if not faq:
+            return
+        vector = self.index.embeddings.embed_query(query)  # remembered from retrieval: no second model call
+        ids = [c.chunk.id for c in faq]
+        sims = self.index.similarities(vector, ids + [i + QUESTION_SUFFIX for i in ids])
+        for c in faq:
+            q, qa = sims.get(c.chunk.id + QUESTION_SUFFIX), sims.get(c.chunk.id)
+            if q is not None and qa is not None:
+                c.dense = FAQ_QUESTION_WEIGHT * q + (1 - FAQ_QUESTION_WEIGHT) * qa
 
 
 class CrossEncoderReranker:

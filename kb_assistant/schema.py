@@ -60,6 +60,7 @@ class Answer(BaseModel):
     language: Literal["zh", "en"] = "en"
     kb: str = "default"
     citations: list[Citation] = []
+    passages: list[Citation] = Field([], description="The passages retrieved, best first (what the answer drew on).")
     timings_ms: dict[str, float] = {}
     usage: Usage | None = None
     escalation_reason: str | None = None

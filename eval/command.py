@@ -1,0 +1,135 @@
+"""`kb eval`: load a dataset, ask every question, print the table, write JSON + HTML, compare, gate."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from eval import report, runner
+from eval.datasets import GOLDEN, DatasetError, load
+
+
+def parse_fail_under(specs: list[str]) -> dict[str, float]:
+    gates = {}
+    for spec in specs:
+        name, _, value = spec.partition("=")
+        try:
+            gates[name.strip()] = float(value)
+        except ValueError:
+            raise DatasetError(f"--fail-under {spec!r}: use METRIC=VALUE, e.g. --fail-under hit@5=0.95") from None
+    return gates
+
+
+def evaluate(
+    settings,
+    dataset: Path | None = None,
+    *,
+    kind: str | None = None,
+    paraphrases: Path | None = None,
+    corpus: Path | None = None,
+    kb: str | None = None,
+    limit: int | None = None,
+    ablate: bool = False,
+    calibrate: bool = False,
+    out: Path = Path("eval-report"),
+    compare: Path | None = None,
+    fail_under: list[str] = (),
+    price_per_mtok: tuple[float, float] = (0.0, 0.0),
+    embeddings=None,
+    say: Callable[[str], None] = print,
+) -> tuple[dict, list[str]]:
+    """Run the evaluation; returns (result, failed gates)."""
+    gates = parse_fail_under(list(fail_under))
+    old = report.load_json(compare) if compare else None
+    dataset = Path(dataset) if dataset else GOLDEN
+    ds = load(dataset, kind=kind, paraphrases=paraphrases, limit=limit)
+    if ds.kind == "golden" and kb is None and corpus is None and dataset.resolve() == GOLDEN.resolve():
+        from ingest.pipeline import sample_kb_root
+
+        corpus = sample_kb_root() / "default"  # the bundled golden set asks the bundled sample KB
+    if corpus is not None:
+        ds.build, ds.fingerprint = _ingest_folder(settings, Path(corpus)), _folder_fingerprint(Path(corpus))
+    if embeddings is None:
+        from kb_assistant.embeddings import make_embeddings
+
+        embeddings = make_embeddings(settings)
+    eval_settings, kb_name = runner.prepare(ds, settings, embeddings, kb or "default", say=say)
+
+    configs = dict(runner.ABLATIONS) if ablate else {"full": {}}
+    summaries, rows = {}, []
+    for name, overrides in configs.items():
+        start = time.perf_counter()
+        rows = runner.run(ds, eval_settings, kb=kb_name, embeddings=embeddings, overrides=overrides,
+                          progress=_progress(name))  # fmt: skip
+        summaries[name] = runner.summarise(rows, settings.confidence_threshold, k=settings.top_k,
+                                           price_per_mtok=price_per_mtok)  # fmt: skip
+        sys.stderr.write(f"\r{name}: {len(rows)} questions in {time.perf_counter() - start:.0f}s\n")
+    summary = summaries["full"]
+    result = {
+        "dataset": str(dataset),
+        "kind": ds.kind,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "threshold": settings.confidence_threshold,
+        "settings": {k: getattr(settings, k) for k in ("top_k", "candidate_k", "keyword_search", "dense_search",
+                                                        "rerank", "reranker_model", "llm_model", "embedding_model")},
+        "summary": summary,
+        "ablations": summaries if ablate else {},
+        "rows": rows,
+    }  # fmt: skip
+    result["table"] = report.table(summaries, old=old)
+    say(result["table"])
+    if calibrate:
+        result["calibration"] = runner.calibrate(rows)
+        if result["calibration"]:
+            say(
+                "\nrefusal precision/recall by confidence threshold:\n"
+                + report.calibration_table(result["calibration"])
+            )
+            chosen = result["calibration"]["chosen"]
+            say(f"chosen: KB_CONFIDENCE_THRESHOLD={chosen['threshold']:.2f} "
+                f"(precision {chosen['precision']:.3f}, recall {chosen['recall']:.3f})")  # fmt: skip
+        else:
+            say("--calibrate: the dataset has no unanswerable questions; nothing to calibrate")
+    out = Path(out)
+    report.write_json(result, out / "report.json")
+    report.write_html(result, out / "report.html")
+    say(f"\nwrote {out / 'report.json'} and {out / 'report.html'}")
+    failed = [
+        f"{m} = {summary.get(m)} < {v}"
+        for m, v in gates.items()
+        if not isinstance(summary.get(m), int | float) or summary[m] < v
+    ]
+    return result, failed
+
+
+def _ingest_folder(settings, folder: Path):
+    def build(index):
+        from ingest.pipeline import ingest_paths
+
+        report = ingest_paths(index.settings, [folder], index.name)
+        if not report.ok:
+            raise DatasetError(f"{folder}: {len(report.failed)} file(s) failed to ingest: {report.failed}")
+
+    return build
+
+
+def _folder_fingerprint(folder: Path) -> str:
+    import hashlib
+
+    h = hashlib.sha1()
+    for p in sorted(folder.rglob("*")):
+        if p.is_file():
+            h.update(p.name.encode() + p.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def _progress(name: str):
+    def show(done: int, total: int):
+        if sys.stderr.isatty() or done == total or done % 50 == 0:
+            sys.stderr.write(f"\r{name}: {done}/{total}")
+            sys.stderr.flush()
+
+    return show

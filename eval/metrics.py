@@ -1,0 +1,85 @@
+"""Answer-quality metrics: token F1, keyword presence, faithfulness of cited sentences, refusal P/R, percentiles."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+from eval.datasets import normalise
+from kb_assistant.schema import Answer
+from kb_assistant.text import detect_language, split_sentences, tokenize
+
+_MARKER = re.compile(r"\[(\d{1,2})\]")
+
+
+def answer_tokens(text: str) -> list[str]:
+    """Words for English, characters for Chinese (the usual SQuAD / CMRC convention)."""
+    text = _MARKER.sub(" ", text)
+    if detect_language(text) == "zh":
+        return [ch for ch in normalise(text)]
+    return tokenize(text, keep_stopwords=True)
+
+
+def token_f1(prediction: str, expected: str) -> float:
+    pred, gold = answer_tokens(prediction), answer_tokens(expected)
+    if not pred or not gold:
+        return 0.0
+    common = sum((Counter(pred) & Counter(gold)).values())
+    if common == 0:
+        return 0.0
+    precision, recall = common / len(pred), common / len(gold)
+    return 2 * precision * recall / (precision + recall)
+
+
+def keyword_present(prediction: str, expected: str) -> bool:
+    """The expected answer text appears in the answer (ignoring case, spacing and punctuation)."""
+    return bool(normalise(expected)) and normalise(expected) in normalise(prediction)
+
+
+def faithfulness(answer: Answer, support: float = 0.6) -> tuple[int, int]:
+    """(supported, total) cited sentences: a sentence is supported when at least ``support`` of its content
+    tokens occur in the passage(s) it cites. Sentences without a marker are not counted here."""
+    passages = {c.n: c.snippet for c in answer.passages} | {c.n: c.snippet for c in answer.citations}
+    sentences: list[str] = []
+    for sentence in split_sentences(answer.text):
+        if sentences and not _MARKER.sub("", sentence).strip():
+            sentences[-1] += sentence  # "… end. [1]": the marker belongs to the sentence before it
+        else:
+            sentences.append(sentence)
+    supported = total = 0
+    for sentence in sentences:
+        marks = [int(n) for n in _MARKER.findall(sentence)]
+        if not marks:
+            continue
+        total += 1
+        words = set(tokenize(_MARKER.sub(" ", sentence)))
+        if not words:
+            supported += 1
+            continue
+        cited = set().union(*(set(tokenize(passages.get(n, ""))) for n in marks))
+        if len(words & cited) / len(words) >= support:
+            supported += 1
+    return supported, total
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    pos = (len(ordered) - 1) * q
+    lo, hi = int(pos), min(int(pos) + 1, len(ordered) - 1)
+    return round(ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo), 2)
+
+
+def refusal_pr(rows: list[dict], threshold: float) -> tuple[float, float]:
+    """Precision and recall of 'not answered' as a detector of unanswerable questions, at ``threshold``."""
+    refused = [r for r in rows if not answered_at(r, threshold)]
+    unanswerable = [r for r in rows if not r["answerable"]]
+    true = [r for r in refused if not r["answerable"]]
+    precision = len(true) / len(refused) if refused else 1.0
+    recall = len(true) / len(unanswerable) if unanswerable else 1.0
+    return round(precision, 4), round(recall, 4)
+
+
+def answered_at(row: dict, threshold: float) -> bool:
+    return row["answered_any"] and row["confidence"] >= threshold
