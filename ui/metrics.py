@@ -62,20 +62,50 @@ class Metrics:
     def render(self) -> str:
         out: list[str] = []
         with self._lock:
-            _counter(out, "kb_http_requests_total", "HTTP requests by endpoint, method and status.",
-                     {(("endpoint", e), ("method", m), ("status", str(s))): n for (e, m, s), n in self.requests.items()})  # fmt: skip
-            _histograms(out, "kb_http_request_duration_seconds", "HTTP request duration by endpoint.",
-                        "endpoint", self.request_seconds)  # fmt: skip
-            _histograms(out, "kb_stage_duration_seconds", "Pipeline stage latency (Answer.timings_ms).",
-                        "stage", self.stage_seconds)  # fmt: skip
-            _counter(out, "kb_answers_total", "Answers by knowledge base and whether the KB answered.",
-                     {(("kb", kb), ("answered", a)): n for (kb, a), n in self.answers.items()})  # fmt: skip
-            _counter(out, "kb_cache_hits_total", "Answers served from the semantic cache.",
-                     {(("kb", kb),): n for kb, n in self.cache_hits.items()})  # fmt: skip
-            _counter(out, "kb_escalations_total", "Questions the KB did not answer (holding reply), by reason.",
-                     {(("kb", kb), ("reason", r)): n for (kb, r), n in self.escalations.items()})  # fmt: skip
-            _counter(out, "kb_llm_tokens_total", "LLM tokens by kind (prompt, completion).",
-                     {(("kb", kb), ("kind", k)): n for (kb, k), n in self.tokens.items()})  # fmt: skip
+            _counter(
+                out,
+                "kb_http_requests_total",
+                "HTTP requests by endpoint, method and status.",
+                {(("endpoint", e), ("method", m), ("status", str(s))): n for (e, m, s), n in self.requests.items()},
+            )
+            _histograms(
+                out,
+                "kb_http_request_duration_seconds",
+                "HTTP request duration by endpoint.",
+                "endpoint",
+                self.request_seconds,
+            )
+            _histograms(
+                out,
+                "kb_stage_duration_seconds",
+                "Pipeline stage latency (Answer.timings_ms).",
+                "stage",
+                self.stage_seconds,
+            )
+            _counter(
+                out,
+                "kb_answers_total",
+                "Answers by knowledge base and whether the KB answered.",
+                {(("kb", kb), ("answered", a)): n for (kb, a), n in self.answers.items()},
+            )
+            _counter(
+                out,
+                "kb_cache_hits_total",
+                "Answers served from the semantic cache.",
+                {(("kb", kb),): n for kb, n in self.cache_hits.items()},
+            )
+            _counter(
+                out,
+                "kb_escalations_total",
+                "Questions the KB did not answer (holding reply), by reason.",
+                {(("kb", kb), ("reason", r)): n for (kb, r), n in self.escalations.items()},
+            )
+            _counter(
+                out,
+                "kb_llm_tokens_total",
+                "LLM tokens by kind (prompt, completion).",
+                {(("kb", kb), ("kind", k)): n for (kb, k), n in self.tokens.items()},
+            )
         return "\n".join(out) + "\n"
 
 

@@ -174,7 +174,7 @@ def build_app(assistant: Assistant, settings: Settings | None = None, *, mount_u
     app = FastAPI(
         title="kb-assistant",
         version="0.1.0",
-        description="Cited answers from your handbooks and FAQs. Errors: {\"error\": {\"message\", \"type\"}}. "
+        description='Cited answers from your handbooks and FAQs. Errors: {"error": {"message", "type"}}. '
         "When API keys exist (kb apikey create), /api and /v1 need `Authorization: Bearer KEY`.",
         docs_url="/api/docs",
         redoc_url=None,
@@ -224,8 +224,9 @@ def build_app(assistant: Assistant, settings: Settings | None = None, *, mount_u
         return [kb for kb in assistant.knowledge_bases() if key is None or key.allows(kb)]
 
     # --- /api -----------------------------------------------------------------------------------------------------
-    @app.post("/api/ask", tags=["api"], response_model=Answer,
-              responses={200: {"content": {"text/event-stream": {}}, "description": "Answer, or SSE if stream"}})  # fmt: skip
+    sse_doc = {200: {"content": {"text/event-stream": {}}, "description": "The Answer, or events if stream"}}
+
+    @app.post("/api/ask", tags=["api"], response_model=Answer, responses=sse_doc)
     def ask(body: AskRequest, key: ApiKey | None = Depends(api_key)):
         """Ask a question. With ``stream: true`` the reply is server-sent events: ``delta`` ({text}) as the answer
         is written, then ``citations`` (the list), then ``answer`` (the whole Answer, with id and ticket_id)."""
@@ -537,4 +538,3 @@ def running(app, host: str = "127.0.0.1"):
         server.should_exit = True
         thread.join(timeout=10)
         sock.close()
-
