@@ -56,7 +56,7 @@ class ApiKeyStore:
 
     @classmethod
     def for_settings(cls, settings: Settings) -> ApiKeyStore:
-        return cls(settings.data_dir / "apikeys.json")
+        return cls(settings.api_keys_file or settings.data_dir / "apikeys.json")
 
     # --- reading (cheap when the file has not changed) ---------------------------------------------
     def keys(self) -> list[ApiKey]:

@@ -68,6 +68,10 @@ class Settings(BaseSettings):
         "browser (CORS), comma-separated; empty = same origin only; '*' = any origin.",
     )
 
+    api_keys_file: Path | None = Field(
+        None, description="Where `kb apikey` keeps the hashed API keys; unset = apikeys.json in the data dir."
+    )
+
     @field_validator("allowed_origins", mode="before")
     @classmethod
     def _comma_separated(cls, value):

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -267,7 +268,7 @@ def build_app(assistant: Assistant, settings: Settings | None = None, *, mount_u
     @app.get("/api/tickets/{ticket_id}", tags=["api"])
     def ticket(ticket_id: str, key: ApiKey | None = Depends(api_key)):
         """A ticket's status and, once an agent has answered, the answer."""
-        if len(ticket_id) > 100:
+        if not _TICKET_ID.match(ticket_id):
             raise ApiError(404, "no such ticket", "invalid_request_error", "unknown_ticket")
         try:
             view = assistant.ticket(ticket_id)
@@ -396,6 +397,7 @@ def build_app(assistant: Assistant, settings: Settings | None = None, *, mount_u
     return app
 
 
+_TICKET_ID = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
 _SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 

@@ -4,7 +4,7 @@
  *  data-lang ("zh"/"en"; default: the page's <html lang>), data-title, data-poll-ms (ticket polling, 10000),
  *  data-open ("true": start open).
  *  No framework; styles live in a shadow root; every text from the user, the KB or an agent is set with
- *  textContent (never innerHTML), so HTML in a question, a document or an answer stays inert text.
+ *  textContent (never parsed as HTML), so HTML in a question, a document or an answer stays inert text.
  */
 (function () {
   "use strict";
