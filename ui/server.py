@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Literal
 from uuid import uuid4
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, StreamingResponse
@@ -366,13 +366,18 @@ def build_app(assistant: Assistant, settings: Settings | None = None, *, mount_u
                             headers={"Cache-Control": "public, max-age=300"})  # fmt: skip
 
     @app.get("/widget/demo", tags=["widget"], response_class=HTMLResponse)
-    def widget_demo(kb: str = "default", lang: Literal["zh", "en"] = "zh", key: str = ""):
+    def widget_demo(
+        kb: str = "default",
+        lang: Literal["zh", "en"] = "zh",
+        key: str = Query("", max_length=200),
+        poll_ms: int = Query(10000, ge=1000, le=600_000),
+    ):
         """A page that embeds the widget with one script tag (``?kb=sales&lang=en``)."""
         if not KB_NAME_RE.match(kb):
             raise ApiError(400, f"invalid knowledge-base name {kb!r}", "invalid_request_error", "invalid_kb_name")
         page = (WIDGET_DIR / "demo.html").read_text(encoding="utf-8")
-        for name, value in (("LANG", lang), ("KB", kb), ("KEY", key)):
-            page = page.replace("{{" + name + "}}", html.escape(value[:200], quote=True))
+        for name, value in (("LANG", lang), ("KB", kb), ("KEY", key), ("POLL_MS", str(poll_ms))):
+            page = page.replace("{{" + name + "}}", html.escape(value, quote=True))
         return HTMLResponse(page)
 
     # registered last, so the routes above match first
