@@ -8,6 +8,8 @@ from typing import Annotated
 
 import typer
 
+from kb_assistant.cli_apikey import app as apikey_app
+
 app = typer.Typer(
     help="kb-assistant: cited answers from your handbooks and FAQs; a person when the KB has no answer.",
     no_args_is_help=True,
@@ -104,16 +106,19 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Bind address (KB_HOST).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (KB_PORT).")] = None,
 ):
-    """Open the web chat on http://127.0.0.1:7860 (ingests the bundled sample KB into an empty data dir)."""
+    """Serve the chat, the HTTP API, the OpenAI-compatible endpoint and the widget on http://127.0.0.1:7860."""
     settings = _settings()
     if host:
         settings.host = host
     if port:
         settings.port = port
     _ensure_sample(settings)
-    from ui.chat import launch
+    from ui.server import serve as serve_app
 
-    launch(settings)
+    serve_app(settings)
+
+
+app.add_typer(apikey_app, name="apikey")
 
 
 @app.command(name="eval")

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 KB_NAME_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9])?$")  # Chroma's collection-name rules
 
@@ -61,6 +62,22 @@ class Settings(BaseSettings):
     # --- serving -------------------------------------------------------------------------------
     host: str = "127.0.0.1"
     port: int = Field(7860, ge=1, le=65535)
+    allowed_origins: Annotated[list[str], NoDecode] = Field(
+        [],
+        description="Origins (scheme://host[:port]) whose pages may embed the widget and call the API from the "
+        "browser (CORS), comma-separated; empty = same origin only; '*' = any origin.",
+    )
+
+    api_keys_file: Path | None = Field(
+        None, description="Where `kb apikey` keeps the hashed API keys; unset = apikeys.json in the data dir."
+    )
+
+    @field_validator("allowed_origins", mode="before")
+    @classmethod
+    def _comma_separated(cls, value):
+        if isinstance(value, str):
+            return [o.strip().rstrip("/") for o in value.split(",") if o.strip()]
+        return value
 
     @field_validator("chroma_url", "llm_base_url", "llm_api_key", "embedding_model", "reranker_model", mode="before")
     @classmethod

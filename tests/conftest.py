@@ -69,3 +69,90 @@ def sample_assistant(sample_data_dir, embeddings):
     from kb_assistant.settings import Settings
 
     return Assistant(Settings(data_dir=sample_data_dir), embeddings=embeddings)
+
+
+# --- serving -------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def live_server():
+    """Runs apps with uvicorn on 127.0.0.1 (a free port) in a background thread: ``base_url = live_server(app)``.
+    Servers stop at the end of the module."""
+    from contextlib import ExitStack
+
+    from ui.server import running
+
+    with ExitStack() as stack:
+        yield lambda app: stack.enter_context(running(app))
+
+
+class InMemoryQueueAssistant:
+    """A FAKE over the human-queue contract (Assistant.feedback/ticket and Answer.ticket_id), kept in memory.
+
+    Issue 5 implements the queue for real; until then this lets the HTTP API and the widget be tested against
+    the contract: an unanswered question opens a ticket, 👎 with a comment opens one, an agent answer is set with
+    ``answer_ticket``. Everything else is the real Assistant (built by ``make_queue_fake`` below)."""
+
+    def _init_queue(self):
+        import threading
+
+        self.tickets: dict = {}
+        self.feedbacks: list = []
+        self.answers: dict = {}
+        self._queue_lock = threading.Lock()
+
+    def stream(self, question, **kwargs):
+        for event in super().stream(question, **kwargs):
+            if event.type == "final":
+                answer = event.answer
+                self.answers[answer.id] = answer
+                if not answer.answered:
+                    answer.ticket_id = self._open(answer.kb, answer.question, answer.escalation_reason or "")
+            yield event
+
+    def feedback(self, answer_id, rating, comment="", session_id=None):
+        from kb_assistant.errors import KBError
+        from kb_assistant.schema import Feedback
+
+        answer = self.answers.get(answer_id)
+        if answer is None:
+            raise KBError(f"no answer with id {answer_id!r}")
+        ticket_id = None
+        if rating == "down" and comment:
+            ticket_id = self._open(answer.kb, answer.question, f"thumbs_down: {comment}")
+        fb = Feedback(answer_id=answer_id, rating=rating, comment=comment, ticket_id=ticket_id)
+        self.feedbacks.append(fb)
+        return fb
+
+    def ticket(self, ticket_id):
+        from kb_assistant.errors import UnknownTicket
+
+        if ticket_id not in self.tickets:
+            raise UnknownTicket(f"no ticket {ticket_id!r}")
+        return self.tickets[ticket_id]
+
+    def answer_ticket(self, ticket_id, text):
+        view = self.tickets[ticket_id]
+        self.tickets[ticket_id] = view.model_copy(
+            update={"status": "answered", "answer": text, "answered_at": "2026-11-01T10:00:00+00:00"}
+        )
+
+    def _open(self, kb, question, reason):
+        from kb_assistant.schema import TicketView
+
+        with self._queue_lock:
+            ticket_id = str(1000 + len(self.tickets))
+            self.tickets[ticket_id] = TicketView(
+                id=ticket_id, kb=kb, question=question, status="open", reason=reason,
+                created_at="2026-11-01T09:00:00+00:00",
+            )  # fmt: skip
+        return ticket_id
+
+
+@pytest.fixture
+def queue_fake_assistant(sample_assistant):
+    """A real Assistant over the sample KBs with the in-memory FAKE human queue above."""
+    from kb_assistant.assistant import Assistant
+
+    cls = type("InMemoryQueueFakeAssistant", (InMemoryQueueAssistant, Assistant), {})
+    fake = cls(sample_assistant.settings, embeddings=sample_assistant.embeddings)
+    fake._init_queue()
+    return fake

@@ -1,0 +1,192 @@
+"""The embeddable widget in a real browser: Playwright driving Debian's chromium (headless) against a real
+uvicorn server on 127.0.0.1 over the sample KBs (extractive answers). Screenshots go to test-artifacts/widget/.
+
+chromium comes from Debian (`apt-get install -y chromium`; .ci/run installs it); `playwright install` cannot
+download a browser here. Without chromium these tests fail with that message: they never pass silently.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from kb_assistant.assistant import Assistant
+from kb_assistant.settings import Settings
+from ui.server import build_app
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "widget"
+XSS = "<img src=x onerror=alert(1)>"
+WIDGET = "#kb-assistant-widget"  # Playwright's CSS locators pierce the widget's (open) shadow root
+
+
+@pytest.fixture(scope="module")
+def browser():
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.fail(
+            "Debian's chromium is not installed: run `apt-get install -y chromium` (the widget's browser tests need it)"
+        )
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, headless=True)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def widget_data_dir(sample_data_dir, tmp_path_factory):
+    """The sample KBs plus a KB 'xss' whose only document carries an HTML payload."""
+    from ingest.pipeline import ingest_paths
+
+    data_dir = tmp_path_factory.mktemp("widget") / "data"
+    shutil.copytree(sample_data_dir, data_dir)
+    doc = tmp_path_factory.mktemp("xss-doc") / "wifi.txt"
+    doc.write_text(
+        f"Guest Wi-Fi\n\nThe guest Wi-Fi password is printed on the back of your badge {XSS} and reception resets it.",
+        encoding="utf-8",
+    )
+    report = ingest_paths(Settings(data_dir=data_dir), [doc], "xss")
+    assert report.ok, report.failed
+    return data_dir
+
+
+@pytest.fixture(scope="module")
+def assistant(widget_data_dir, embeddings):
+    return Assistant(Settings(data_dir=widget_data_dir), embeddings=embeddings)
+
+
+@pytest.fixture(scope="module")
+def server(live_server, assistant):
+    return live_server(build_app(assistant, mount_ui=False))
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1000, "height": 720}, locale="zh-CN")
+    page = context.new_page()
+    page.dialogs = []
+    page.on("dialog", lambda d: (page.dialogs.append(d.message), d.dismiss()))
+    yield page
+    context.close()
+
+
+def ask(page, question: str):
+    """Type a question into the open widget; return the bot message once its answer is rendered."""
+    before = page.locator(f"{WIDGET} .msg.bot:not(.hello)").count()
+    page.locator(f"{WIDGET} textarea.input").fill(question)
+    with page.expect_response(lambda r: r.url.endswith("/api/ask")) as response:
+        page.locator(f"{WIDGET} textarea.input").press("Enter")
+    message = page.locator(f"{WIDGET} .msg.bot:not(.hello)").nth(before)
+    message.and_(page.locator("[data-state=done]")).wait_for(timeout=30_000)
+    return message, response.value
+
+
+def queue_is_implemented(assistant: Assistant) -> bool:
+    try:
+        assistant.ticket("0" * 32)
+    except NotImplementedError:
+        return False
+    except Exception:
+        return True
+    return True
+
+
+# --- the tests -------------------------------------------------------------------------------------------------------
+def test_demo_page_loads_with_the_chat_bubble_in_isolated_styles(page, server):
+    page.goto(f"{server}/widget/demo")
+
+    launcher = page.locator(f"{WIDGET} button.launcher")
+    launcher.wait_for()
+    assert "有问题？问我" in launcher.text_content()  # <html lang="zh">: Chinese UI
+    # the host page paints every button hot pink with !important; the widget's shadow root keeps its own look
+    assert launcher.evaluate("b => getComputedStyle(b).backgroundColor") == "rgb(36, 88, 214)"
+    launcher.click()
+    assert page.locator(f"{WIDGET} .panel").is_visible()
+    page.screenshot(path=ARTIFACTS / "demo-open.png")
+
+
+def test_chinese_question_streams_a_cited_answer(page, server):
+    page.goto(f"{server}/widget/demo")
+    page.locator(f"{WIDGET} button.launcher").click()
+
+    message, response = ask(page, "公司几点上班？")
+
+    assert response.headers["content-type"].startswith("text/event-stream")  # the streaming path, not JSON
+    assert message.get_attribute("data-answered") == "true"
+    assert "10:00" in message.locator(".text").text_content()
+    assert message.locator("sup.ref").count() >= 1  # [n] markers become citation links
+    sources = message.locator(".cites li")
+    assert sources.count() >= 1 and "员工手册-考勤与工时.md" in sources.first.text_content()
+    message.locator("sup.ref").first.click()  # opens that source's passage
+    assert message.locator(".cites details[open] .snip").first.is_visible()
+    assert message.locator("button.up").is_visible() and message.locator("button.down").is_visible()
+    page.screenshot(path=ARTIFACTS / "cited-answer.png")
+
+
+def test_off_topic_question_shows_the_holding_reply(page, server, assistant):
+    page.goto(f"{server}/widget/demo")
+    page.locator(f"{WIDGET} button.launcher").click()
+
+    message, _ = ask(page, "火星上今天的天气怎么样？")
+
+    assert message.get_attribute("data-answered") == "false"
+    assert message.locator(".text").text_content() == assistant.settings.holding_reply_zh
+    assert message.locator(".cites").count() == 0
+    # The ticket number comes from the human queue (issue 5). Until Assistant.ticket is implemented there is no
+    # ticket to show; once it is, the holding reply must carry the number. (The lead tightens this after merge.)
+    if queue_is_implemented(assistant):
+        assert "#" in message.locator(".ticket-id").text_content()
+    page.screenshot(path=ARTIFACTS / "holding-reply.png")
+
+
+def test_html_in_a_document_or_question_renders_inert(page, server):
+    page.goto(f"{server}/widget/demo?kb=xss&lang=en")
+    page.locator(f"{WIDGET} button.launcher").click()
+    assert "Questions? Ask me" in page.locator(f"{WIDGET} button.launcher").text_content()
+
+    message, _ = ask(page, f"What is the guest Wi-Fi password? {XSS}")
+    message.locator(".cites summary").first.click()  # show the cited passage too
+    page.wait_for_timeout(500)  # give any onerror handler the time to fire
+
+    assert message.get_attribute("data-answered") == "true"
+    assert XSS in page.locator(f"{WIDGET} .msg.user").last.text_content()  # the question, as text
+    # the answer quotes the document (the extractive answerer strips markdown's '>', the tag stays), as text
+    assert XSS.rstrip(">") in message.locator(".text").text_content()
+    assert XSS in message.locator(".cites .snip").first.text_content()  # the passage, as text
+    assert page.locator(f"{WIDGET} img").count() == 0 and page.locator("img").count() == 0
+    assert page.dialogs == []
+    page.screenshot(path=ARTIFACTS / "html-inert.png")
+
+
+def test_ticket_number_agent_answer_and_feedback_over_the_queue_contract(page, live_server, queue_fake_assistant):
+    """Against the in-memory FAKE queue (conftest): the widget's side of tickets, polling and 👍/👎."""
+    base = live_server(build_app(queue_fake_assistant, mount_ui=False))
+    page.goto(f"{base}/widget/demo?poll_ms=1000")
+    page.locator(f"{WIDGET} button.launcher").click()
+
+    message, _ = ask(page, "火星上今天的天气怎么样？")
+    ticket_id = next(iter(queue_fake_assistant.tickets))
+    assert message.locator(".ticket-id").text_content() == f"工单号 #{ticket_id}"
+    queue_fake_assistant.answer_ticket(ticket_id, "火星今天沙尘暴 <b>注意</b>")
+    agent = page.locator(f"{WIDGET} .msg.agent")
+    agent.wait_for(timeout=15_000)  # the widget polls GET /api/tickets/{id}
+    assert "火星今天沙尘暴 <b>注意</b>" in agent.text_content()
+
+    answered, _ = ask(page, "公司几点上班？")
+    answered.locator("button.up").click()
+    answered.locator(".fb .done").wait_for()
+    again, _ = ask(page, "How many days of sick leave do I get?")
+    again.locator("button.down").click()
+    again.locator("textarea.comment").fill("it is 15 days since 2026")
+    again.locator("button.submit").click()
+    again.locator(".ticket-id").wait_for()  # 👎 with a comment opened a ticket
+    ratings = [(f.answer_id, f.rating, f.comment) for f in queue_fake_assistant.feedbacks]
+    assert ratings == [
+        (answered.get_attribute("data-answer-id"), "up", ""),
+        (again.get_attribute("data-answer-id"), "down", "it is 15 days since 2026"),
+    ]
+    page.screenshot(path=ARTIFACTS / "ticket-and-feedback.png")
