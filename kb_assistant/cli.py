@@ -116,6 +116,11 @@ def serve(
     launch(settings)
 
 
+from kb_assistant import cli_cache  # noqa: E402  (a command group in its own module)
+
+app.add_typer(cli_cache.app, name="cache")
+
+
 def main():
     try:
         app()
