@@ -1,6 +1,6 @@
 """Assistant.ask(): the whole question pipeline, in order. Every surface (CLI, chat, API, eval) calls it.
 
-question ─► condense (history) ─► retrieve (dense + keyword) ─► fuse ─► rerank ─► confidence ─► answer
+question ─► condense (history) ─► cache ─► retrieve (dense + keyword) ─► fuse ─► rerank ─► confidence ─► answer
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ class Assistant:
         self._embeddings = embeddings
         self._chat_model = chat_model
         self._indexes: dict[str, KnowledgeBaseIndex] = {}
+        self._cache = None
 
     # --- wiring (lazy: nothing heavy is loaded until the first question) --------------------------
     @property
@@ -43,6 +44,14 @@ class Assistant:
 
             self._chat_model = make_chat_model(self.settings)
         return self._chat_model
+
+    @property
+    def cache(self):
+        if self._cache is None:
+            from kb_assistant.cache import SemanticCache
+
+            self._cache = SemanticCache(self.settings, self.embeddings)
+        return self._cache
 
     def knowledge_bases(self) -> list[str]:
         return list_kbs(self.settings)
@@ -114,10 +123,29 @@ class Assistant:
 
         with _timed(timings, "condense"):
             standalone = self._condenser().condense(question, history)
+        with _timed(timings, "cache"):  # keyed on the standalone question: a follow-up never hits another's entry
+            cached = self.cache.lookup(index, standalone, lang) if s.cache_enabled else None
+        if cached is not None and cached.answer is not None:
+            answer = cached.answer.model_copy(update={"question": question, "standalone_question": standalone,
+                                                      "session_id": session_id, "timings_ms": {}})  # fmt: skip
+            timings["total"] = round(sum(timings.values()), 2)
+            answer.timings_ms = timings
+            yield StreamEvent(type="delta", text=answer.text)
+            yield StreamEvent(type="final", answer=answer)
+            return
+        try:
+            yield from self._answer(question, standalone, lang, index, timings, session_id, cached)
+        finally:
+            if cached is not None:
+                cached.release()  # askers of the same question waiting on this answer look again
+
+    def _answer(self, question, standalone, lang, index, timings, session_id, cached) -> Iterator[StreamEvent]:
+        s = self.settings
         with _timed(timings, "retrieve"):
             candidates = hybrid_search(
-                index, standalone, k=s.candidate_k, dense=s.dense_search, keyword=s.keyword_search, lang=lang
-            )
+                index, standalone, k=s.candidate_k, dense=s.dense_search, keyword=s.keyword_search, lang=lang,
+                query_vector=cached.query_vector if cached else None,
+            )  # fmt: skip
         with _timed(timings, "rerank"):
             candidates = self._reranker(index).rerank(standalone, candidates)
         passages = candidates[: s.top_k]
@@ -125,7 +153,7 @@ class Assistant:
 
         answer = Answer(
             question=question, standalone_question=standalone, text="", answered=False,
-            confidence=confidence, language=lang, kb=kb, timings_ms=timings, session_id=session_id,
+            confidence=confidence, language=lang, kb=index.name, timings_ms=timings, session_id=session_id,
             passages=[_citation(n, c) for n, c in enumerate(passages, 1)],
         )  # fmt: skip
         if confidence < s.confidence_threshold:
@@ -154,6 +182,8 @@ class Assistant:
             yield StreamEvent(type="delta", text=answer.text)  # extractive answers arrive whole
         timings["total"] = round(sum(timings.values()), 2)
         answer.timings_ms = timings  # pydantic copied the dict at construction
+        if cached is not None and cached.cacheable:
+            self.cache.store(index, standalone, lang, answer, full_ms=timings["total"], vector=cached.query_vector)
         yield StreamEvent(type="final", answer=answer)
 
     # --- the human queue (issue 5 fills these in) ----------------------------------------------------

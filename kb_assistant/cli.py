@@ -163,6 +163,11 @@ def eval_(
     raise typer.Exit(1 if failed else 0)
 
 
+from kb_assistant import cli_cache  # noqa: E402  (a command group in its own module)
+
+app.add_typer(cli_cache.app, name="cache")
+
+
 def main():
     try:
         app()

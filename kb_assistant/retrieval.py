@@ -42,10 +42,13 @@ def hybrid_search(
     dense: bool = True,
     keyword: bool = True,
     lang: str | None = None,
+    query_vector: list[float] | None = None,
 ) -> list[Candidate]:
+    """``query_vector``: the query's embedding when the caller (the semantic cache) already computed it."""
     lang = lang or detect_language(query)
     by_id: dict[str, Candidate] = {}
-    query_vector = index.embeddings.embed_query(query) if dense else None
+    if dense and query_vector is None:
+        query_vector = index.embeddings.embed_query(query)
     if dense:
         for hit in index.dense_search(query_vector, k):
             by_id[hit.chunk.id] = Candidate(hit.chunk, dense=hit.score)

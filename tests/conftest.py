@@ -68,7 +68,9 @@ def sample_assistant(sample_data_dir, embeddings):
     from kb_assistant.assistant import Assistant
     from kb_assistant.settings import Settings
 
-    return Assistant(Settings(data_dir=sample_data_dir), embeddings=embeddings)
+    # Shared by many tests: the semantic cache would serve one test's answer to the next (tests/test_cache.py
+    # tests it on KBs of its own).
+    return Assistant(Settings(data_dir=sample_data_dir, cache_enabled=False), embeddings=embeddings)
 
 
 # --- serving -------------------------------------------------------------------------------------------------

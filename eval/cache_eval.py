@@ -1,0 +1,168 @@
+"""Semantic-cache thresholds on labelled question pairs: seed the cache with question 1, ask question 2.
+
+    python -m eval.cache_eval [--pairs FILE:LANG ...] [--sample 4000] [--seed 0]
+
+Default files (skipped with a message when ../shared is absent): covid_faq/eval_question_similarity_en.csv (en,
+IDF from the FAQ file beside it as the KB) and a fixed random sample of afqmc/train.csv (zh, IDF from the sampled
+sentences). Any CSV of rows ``question_1,question_2,label`` (header optional, label 1 = same question) works.
+For each threshold it prints the hit rate (share of same-question pairs answered from the cache), the wrong-hit
+rate (share of hits that were different questions), with and without the near-miss guard, the chosen default
+marked. Personal questions are counted apart: the cache never stores or serves them, whatever the threshold.
+The decision is the cache's own: exact key, then similarity ≥ threshold and ``near_miss_reason`` is None.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+import random
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+DEFAULT_FILES = [
+    (SHARED / "covid_faq" / "eval_question_similarity_en.csv", "en"),
+    (SHARED / "afqmc" / "train.csv", "zh"),
+]
+THRESHOLDS = [0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95]
+
+
+@dataclass
+class Pair:
+    q1: str
+    q2: str
+    same: bool
+
+
+@dataclass
+class Row:
+    threshold: float
+    hit_rate: float
+    wrong_hit_rate: float
+    hits: int
+    wrong: int
+    raw_hit_rate: float
+    raw_wrong_hit_rate: float
+
+
+def load_pairs(path: Path) -> list[Pair]:
+    pairs = []
+    with path.open(encoding="utf-8", newline="") as f:
+        for row in csv.reader(f):
+            if len(row) < 3 or row[2].strip() not in ("0", "1"):
+                continue  # header or a broken line
+            pairs.append(Pair(row[0].strip(), row[1].strip(), row[2].strip() == "1"))
+    return pairs
+
+
+def idf_from_texts(texts: list[str]) -> Callable[[str], float]:
+    """BM25-style IDF over texts (what the KB's keyword index gives the cache); 0 for an unknown token."""
+    from kb_assistant.text import tokenize
+
+    df: Counter = Counter()
+    for text in texts:
+        df.update(set(tokenize(text)))
+    n = len(texts)
+    return lambda token: math.log(1 + (n - df[token] + 0.5) / (df[token] + 0.5)) if token in df else 0.0
+
+
+def evaluate_pairs(pairs: list[Pair], embeddings, idf, thresholds=THRESHOLDS) -> tuple[list[Row], dict]:
+    """Rows per threshold plus details: guard rejections by reason, personal share, examples of rejected pairs."""
+    import numpy as np
+
+    from kb_assistant.cache_guard import is_personal, near_miss_reason, normalize_question
+
+    texts = list(dict.fromkeys([p.q1 for p in pairs] + [p.q2 for p in pairs]))
+    vectors = dict(zip(texts, np.asarray(embeddings.embed_documents(texts), dtype=np.float32), strict=True))
+    sims = np.array([float(vectors[p.q1] @ vectors[p.q2]) for p in pairs])
+    same = np.array([p.same for p in pairs])
+    exact = np.array([normalize_question(p.q1) == normalize_question(p.q2) for p in pairs])
+    reasons = [near_miss_reason(p.q2, p.q1, idf) for p in pairs]
+    passed = np.array([r is None for r in reasons])
+    rows = []
+    for t in thresholds:
+        guarded, raw = exact | ((sims >= t) & passed), exact | (sims >= t)
+        rows.append(
+            Row(t, *_rates(guarded, same), int(guarded.sum()), int((guarded & ~same).sum()), *_rates(raw, same)[:1],
+                _rates(raw, same)[1])
+        )  # fmt: skip
+    rejected = [(p.q1, p.q2, r, float(s)) for p, r, s in zip(pairs, reasons, sims, strict=True) if r and not p.same]
+    rejected.sort(key=lambda x: -x[3])
+    details = {
+        "pairs": len(pairs),
+        "same": int(same.sum()),
+        "personal": sum(is_personal(p.q1) or is_personal(p.q2) for p in pairs) / max(1, len(pairs)),
+        "reasons": Counter((r or "passed").split(" ")[0] for r in reasons),
+        "rejected_examples": rejected[:8],
+    }
+    return rows, details
+
+
+def _rates(hit, same) -> tuple[float, float]:
+    hits = int(hit.sum())
+    return float((hit & same).sum() / max(1, same.sum())), float((hit & ~same).sum() / max(1, hits))
+
+
+def run(files: list[tuple[Path, str]], *, sample: int = 4000, seed: int = 0, say=print) -> dict:
+    """Evaluate each file; returns {file: (rows, details)}. Callable from `kb eval`."""
+    from kb_assistant.embeddings import make_embeddings
+    from kb_assistant.settings import Settings
+
+    settings = Settings()
+    embeddings = make_embeddings(settings)
+    results = {}
+    for path, lang in files:
+        if not path.exists():
+            say(f"skipped {path}: not found (the public datasets live in ../shared/datasets)")
+            continue
+        pairs = load_pairs(path)
+        if sample and len(pairs) > sample:
+            pairs = random.Random(seed).sample(pairs, sample)
+            say(f"{path.name}: a fixed random sample of {sample} pairs (seed {seed})")
+        faq = path.parent / "faq_covidbert.csv"
+        if lang == "en" and faq.exists():
+            with faq.open(encoding="utf-8", newline="") as f:
+                idf = idf_from_texts([r["question"] + "\n" + r["answer"] for r in csv.DictReader(f)])
+        else:
+            idf = idf_from_texts([p.q1 for p in pairs] + [p.q2 for p in pairs])
+        rows, details = evaluate_pairs(pairs, embeddings, idf)
+        default = settings.cache_threshold_zh if lang == "zh" else settings.cache_threshold_en
+        say(report(path.name, lang, rows, details, default))
+        results[str(path)] = (rows, details)
+    return results
+
+
+def report(name: str, lang: str, rows: list[Row], details: dict, default: float) -> str:
+    lines = [
+        f"\n{name} ({lang}): {details['pairs']} pairs, {details['same']} same-question; "
+        f"{details['personal']:.0%} involve a personal question (never cached; not excluded below)",
+        "threshold | hit rate | wrong-hit rate | hits | wrong | without guard: hit rate, wrong-hit rate",
+    ]
+    for r in rows:
+        mark = "  <- default" if abs(r.threshold - default) < 1e-9 else ""
+        lines.append(
+            f"   {r.threshold:.2f}   |  {r.hit_rate:6.1%} |     {r.wrong_hit_rate:6.1%}     | {r.hits:4d} "
+            f"| {r.wrong:4d}"
+            f"  | {r.raw_hit_rate:6.1%}, {r.raw_wrong_hit_rate:6.1%}{mark}"
+        )
+    lines.append("guard outcome per pair: " + ", ".join(f"{k} {v}" for k, v in details["reasons"].most_common()))
+    lines.append("rejected near-miss pairs (different questions, highest similarity first):")
+    lines += [f"  {s:.2f}  {a}  |  {b}  -> {r}" for a, b, r, s in details["rejected_examples"]]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pairs", action="append", help="FILE:LANG (en or zh); repeatable. Default: ../shared sets")
+    parser.add_argument("--sample", type=int, default=4000, help="Pairs per file at most (0 = all).")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    files = [(Path(p.rsplit(":", 1)[0]), p.rsplit(":", 1)[1]) for p in args.pairs] if args.pairs else DEFAULT_FILES
+    run(files, sample=args.sample, seed=args.seed)
+
+
+if __name__ == "__main__":
+    main()

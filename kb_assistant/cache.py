@@ -1,0 +1,499 @@
+"""The semantic cache: repeats and paraphrases answered without retrieval, never wrong and never stale.
+
+    question ─► condense ─► cache.lookup ─┬─ hit: the stored Answer (cached=True, a fresh id)
+                                          └─ miss: retrieve … answer ─► cache.store (answered, cited, not personal)
+
+Lookup has two layers, keyed per KB and language: the normalised question (NFKC, case, punctuation, width), then
+embedding similarity (0..1) above a per-language threshold **and** the near-miss guard of ``cache_guard`` (no
+difference in negation, numbers, dates, names or key content words). Personal questions are neither stored nor
+served. An entry is fresh exactly while every chunk it cited is still live in the KB: chunk ids are
+content-addressed, so an ingest that changes or deletes a cited chunk kills exactly the entries that cited it.
+
+Storage: one SQLite file, ``<data>/cache.sqlite3`` (WAL, busy timeout), holding the entries (question, float32
+embedding, Answer JSON, cited chunk ids, KB version, hits, time saved) and the counters behind ``stats()``.
+SQLite because it is in the standard library, survives restarts, and lets the chat, the API and
+``kb cache clear`` share one file across processes; its own file, not the queue's database, because the cache
+is disposable (delete it any time) and must never put tickets at risk. Similarity is an exact dot product over
+an in-memory float32 matrix per (KB, language), rebuilt from SQLite when another process writes (SQLite's
+``data_version``): at the size limit (10,000 entries × 384 dims) that is well under a millisecond, exact, and
+leaves Chroma — single-writer when embedded — to the documents.
+
+Concurrent identical questions are single-flight: the first asker answers, the others wait for its entry.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+from uuid import uuid4
+
+from pydantic import BaseModel
+
+from kb_assistant.cache_guard import is_personal, near_miss_reason, normalize_question
+from kb_assistant.schema import Answer
+
+if TYPE_CHECKING:
+    from langchain_core.embeddings import Embeddings
+
+    from kb_assistant.index import KnowledgeBaseIndex
+    from kb_assistant.settings import Settings
+
+_FLIGHTS: dict[tuple, _Flight] = {}  # questions being answered right now, by (cache file, kb, language, key)
+_FLIGHTS_LOCK = threading.Lock()
+CANDIDATES = 5  # most similar entries put through the guard per lookup
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS cache_entries (
+    id INTEGER PRIMARY KEY,
+    kb TEXT NOT NULL, language TEXT NOT NULL, key TEXT NOT NULL, question TEXT NOT NULL,
+    model TEXT NOT NULL, embedding BLOB NOT NULL,
+    answer TEXT NOT NULL, chunk_ids TEXT NOT NULL, kb_version INTEGER NOT NULL, origin TEXT NOT NULL,
+    created_at REAL NOT NULL, last_hit_at REAL NOT NULL, hits INTEGER NOT NULL DEFAULT 0,
+    full_ms REAL NOT NULL DEFAULT 0, saved_ms REAL NOT NULL DEFAULT 0,
+    UNIQUE (kb, language, key)
+);
+CREATE TABLE IF NOT EXISTS cache_served (answer_id TEXT PRIMARY KEY, entry_id INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS cache_served_entry ON cache_served (entry_id);
+CREATE TABLE IF NOT EXISTS cache_refused (kb TEXT, language TEXT, key TEXT, chunk_ids TEXT,
+    PRIMARY KEY (kb, language, key, chunk_ids));
+CREATE TABLE IF NOT EXISTS cache_counters (kb TEXT, name TEXT, value REAL NOT NULL, PRIMARY KEY (kb, name));
+"""
+COUNTERS = (
+    "lookups", "exact_hits", "semantic_hits", "near_misses", "personal", "stores",
+    "invalidations", "expired", "evicted_lru", "evicted_feedback", "saved_ms",
+)  # fmt: skip
+
+
+# --- where freshness comes from (issue 4 adds KnowledgeBaseIndex.version / is_live; used when present) ------------
+def kb_version(index: KnowledgeBaseIndex) -> int:
+    version = getattr(index, "version", None)
+    return int(version if version is not None else index.state().get("version", 0))
+
+
+def chunks_live(index: KnowledgeBaseIndex, chunk_ids: list[str]) -> bool:
+    """True when every chunk id is still in the KB (chunk ids are content-addressed: changed text, new id)."""
+    if hasattr(index, "is_live"):
+        return bool(index.is_live(chunk_ids))
+    keyword = index.keyword
+    keyword._load()  # the keyword index's id list is the KB's live chunk set, rebuilt by every ingest
+    if getattr(keyword, "_live_stamp", None) != keyword._loaded_stamp:
+        keyword._live_set, keyword._live_stamp = frozenset(keyword._ids), keyword._loaded_stamp
+    return keyword._live_set.issuperset(chunk_ids)
+
+
+class CacheStats(BaseModel):
+    """What ``kb cache stats`` and the admin view show, for one KB or (kb=None) all of them."""
+
+    kb: str | None = None
+    entries: int = 0
+    lookups: int = 0
+    hits: int = 0
+    exact_hits: int = 0
+    semantic_hits: int = 0
+    hit_rate: float = 0.0
+    near_misses_rejected: int = 0
+    personal_skipped: int = 0
+    invalidations: int = 0
+    expired: int = 0
+    evicted_lru: int = 0
+    evicted_feedback: int = 0
+    time_saved_s: float = 0.0
+
+
+@dataclass
+class Lookup:
+    """A lookup's outcome: ``answer`` on a hit; on a miss, what the full path may reuse and must give back."""
+
+    answer: Answer | None = None
+    kind: str | None = None  # "exact" | "semantic"
+    cacheable: bool = False
+    query_vector: list[float] | None = None
+    rejected: list[tuple[str, str]] = field(default_factory=list)  # (cached question, guard's reason)
+    entry_id: int | None = None
+    full_ms: float = 0.0
+    _flight: _Flight | None = None
+
+    def release(self) -> None:
+        """Let the askers waiting on this question look again (call when the full answer is stored or failed)."""
+        if self._flight is not None:
+            self._flight.land()
+            self._flight = None
+
+
+class _Flight:
+    def __init__(self, registry: dict, key: tuple):
+        self.registry, self.key, self.done = registry, key, threading.Event()
+
+    def land(self) -> None:
+        with _FLIGHTS_LOCK:
+            self.registry.pop(self.key, None)
+        self.done.set()
+
+
+@dataclass
+class _Space:
+    """The in-memory similarity index of one (KB, language): entry ids and their unit vectors."""
+
+    ids: list[int]
+    matrix: object  # numpy float32 (n, dims)
+
+
+class SemanticCache:
+    def __init__(self, settings: Settings, embeddings: Embeddings):
+        self.settings = settings
+        self.embeddings = embeddings  # the retrieval model: a miss hands its query vector on to retrieval
+        self._lock = threading.RLock()
+        self._spaces: dict[tuple[str, str], _Space] = {}
+        self._swept: dict[str, int] = {}
+        self._data_version = None
+        self.path = settings.path("cache.sqlite3")
+        self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=10, isolation_level=None)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+
+    # --- embeddings ------------------------------------------------------------------------------------------
+    def embedder(self, lang: str) -> tuple[str, Embeddings]:
+        """(model name, Embeddings) of a language's similarity layer; one model for both languages today."""
+        return "default", self.embeddings
+
+    def threshold(self, lang: str) -> float:
+        return self.settings.cache_threshold_zh if lang == "zh" else self.settings.cache_threshold_en
+
+    # --- lookup ----------------------------------------------------------------------------------------------
+    def lookup(self, index: KnowledgeBaseIndex, question: str, lang: str, *, wait: bool = True) -> Lookup:
+        """The cached answer to ``question`` in ``index``'s KB, or a miss; on a miss of a question someone else
+        is answering right now, wait for them (single flight) and look again."""
+        if not self.settings.cache_enabled:
+            return Lookup()
+        kb = index.name
+        if is_personal(question):
+            self._count(kb, personal=1)
+            return Lookup()
+        started = time.perf_counter()
+        found = self._find(index, question, lang)
+        if found.answer is None and wait:
+            # Per process, not per instance: two Assistants over one data dir share the flight.
+            flight_key = (str(self.path), kb, lang, normalize_question(question))
+            with _FLIGHTS_LOCK:
+                flight = _FLIGHTS.get(flight_key)
+                if flight is None:
+                    found._flight = _FLIGHTS[flight_key] = _Flight(_FLIGHTS, flight_key)
+            if flight is not None:
+                flight.done.wait(self.settings.llm_timeout_s + 30)
+            if flight is not None or found._flight is not None:  # the answer may have landed meanwhile
+                leader = found._flight
+                found = self._find(index, question, lang, vector=found.query_vector)
+                found._flight = leader
+                if found.answer is not None:
+                    found.release()
+        self._count(kb, lookups=1)
+        if found.answer is not None:
+            self._record_hit(kb, found, (time.perf_counter() - started) * 1000)
+        return found
+
+    def _find(self, index: KnowledgeBaseIndex, question: str, lang: str, vector=None) -> Lookup:
+        import numpy as np
+
+        kb = index.name
+        self._sweep_if_changed(index)
+        key = normalize_question(question)
+        with self._lock:
+            row = self._db.execute(
+                "SELECT * FROM cache_entries WHERE kb=? AND language=? AND key=?", (kb, lang, key)
+            ).fetchone()
+        if row is not None and self._fresh(row, index):
+            return Lookup(self._serve(row), "exact", True, entry_id=row["id"], full_ms=row["full_ms"])
+        model, embedder = self.embedder(lang)
+        space = self._space(kb, lang, model)
+        out = Lookup(cacheable=True)
+        if not space.ids:
+            return out  # nothing to compare with: no embedding spent here
+        if vector is None:
+            vector = embedder.embed_query(question)
+        if model == "default":
+            out.query_vector = vector  # retrieval embeds with the same model: reuse it
+        sims = space.matrix @ np.asarray(vector, dtype=np.float32)
+        threshold = self.threshold(lang)
+        best = np.argsort(-sims)[:CANDIDATES]
+        ids = [space.ids[i] for i in best if sims[i] >= threshold]
+        if not ids:
+            return out
+        with self._lock:
+            rows = {
+                r["id"]: r
+                for r in self._db.execute(
+                    f"SELECT * FROM cache_entries WHERE id IN ({','.join('?' * len(ids))})", ids
+                ).fetchall()
+            }
+        for entry_id in ids:
+            row = rows.get(entry_id)
+            if row is None:
+                continue
+            reason = near_miss_reason(question, row["question"], index.keyword.idf)
+            if reason is not None:
+                out.rejected.append((row["question"], reason))
+                continue
+            if self._fresh(row, index):
+                out.answer, out.kind, out.entry_id, out.full_ms = (
+                    self._serve(row),
+                    "semantic",
+                    row["id"],
+                    row["full_ms"],
+                )
+                return out
+        if out.rejected:
+            self._count(kb, near_misses=len(out.rejected))
+        return out
+
+    def _serve(self, row: sqlite3.Row) -> Answer:
+        answer = Answer.model_validate_json(row["answer"])
+        return answer.model_copy(update={"id": uuid4().hex, "cached": True, "ticket_id": None, "session_id": None})
+
+    def _record_hit(self, kb: str, found: Lookup, elapsed_ms: float) -> None:
+        answer, entry_id = found.answer, found.entry_id
+        saved = max(0.0, float(found.full_ms) - elapsed_ms)
+        with self._tx():
+            self._db.execute(
+                "UPDATE cache_entries SET hits=hits+1, last_hit_at=?, saved_ms=saved_ms+? WHERE id=?",
+                (time.time(), saved, entry_id),
+            )
+            self._db.execute("INSERT OR REPLACE INTO cache_served VALUES (?, ?)", (answer.id, entry_id))
+            self._bump(kb, {f"{found.kind}_hits": 1, "saved_ms": saved})
+
+    # --- freshness -------------------------------------------------------------------------------------------
+    def _fresh(self, row: sqlite3.Row, index: KnowledgeBaseIndex) -> bool:
+        ttl = self.settings.cache_ttl_s
+        if ttl and time.time() - row["created_at"] > ttl:
+            self._delete([row["id"]], row["kb"], "expired")
+            return False
+        version = kb_version(index)
+        if row["kb_version"] == version:
+            return True
+        chunk_ids = json.loads(row["chunk_ids"])
+        if chunk_ids and chunks_live(index, chunk_ids):
+            with self._lock:
+                self._db.execute("UPDATE cache_entries SET kb_version=? WHERE id=?", (version, row["id"]))
+            return True
+        self._delete([row["id"]], row["kb"], "invalidations")  # a cited chunk changed or went (or: agent answer)
+        return False
+
+    def _sweep_if_changed(self, index: KnowledgeBaseIndex) -> None:
+        """After an ingest, drop exactly the entries whose cited chunks changed (once per KB version)."""
+        version = kb_version(index)
+        if self._swept.get(index.name) == version:
+            return
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id, chunk_ids FROM cache_entries WHERE kb=? AND kb_version<>?", (index.name, version)
+            ).fetchall()
+        dead = [
+            r["id"] for r in rows if not (json.loads(r["chunk_ids"]) and chunks_live(index, json.loads(r["chunk_ids"])))
+        ]
+        live = [r["id"] for r in rows if r["id"] not in set(dead)]
+        with self._lock:
+            if live:
+                self._db.executemany("UPDATE cache_entries SET kb_version=? WHERE id=?", [(version, i) for i in live])
+        if dead:
+            self._delete(dead, index.name, "invalidations")
+        self._swept[index.name] = version
+
+    # --- store -----------------------------------------------------------------------------------------------
+    def store(
+        self,
+        index: KnowledgeBaseIndex,
+        question: str,
+        lang: str,
+        answer: Answer,
+        *,
+        full_ms: float = 0.0,
+        vector: list[float] | None = None,
+        origin: str = "answer",
+    ) -> bool:
+        """Keep an answered, cited, non-personal answer; returns whether it was stored."""
+        if not self.settings.cache_enabled or is_personal(question) or not answer.answered:
+            return False
+        if answer.escalation_reason or (origin == "answer" and not answer.citations):
+            return False
+        import numpy as np
+
+        kb, key = index.name, normalize_question(question)
+        chunk_ids = sorted({c.chunk_id for c in answer.citations})
+        with self._lock:
+            refused = self._db.execute(
+                "SELECT 1 FROM cache_refused WHERE kb=? AND language=? AND key=? AND chunk_ids=?",
+                (kb, lang, key, json.dumps(chunk_ids)),
+            ).fetchone()
+        if refused:
+            return False  # this very answer got a 👎: don't cache it again until its sources change
+        model, embedder = self.embedder(lang)
+        if vector is None or model != "default":
+            vector = embedder.embed_query(question)
+        vec = np.asarray(vector, dtype=np.float32)
+        vec = vec / (np.linalg.norm(vec) or 1.0)
+        kept = answer.model_copy(
+            update={"cached": False, "ticket_id": None, "session_id": None, "timings_ms": {}, "usage": None}
+        )
+        now = time.time()
+        with self._tx():
+            old = self._db.execute(
+                "SELECT id FROM cache_entries WHERE kb=? AND language=? AND key=?", (kb, lang, key)
+            ).fetchone()
+            if old:
+                self._db.execute("DELETE FROM cache_entries WHERE id=?", (old["id"],))
+            cur = self._db.execute(
+                "INSERT INTO cache_entries (kb, language, key, question, model, embedding, answer, chunk_ids,"
+                " kb_version, origin, created_at, last_hit_at, full_ms) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (kb, lang, key, question, model, vec.tobytes(), kept.model_dump_json(), json.dumps(chunk_ids),
+                 kb_version(index), origin, now, now, full_ms),
+            )  # fmt: skip
+            self._bump(kb, {"stores": 1})
+            self._spaces.pop((kb, lang), None) if old else self._append(kb, lang, model, cur.lastrowid, vec)
+        self._enforce_size(kb)
+        return True
+
+    def seed(self, index: KnowledgeBaseIndex, question: str, answer: Answer | str, *, lang: str | None = None) -> bool:
+        """Cache an agent's answer promoted from the human queue. Without citations it lives until the KB changes."""
+        from kb_assistant.text import detect_language
+
+        lang = lang or detect_language(question)
+        if isinstance(answer, str):
+            answer = Answer(question=question, standalone_question=question, text=answer, answered=True,
+                            confidence=1.0, language=lang, kb=index.name)  # fmt: skip
+        return self.store(index, question, lang, answer, origin="agent")
+
+    # --- eviction --------------------------------------------------------------------------------------------
+    def evict(self, answer_id: str) -> bool:
+        """A 👎 on an answer: drop the entry it was stored as or served from, and never re-store that answer."""
+        with self._lock:
+            row = None
+            served = self._db.execute("SELECT entry_id FROM cache_served WHERE answer_id=?", (answer_id,)).fetchone()
+            if served:
+                row = self._db.execute("SELECT * FROM cache_entries WHERE id=?", (served["entry_id"],)).fetchone()
+            if row is None:
+                row = self._db.execute(
+                    "SELECT * FROM cache_entries WHERE json_extract(answer, '$.id')=?", (answer_id,)
+                ).fetchone()
+            if row is None:
+                return False
+            self._db.execute(
+                "INSERT OR IGNORE INTO cache_refused VALUES (?, ?, ?, ?)",
+                (row["kb"], row["language"], row["key"], row["chunk_ids"]),
+            )
+        self._delete([row["id"]], row["kb"], "evicted_feedback")
+        return True
+
+    def clear(self, kb: str | None = None) -> int:
+        """Delete every entry (of one KB); counters restart. Returns the number of entries removed."""
+        where, args = ("WHERE kb=?", (kb,)) if kb else ("", ())
+        with self._tx():
+            n = self._db.execute(f"DELETE FROM cache_entries {where}", args).rowcount
+            self._db.execute("DELETE FROM cache_served WHERE entry_id NOT IN (SELECT id FROM cache_entries)")
+            self._db.execute(f"DELETE FROM cache_counters {where}", args)
+            self._db.execute(f"DELETE FROM cache_refused {where}", args)
+            self._spaces = {k: v for k, v in self._spaces.items() if kb and k[0] != kb}
+        return n
+
+    def _enforce_size(self, kb: str) -> None:
+        limit = self.settings.cache_max_entries
+        with self._lock:
+            (n,) = self._db.execute("SELECT COUNT(*) FROM cache_entries WHERE kb=?", (kb,)).fetchone()
+            if n <= limit:
+                return
+            ids = [
+                r[0]
+                for r in self._db.execute(
+                    "SELECT id FROM cache_entries WHERE kb=? ORDER BY last_hit_at, id LIMIT ?", (kb, n - limit)
+                )
+            ]
+        self._delete(ids, kb, "evicted_lru")
+
+    def _delete(self, ids: list[int], kb: str, counter: str) -> None:
+        marks = ",".join("?" * len(ids))
+        with self._tx():
+            n = self._db.execute(f"DELETE FROM cache_entries WHERE id IN ({marks})", ids).rowcount
+            self._db.execute(f"DELETE FROM cache_served WHERE entry_id IN ({marks})", ids)
+            self._bump(kb, {counter: n})
+            self._spaces = {k: v for k, v in self._spaces.items() if k[0] != kb}
+
+    # --- stats -----------------------------------------------------------------------------------------------
+    def stats(self, kb: str | None = None) -> CacheStats:
+        where, args = ("WHERE kb=?", (kb,)) if kb else ("", ())
+        with self._lock:
+            (entries,) = self._db.execute(f"SELECT COUNT(*) FROM cache_entries {where}", args).fetchone()
+            counts = dict(
+                self._db.execute(f"SELECT name, SUM(value) FROM cache_counters {where} GROUP BY name", args).fetchall()
+            )
+        c = {name: counts.get(name, 0) or 0 for name in COUNTERS}
+        hits = int(c["exact_hits"] + c["semantic_hits"])
+        return CacheStats(
+            kb=kb, entries=entries, lookups=int(c["lookups"]), hits=hits, exact_hits=int(c["exact_hits"]),
+            semantic_hits=int(c["semantic_hits"]), hit_rate=round(hits / c["lookups"], 4) if c["lookups"] else 0.0,
+            near_misses_rejected=int(c["near_misses"]), personal_skipped=int(c["personal"]),
+            invalidations=int(c["invalidations"]), expired=int(c["expired"]), evicted_lru=int(c["evicted_lru"]),
+            evicted_feedback=int(c["evicted_feedback"]), time_saved_s=round(c["saved_ms"] / 1000, 3),
+        )  # fmt: skip
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    # --- internals -------------------------------------------------------------------------------------------
+    @contextmanager
+    def _tx(self):
+        """One write transaction (under the lock): committed, or rolled back on error."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def _count(self, kb: str, **deltas: float) -> None:
+        with self._lock:
+            self._bump(kb, deltas)
+
+    def _bump(self, kb: str, deltas: dict[str, float]) -> None:
+        self._db.executemany(
+            "INSERT INTO cache_counters VALUES (?, ?, ?)"
+            " ON CONFLICT (kb, name) DO UPDATE SET value=value+excluded.value",
+            [(kb, name, value) for name, value in deltas.items() if value],
+        )
+
+    def _space(self, kb: str, lang: str, model: str) -> _Space:
+        import numpy as np
+
+        with self._lock:
+            (data_version,) = self._db.execute("PRAGMA data_version").fetchone()
+            if data_version != self._data_version:  # another process wrote: our matrices may be behind
+                self._spaces.clear()
+                self._data_version = data_version
+            space = self._spaces.get((kb, lang))
+            if space is None:
+                rows = self._db.execute(
+                    "SELECT id, embedding FROM cache_entries WHERE kb=? AND language=? AND model=? ORDER BY id",
+                    (kb, lang, model),
+                ).fetchall()
+                vectors = [np.frombuffer(r["embedding"], dtype=np.float32) for r in rows]
+                matrix = np.vstack(vectors) if vectors else np.zeros((0, 1), dtype=np.float32)
+                space = self._spaces[(kb, lang)] = _Space([r["id"] for r in rows], matrix)
+            return space
+
+    def _append(self, kb: str, lang: str, model: str, entry_id: int, vec) -> None:
+        import numpy as np
+
+        space = self._spaces.get((kb, lang))
+        if space is None:
+            return  # loaded from SQLite on next use
+        if not space.ids:
+            self._spaces.pop((kb, lang))
+            return
+        space.ids.append(entry_id)
+        space.matrix = np.vstack([space.matrix, vec[None, :]])

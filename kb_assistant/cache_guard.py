@@ -1,0 +1,425 @@
+"""What the semantic cache checks besides similarity: the exact-match key, personal questions, near misses.
+
+Embeddings score "can I carry over leave" and "can I cash out leave" (or 上班时间 and 下班时间) as near
+duplicates, so a similar-enough cached question must also pass ``near_miss_reason``: the two questions may not
+differ in negation, numbers, dates, named entities or their key content words. Key content words are weighted by
+the KB's IDF, so a word every document uses ("leave", "公司") weighs little and a rare one ("cash") much; a word
+the KB has never seen weighs most. All checks are conservative on purpose: a rejected paraphrase costs one full
+answer, a wrong hit serves someone the wrong policy.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Callable
+
+from kb_assistant.text import is_cjk, tokenize
+
+Idf = Callable[[str], float]
+
+# --- the exact-match key ----------------------------------------------------------------------------------------
+_NOT_WORD = re.compile(r"[\W_]+", re.UNICODE)
+
+
+def normalize_question(text: str) -> str:
+    """Exact-match key: NFKC (full → half width), case-folded, without punctuation and whitespace."""
+    return _NOT_WORD.sub("", unicodedata.normalize("NFKC", text).casefold())
+
+
+# --- personal questions -----------------------------------------------------------------------------------------
+# About the asker's own data or situation: their balance, their manager, what they have left. "How many days of
+# leave do I get?" is policy and stays cacheable; "my …", "I have …", "我的…", "我还剩…" are not.
+_PERSONAL_EN = re.compile(
+    r"\b(?:my|mine|myself|i['’]ve|i['’]m|i\s+am|am\s+i|i\s+(?:still\s+|already\s+)?(?:have|had|did|was|got|used|"
+    r"took|owe|earn|make)|have\s+i|did\s+i|was\s+i|me\s+personally)\b",
+    re.IGNORECASE,
+)
+_PERSONAL_ZH = re.compile(
+    r"我的|我们的|本人|咱的|我(?:还|已|已经|目前|现在|今年|去年|本月|这个月|上个月|下个月|剩|有没有|有多少|有几|是不是|是否|"
+    r"能不能|可不可以|领导|经理|主管|上司|老板|同事|部门|工资|薪水|余额|账户|账号|订单|社保|公积金|合同|考勤|打卡)"
+)
+
+
+def is_personal(question: str) -> bool:
+    """True for a question about the asker's own data or situation: never cached, never served from cache."""
+    text = unicodedata.normalize("NFKC", question)
+    return bool(_PERSONAL_EN.search(text) or _PERSONAL_ZH.search(text))
+
+
+# --- near misses ------------------------------------------------------------------------------------------------
+_NEG_EN = frozenset(
+    [
+        "not",
+        "no",
+        "never",
+        "cannot",
+        "can't",
+        "don't",
+        "doesn't",
+        "didn't",
+        "isn't",
+        "aren't",
+        "wasn't",
+        "weren't",
+        "won't",
+        "wouldn't",
+        "shouldn't",
+        "couldn't",
+        "haven't",
+        "hasn't",
+        "hadn't",
+        "mustn't",
+        "without",
+        "none",
+        "nothing",
+        "nobody",
+        "neither",
+        "nor",
+    ]
+)
+_A_NOT_A = re.compile(r"(.)[不没]\1")  # 有没有, 能不能, 是不是: a yes/no question, not a negation
+_NOT_NEGATION_ZH = re.compile(r"非常|是否|能否|可否|无论|不管|别人|别的|差不多|不错|不久|否则|未来")
+_NEG_ZH = re.compile(r"[不没无未别非勿莫]")
+
+_EN_NUMBER_WORDS = frozenset(
+    [
+        "zero",
+        "two",
+        "three",
+        "four",
+        "five",
+        "six",
+        "seven",
+        "eight",
+        "nine",
+        "ten",
+        "eleven",
+        "twelve",
+        "thirteen",
+        "fourteen",
+        "fifteen",
+        "sixteen",
+        "seventeen",
+        "eighteen",
+        "nineteen",
+        "twenty",
+        "thirty",
+        "forty",
+        "fifty",
+        "sixty",
+        "hundred",
+        "thousand",
+        "million",
+        "first",
+        "second",
+        "third",
+        "fourth",
+        "fifth",
+        "half",
+        "double",
+        "twice",
+        "once",
+    ]
+)
+_DIGITS = re.compile(r"(?<![A-Za-z\d][-.])(?<![A-Za-z\d])(?<![A-Z]{2} )\d+(?:[.:]\d+)?(?![A-Za-z])")  # not COVID-19, A4
+_ZH_NUMBER = re.compile(
+    r"[零一二两三四五六七八九十百千万]+(?=[天日号月年周个次点分元块岁小时倍成%％])|[半几]个?(?=[天月年小])"
+)
+_EN_DATE_WORDS = frozenset(
+    [
+        "today",
+        "tomorrow",
+        "yesterday",
+        "tonight",
+        "weekend",
+        "weekends",
+        "weekday",
+        "weekdays",
+        "morning",
+        "afternoon",
+        "evening",
+        "night",
+        "daily",
+        "weekly",
+        "monthly",
+        "yearly",
+        "annual",
+        "annually",
+        "january",
+        "february",
+        "march",
+        "april",
+        "june",
+        "july",
+        "august",
+        "september",
+        "october",
+        "november",
+        "december",
+        "monday",
+        "tuesday",
+        "wednesday",
+        "thursday",
+        "friday",
+        "saturday",
+        "sunday",
+        "spring",
+        "summer",
+        "autumn",
+        "fall",
+        "winter",
+        "holiday",
+        "holidays",
+        "christmas",
+    ]
+)
+_ZH_DATE = re.compile(
+    r"今天|明天|昨天|后天|前天|今年|去年|明年|前年|本月|上个?月|下个?月|月初|月底|月末|年初|年底|年末|周末|工作日|"
+    r"[周礼拜星期][一二三四五六日天末]|上午|下午|中午|晚上|早上|凌晨|夜里|春节|国庆|元旦|中秋|端午|清明|节假日|假日"
+)
+_CAPITALISED = re.compile(r"(?<![.!?]\s)(?<!^)\b([A-Z][A-Za-z0-9]*(?:[-.][A-Za-z0-9]+)*)")
+_ACRONYM = re.compile(r"\b[A-Z][A-Z0-9]{1,}(?:[-.][A-Z0-9]+)*\b")
+
+
+def negated(text: str) -> bool:
+    words = set(re.findall(r"[a-z]+(?:['’][a-z]+)?", text.lower().replace("’", "'")))
+    if words & _NEG_EN or any(w.endswith("n't") for w in words):
+        return True
+    zh = _NOT_NEGATION_ZH.sub("", _A_NOT_A.sub("", text))
+    return bool(_NEG_ZH.search(zh))
+
+
+def numbers(text: str) -> frozenset[str]:
+    text = unicodedata.normalize("NFKC", text)
+    found = {m.group(0).replace(":00", "") for m in _DIGITS.finditer(text)}
+    found |= set(_ZH_NUMBER.findall(text))
+    found |= {w for w in re.findall(r"[a-z]+", text.lower()) if w in _EN_NUMBER_WORDS}
+    return frozenset(found)
+
+
+def dates(text: str) -> frozenset[str]:
+    found = set(_ZH_DATE.findall(text))
+    found |= {w.rstrip("s") for w in re.findall(r"[a-z]+", text.lower()) if w in _EN_DATE_WORDS}
+    return frozenset(found)
+
+
+def entities(text: str) -> frozenset[str]:
+    """Proper names and acronyms in Latin script (case-folded): 'Shanghai', 'NHS', 'LumenDesk'."""
+    text = unicodedata.normalize("NFKC", text).strip()
+    found = {m.group(1) for m in _CAPITALISED.finditer(text)} | set(_ACRONYM.findall(text))
+    return frozenset(e.casefold() for e in found if e.casefold() not in _NOT_ENTITIES)
+
+
+_NOT_ENTITIES = frozenset(["i", "i'm", "i've", "i'd", "i'll", "ok"])
+
+
+# Asking why is not asking how (or when, where, how much): "为什么花呗验证失败" ≠ "花呗验证失败怎么办".
+_QUESTION_KINDS = [
+    ("why", re.compile(r"\bwhy\b|\bhow\s+come\b|为什么|为何|为啥|怎么回事|什么原因|啥原因", re.I)),
+    ("time", re.compile(r"\bwhen\b|\bwhat\s+time\b|\bhow\s+long\b|什么时候|何时|几点|几号|多久|多长时间|啥时候", re.I)),
+    ("amount", re.compile(r"\bhow\s+(?:many|much|often)\b|多少|几[天个次年月笔期]", re.I)),
+    ("where", re.compile(r"\bwhere\b|哪里|哪儿|在哪", re.I)),
+    ("who", re.compile(r"\bwho(?:m|se)?\b|谁", re.I)),
+    (
+        "how",
+        re.compile(
+            r"\bhow\b|怎么办|如何|怎样|怎么样|咋办|怎么(?=操作|设置|开通|关闭|取消|申请|使用|用|还|修改|更改|绑定|查|办)",
+            re.I,
+        ),
+    ),
+]
+_AMBIGUOUS_HOW = re.compile(r"怎么|咋")  # 怎么 asks how or why ("怎么不能用了")
+
+
+def question_kind(text: str) -> str | None:
+    """What a question asks for: 'why', 'time', 'amount', 'where', 'who', 'how' (first that applies) or None."""
+    if not is_cjk(text):
+        text = " ".join(text.split()[:2])  # inside an English sentence "when" and "who" join clauses
+    for kind, pattern in _QUESTION_KINDS:
+        if pattern.search(text):
+            return kind
+    return "how-or-why" if _AMBIGUOUS_HOW.search(text) else None
+
+
+def _kinds_differ(a: str | None, b: str | None) -> bool:
+    if a is None or b is None or a == b:
+        return False
+    return {a, b} not in ({"how-or-why", "how"}, {"how-or-why", "why"})
+
+
+_LIGHT_WORDS = frozenset(
+    [
+        "someone",
+        "anyone",
+        "somebody",
+        "anybody",
+        "something",
+        "anything",
+        "everyone",
+        "everybody",
+        "everything",
+        "people",
+        "person",
+        "thing",
+        "things",
+        "way",
+        "ways",
+        "go",
+        "going",
+        "one",
+        "kind",
+        "sort",
+        "currently",
+        "really",
+        "actually",
+        "able",
+        "possible",
+        "best",
+        "need",
+        "needs",
+        "against",
+        "一下",
+        "知道",
+        "想",
+        "我想",
+        "问",
+        "问一下",
+        "啥",
+        "那个",
+        "这个",
+        "一个",
+        "嘞",
+        "哦",
+        "呀",
+        "么",
+        "嘛",
+        "咋",
+        "为啥",
+        "怎么样",
+        "怎样",
+        "怎么回事",
+        "时候",
+        "原因",
+    ]
+)
+
+
+def _abbreviates(entity: str, text: str) -> bool:
+    """'us' in 'the United States', 'who' in 'World Health Organization' (and the other way round)."""
+    words = re.findall(r"[A-Z][a-z]+", text)
+    initials = "".join(w[0] for w in words).casefold()
+    if len(entity) >= 2 and entity.isalpha() and entity in initials:
+        return True
+    return any(e in text.casefold().replace(".", "") for e in _initialisms(entity))
+
+
+def _initialisms(entity: str) -> list[str]:
+    parts = re.split(r"[\s-]+", entity)
+    return ["".join(p[0] for p in parts)] if len(parts) >= 2 else []
+
+
+def _stem(token: str) -> str:
+    """Light English stemming so 'holidays' and 'holiday', 'working' and 'work' meet; Chinese is left alone."""
+    if not token.isascii() or len(token) <= 4:
+        return token
+    for suffix in ("ations", "ation", "able", "ious", "ings", "ing", "ies", "ied", "es", "ed", "ly", "s"):
+        if token.endswith(suffix) and len(token) - len(suffix) >= 3:
+            return token[: -len(suffix)]
+    return token
+
+
+def content_words(text: str) -> dict[str, str]:
+    """Stem → token of the question's content words (stop words, numbers and dates are checked separately)."""
+    nums, when = numbers(text), dates(text)
+    out: dict[str, str] = {}
+    for token in tokenize(text):
+        if token in nums or token in when or _DIGITS.fullmatch(token) or token in _NEG_EN or token in _LIGHT_WORDS:
+            continue
+        out.setdefault(_stem(token), token)
+    return out
+
+
+def _common_prefix(a: str, b: str) -> int:
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+def _covered(token: str, stem: str, other_stems: set[str], other_text: str) -> bool:
+    if stem in other_stems:
+        return True
+    if token.isascii() and len(stem) >= 5 and any(_common_prefix(stem, s) >= 5 for s in other_stems):
+        return True  # differ / different, infect / infectious
+    if not token.isascii():  # jieba may split 借呗 / 蚂蚁借呗 differently: a contained word is the same word
+        return token in other_text or any(not s.isascii() and s in token and len(s) >= 2 for s in other_stems)
+    return False
+
+
+def near_miss_reason(a: str, b: str, idf: Idf, *, max_uncovered: float = 0.15, min_shared: float = 0.5) -> str | None:
+    """Why two similar-looking questions must not share an answer, or None when no difference was found.
+
+    ``idf(token)`` weighs content words (0 or less: unknown to the KB, weighted as the rarest). A question's key
+    content word (its heaviest) must appear in the other question, and the words of either question missing from
+    the other may carry at most ``max_uncovered`` of its weight.
+    """
+    if negated(a) != negated(b):
+        return "negation"
+    if numbers(a) != numbers(b):
+        return "number"
+    if dates(a) != dates(b):
+        return "date"
+    if _kinds_differ(question_kind(a), question_kind(b)):
+        return "question kind"
+    la, lb = a.casefold(), b.casefold()
+    only_a = {e for e in entities(a) if e not in lb and not _abbreviates(e, b)}
+    only_b = {e for e in entities(b) if e not in la and not _abbreviates(e, a)}
+    if only_a and only_b:  # one name put in place of another; a name left out is a content word (below)
+        return "named entity"
+    words_a, words_b = content_words(a), content_words(b)
+    missing_a = {s for s, t in words_a.items() if not _covered(t, s, set(words_b), lb)}
+    missing_b = {s for s, t in words_b.items() if not _covered(t, s, set(words_a), la)}
+    if not (missing_a or missing_b):
+        return None
+    sides = []
+    for words, missing in ((words_a, missing_a), (words_b, missing_b)):
+        weights = {s: _weight(t, idf) for s, t in words.items()} or {"": 1.0}
+        key = max(weights, key=weights.get)
+        sides.append((key in missing, sum(weights[s] for s in missing) / sum(weights.values()), words.get(key, "")))
+    (key_a, lost_a, name_a), (key_b, lost_b, name_b) = sides
+    if is_cjk(a + b):
+        # Chinese: jieba segments differently and MiniLM barely reads it, so every heavy word must be in both.
+        if key_a or key_b:
+            return f"key word '{name_a if key_a else name_b}'"
+        if max(lost_a, lost_b) > max_uncovered:
+            return "content words " + _listed(words_a, missing_a, words_b, missing_b)
+        return None
+    shared_a, shared_b = len(words_a) - len(missing_a), len(words_b) - len(missing_b)
+    minimal_pair = (
+        max(len(missing_a), len(missing_b)) <= 2
+        and min(shared_a, shared_b) >= 1
+        and (shared_a >= len(missing_a) and shared_b >= len(missing_b))
+    )
+    # Mostly the same words with one or two swapped ("carry over" / "cash out") or added ("leave" / "sick
+    # leave"): those words are the whole difference. A question reworded throughout is left to the
+    # embedding: lexical overlap is what fools it, not rewording.
+    if minimal_pair:
+        return "content words " + _listed(words_a, missing_a, words_b, missing_b)
+    return None
+
+
+def _listed(words_a: dict, missing_a: set, words_b: dict, missing_b: set) -> str:
+    return " / ".join(
+        ", ".join(f"'{w[s]}'" for s in sorted(m)) or "-" for w, m in ((words_a, missing_a), (words_b, missing_b))
+    )
+
+
+def _weight(token: str, idf: Idf) -> float:
+    w = idf(token)
+    return w if w > 0 else UNKNOWN_WORD_WEIGHT
+
+
+UNKNOWN_WORD_WEIGHT = 12.0  # above any IDF a KB of under 100k chunks gives: a word the KB never uses is specific

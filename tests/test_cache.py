@@ -1,0 +1,270 @@
+"""The semantic cache: repeats and paraphrases served fast, near misses and personal questions never, stale never.
+
+Real MiniLM, real Chroma, real SQLite; a tiny KB written per test where documents must change.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from kb_assistant.cache_guard import is_personal, near_miss_reason, normalize_question
+
+HOURS_EN = "Office hours are Monday to Friday, {start} to 19:00, with a lunch break from 12:00 to 13:30."
+HOURS_ZH = "公司上班时间为周一至周五 {start}，下班时间为 19:00。"
+LEAVE = """# Leave policy
+
+## Annual leave
+
+Every employee gets 15 days of paid annual leave per calendar year.
+
+## Carrying over leave
+
+You may carry over up to 5 unused days of annual leave into the next calendar year.
+
+## Sick leave
+
+Every employee receives 12 days of paid sick leave per calendar year.
+"""
+
+
+def write_kb(folder, start="10:00"):
+    folder.mkdir(parents=True, exist_ok=True)
+    hours = f"# Working hours\n\n## Office hours\n\n{HOURS_EN.format(start=start)}\n\n## 工作时间\n\n"
+    (folder / "hours.md").write_text(hours + HOURS_ZH.format(start=start) + "\n", encoding="utf-8")
+    (folder / "leave.md").write_text(LEAVE, encoding="utf-8")
+    return folder
+
+
+@pytest.fixture
+def kb_assistant(settings, embeddings, tmp_path):
+    from ingest.pipeline import ingest_paths
+    from kb_assistant.assistant import Assistant
+
+    docs = write_kb(tmp_path / "docs")
+    assert ingest_paths(settings, [docs], "default").ok
+    assistant = Assistant(settings, embeddings=embeddings)
+    assistant.docs = docs
+    return assistant
+
+
+def idf(token: str) -> float:
+    return 2.0  # every word equally rare: the guard then works on the words alone
+
+
+# --- the guard, the key, the personal detector --------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "a, b, reason",
+    [
+        ("Can I carry over unused annual leave?", "Can I cash out unused annual leave?", "content words"),
+        ("How many days of leave do I get?", "How many days of sick leave do I get?", "content words"),
+        ("Is parking free for employees?", "Is parking not free for employees?", "negation"),
+        ("Can I expense a taxi after 21:00?", "Can I expense a taxi after 22:00?", "number"),
+        ("Is the office open on Saturday?", "Is the office open on Sunday?", "date"),
+        ("What is the office address in Shanghai?", "What is the office address in Berlin?", "named entity"),
+        ("上班时间", "下班时间", "key word"),
+        ("公司几点上班？", "公司几点下班？", "key word"),
+        ("年假可以顺延吗", "年假不可以顺延吗", "negation"),
+        ("出差补贴每天100元吗", "出差补贴每天200元吗", "number"),
+        ("周末要打卡吗", "工作日要打卡吗", "date"),
+        ("为什么报销被退回", "报销被退回怎么办", "question kind"),
+        ("花呗怎么开通", "借呗怎么开通", "key word"),
+    ],
+)
+def test_near_miss_pairs_are_rejected_with_the_reason(a, b, reason):
+    assert near_miss_reason(a, b, idf).startswith(reason)
+    assert near_miss_reason(b, a, idf) is not None
+
+
+@pytest.mark.parametrize(
+    "a, b",
+    [
+        ("How many days of annual leave do I get?", "How many annual leave days do I get?"),
+        ("What is a novel coronavirus?", "What is the novel coronavirus?"),
+        ("Does COVID-19 spread through food?", "Can COVID-19 spread through food?"),
+        ("Am I at risk in the United States?", "Am I at risk in the US?"),
+        ("公司几点上班？", "公司上班是几点"),
+        ("怎么开通借呗", "借呗如何开通"),
+    ],
+)
+def test_rewordings_of_the_same_question_pass_the_guard(a, b):
+    assert near_miss_reason(a, b, idf) is None
+
+
+def test_exact_key_ignores_case_width_punctuation_and_spaces():
+    assert normalize_question("公司几点上班？") == normalize_question("公司几点上班 ?")
+    assert normalize_question("ＡＢＣ　leave？") == normalize_question("abc leave?")
+    assert normalize_question("How many days?") == normalize_question("how many  days")
+
+
+@pytest.mark.parametrize(
+    "question, personal",
+    [
+        ("我还剩几天年假？", True),
+        ("我的年假还有多少天", True),
+        ("我领导不批我的假怎么办", True),
+        ("What's my leave balance?", True),
+        ("My manager rejected my expense claim", True),
+        ("How many days do I have left?", True),
+        ("Am I eligible for the bonus?", True),
+        ("公司几点上班？", False),
+        ("年假有多少天？", False),
+        ("How many days of annual leave do I get?", False),
+        ("Can I carry over unused leave?", False),
+    ],
+)
+def test_personal_question_detector(question, personal):
+    assert is_personal(question) is personal
+
+
+# --- the cache in the pipeline ------------------------------------------------------------------------------------
+def test_repeat_and_paraphrase_are_served_from_the_cache(kb_assistant):
+    first = kb_assistant.ask("How many days of paid sick leave do I get per year?")
+    assert first.answered and not first.cached and "12" in first.text
+    repeat = kb_assistant.ask("how many days of paid sick leave do i get per year")
+    paraphrase = kb_assistant.ask("How many days of paid sick leave can I get per year?")
+    for answer in (repeat, paraphrase):
+        assert answer.cached and answer.answered
+        assert answer.text == first.text and answer.citations == first.citations
+        assert answer.id != first.id
+        assert "retrieve" not in answer.timings_ms and "cache" in answer.timings_ms
+    zh = kb_assistant.ask("公司几点上班？")
+    assert not zh.cached and "10:00" in zh.text
+    assert kb_assistant.ask("公司几点上班").cached
+    stats = kb_assistant.cache.stats("default")
+    assert (stats.exact_hits, stats.semantic_hits, stats.entries) == (2, 1, 2)
+    assert stats.time_saved_s > 0
+
+
+def test_near_miss_questions_get_their_own_answer(kb_assistant):
+    carry = kb_assistant.ask("Can I carry over unused annual leave?")
+    assert carry.answered and "carry over" in carry.text
+    cash = kb_assistant.ask("Can I cash out unused annual leave?")
+    assert not cash.cached
+    assert not kb_assistant.ask("How many days of annual leave do I get?").cached
+    assert not kb_assistant.ask("公司几点下班？").cached
+    assert kb_assistant.cache.stats().near_misses_rejected >= 1
+
+
+def test_personal_questions_are_never_cached(kb_assistant):
+    for _ in range(2):
+        answer = kb_assistant.ask("How many days of annual leave do I have left?")
+        assert not answer.cached
+    assert kb_assistant.ask("我还剩几天年假？").cached is False
+    stats = kb_assistant.cache.stats()
+    assert stats.entries == 0 and stats.personal_skipped == 3
+
+
+def test_unanswered_questions_are_not_cached(kb_assistant):
+    for _ in range(2):
+        answer = kb_assistant.ask("What will the weather be like in Paris tomorrow?")
+        assert not answer.answered and not answer.cached
+    assert kb_assistant.cache.stats().entries == 0
+
+
+def test_follow_up_is_looked_up_by_its_standalone_question(kb_assistant):
+    first = kb_assistant.ask("公司几点上班？")
+    history = [{"role": "user", "content": "公司几点上班？"}, {"role": "assistant", "content": first.text}]
+    follow_up = kb_assistant.ask("那周末呢？", history=history)
+    assert follow_up.standalone_question != "那周末呢？"
+    assert not follow_up.cached
+
+
+def test_thumbs_down_evicts_the_entry_and_the_answer_is_not_cached_again(kb_assistant):
+    kb_assistant.ask("How many days of paid annual leave do I get?")
+    served = kb_assistant.ask("How many days of paid annual leave do I get?")
+    assert served.cached
+    assert kb_assistant.cache.evict(served.id) is True
+    again = kb_assistant.ask("How many days of paid annual leave do I get?")
+    assert not again.cached and again.answered
+    assert not kb_assistant.ask("How many days of paid annual leave do I get?").cached  # 👎'd answer not re-stored
+    stats = kb_assistant.cache.stats()
+    assert stats.evicted_feedback == 1 and stats.entries == 0
+    assert kb_assistant.cache.evict("no-such-answer") is False
+
+
+def test_changing_the_hours_document_invalidates_exactly_its_entries(kb_assistant):
+    from ingest.pipeline import ingest_paths
+
+    assert "10:00" in kb_assistant.ask("What are the office hours?").text
+    assert "15 days" in kb_assistant.ask("How many days of paid annual leave do I get?").text
+    assert kb_assistant.ask("What are the office hours?").cached
+
+    write_kb(kb_assistant.docs, start="9:30")
+    assert ingest_paths(kb_assistant.settings, [kb_assistant.docs / "hours.md"], "default").ok
+
+    hours = kb_assistant.ask("What are the office hours?")
+    assert not hours.cached and "9:30" in hours.text and "10:00" not in hours.text
+    leave = kb_assistant.ask("How many days of paid annual leave do I get?")
+    assert leave.cached, "an entry whose chunks did not change stays"
+    assert kb_assistant.cache.stats().invalidations == 1
+
+
+def test_entries_persist_across_a_new_assistant(kb_assistant, embeddings):
+    from kb_assistant.assistant import Assistant
+
+    kb_assistant.ask("How many days of paid sick leave do I get per year?")
+    fresh = Assistant(kb_assistant.settings, embeddings=embeddings)
+    assert fresh.ask("How many days of paid sick leave do I get per year?").cached
+
+
+def test_ttl_and_size_limit(kb_assistant):
+    settings = kb_assistant.settings
+    settings.cache_max_entries = 2
+    for q in ("What are the office hours?", "How many days of paid sick leave do I get?", "公司几点上班？"):
+        kb_assistant.ask(q)
+    stats = kb_assistant.cache.stats()
+    assert stats.entries == 2 and stats.evicted_lru == 1
+    assert not kb_assistant.ask("What are the office hours?").cached  # the least recently used went first
+    settings.cache_ttl_s = 1e-9
+    assert not kb_assistant.ask("公司几点上班？").cached
+    assert kb_assistant.cache.stats().expired >= 1
+
+
+def test_a_hundred_concurrent_identical_questions_cost_one_full_answer(kb_assistant, monkeypatch):
+    import kb_assistant.assistant as assistant_module
+
+    runs, real = [], assistant_module.hybrid_search
+
+    def counting(*args, **kwargs):
+        runs.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(assistant_module, "hybrid_search", counting)
+    answers, start = [], threading.Barrier(100)
+
+    def ask():
+        start.wait()
+        answers.append(kb_assistant.ask("How many days of paid sick leave do I get per year?"))
+
+    threads = [threading.Thread(target=ask) for _ in range(100)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert len(answers) == 100 and len(runs) == 1
+    assert sum(a.cached for a in answers) == 99
+    assert len({a.text for a in answers}) == 1
+
+
+def test_cache_can_be_switched_off(kb_assistant):
+    kb_assistant.settings.cache_enabled = False
+    kb_assistant.ask("What are the office hours?")
+    assert not kb_assistant.ask("What are the office hours?").cached
+
+
+def test_cache_stats_and_clear_on_the_command_line(kb_assistant, monkeypatch):
+    from typer.testing import CliRunner
+
+    from kb_assistant.cli import app
+
+    kb_assistant.ask("What are the office hours?")
+    kb_assistant.ask("What are the office hours?")
+    monkeypatch.setenv("KB_DATA_DIR", str(kb_assistant.settings.data_dir))
+    runner = CliRunner()
+    out = runner.invoke(app, ["cache", "stats", "--kb", "default"])
+    assert out.exit_code == 0 and "1 entries" in out.output and "1 hits" in out.output
+    out = runner.invoke(app, ["cache", "clear", "--kb", "default"])
+    assert out.exit_code == 0 and "cleared 1" in out.output
+    assert kb_assistant.cache.stats().entries == 0
