@@ -274,8 +274,9 @@ class TicketQueue:
         ticket = self._open_group(s, kb, normalized, standalone or question, embedding)
         if ticket is None:
             # a bare "转人工" is not the question: the one it refers to (kept as the standalone form) is
+            title = standalone if reason == "handoff" and standalone else question
             ticket = Ticket(
-                kb=kb, question=standalone if reason == "handoff" and standalone else question, standalone_question=standalone or question, normalized=normalized,
+                kb=kb, question=title, standalone_question=standalone or question, normalized=normalized,
                 language=language, reason=reason, status="open", conversation=conversation, passages=passages,
                 embedding=embedding, bad_answer=bad_answer,
             )  # fmt: skip
