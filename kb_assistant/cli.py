@@ -77,6 +77,7 @@ def ask(
     question: Annotated[str, typer.Argument(help="The question, in Chinese or English.")],
     kb: KbOption = "default",
     as_json: Annotated[bool, typer.Option("--json", help="Print the whole Answer as JSON.")] = False,
+    session: Annotated[str | None, typer.Option(help="Chat session id (see `kb replies`).")] = None,
 ):
     """Ask one question and print the cited answer."""
     from kb_assistant.assistant import Assistant
@@ -85,7 +86,7 @@ def ask(
     settings = _settings()
     _ensure_sample(settings)
     try:
-        answer = Assistant(settings).ask(question, kb=kb)
+        answer = Assistant(settings).ask(question, kb=kb, session_id=session)
     except KBError as exc:
         _fail(str(exc))
     if as_json:
@@ -114,6 +115,11 @@ def serve(
     from ui.chat import launch
 
     launch(settings)
+
+
+from kb_assistant.cli_queue import register  # noqa: E402  (kb queue|user|gaps|feedback|replies|console)
+
+register(app)
 
 
 def main():
