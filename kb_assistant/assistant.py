@@ -179,10 +179,10 @@ class Assistant:
     def _hand_off(self, question, history, kb, lang, session_id, user) -> Iterator[StreamEvent]:
         """The user asked for a person: the ticket carries their question (or the one before, if the message
         was only "转人工") and the conversation."""
-        asked = strip_handoff(question, self.settings.handoff_phrases)
-        if len(asked) < 2:
-            earlier = [m.get("content", "") for m in history or [] if m.get("role") == "user"]
-            asked = earlier[-1].strip() if earlier and earlier[-1].strip() else question
+        asked = question
+        if not has_substance(strip_handoff(question, self.settings.handoff_phrases)):
+            earlier = [str(m.get("content", "")).strip() for m in history or [] if m.get("role") == "user"]
+            asked = earlier[-1] if earlier and earlier[-1] else question
         answer = Answer(
             question=question, standalone_question=asked, text="", answered=False, confidence=0.0, language=lang,
             kb=kb, session_id=session_id, escalation_reason="handoff",
@@ -276,6 +276,16 @@ def strip_handoff(question: str, phrases: list[str]) -> str:
         if p.strip():
             text = re.sub(re.escape(p), " ", text, flags=re.IGNORECASE)
     return re.sub(r"^[\W_]+|[\W_]+$", "", text.strip()).strip()
+
+
+_FILLER = frozenset(["please", "want", "need", "help", "now", "帮忙", "麻烦", "一下", "谢谢", "需要", "我要", "想要"])
+
+
+def has_substance(text: str) -> bool:
+    """Whether what is left of a handoff request says what it is about ("工资条有问题"), not just "请帮我"."""
+    from kb_assistant.text import tokenize
+
+    return any(len(t) >= 2 and t not in _FILLER for t in tokenize(text))
 
 
 def passage_record(n: int, c: Candidate) -> dict:
