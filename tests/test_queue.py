@@ -200,3 +200,36 @@ def _record(answer_id: str, question: str, *, kb: str = "default", session: str 
         id=answer_id, kb=kb, question=question, standalone_question=question, language="en",
         text="hold", answered=False, confidence=0.1, reason="low_confidence", session_id=session, embedding=embedding,
     )  # fmt: skip
+
+
+def test_gap_log_groups_unanswered_questions_by_meaning_ranked_by_count(tmp_path, embeddings):
+    from datetime import UTC, datetime, timedelta
+
+    from kb_assistant.queue.gaps import gap_clusters, write_csv
+
+    queue = TicketQueue(Settings(data_dir=tmp_path / "d"))
+    asked = [DOG, "Am I allowed to bring a dog to work?", "can i bring my dog to the office",
+             "Is there a company choir I can join?", "Does the company have a choir?",
+             SHUTTLE_ZH, "火车站有班车到公司吗？", SKI]  # fmt: skip
+    for n, q in enumerate(asked):
+        queue.record(_record(f"g{n}", q, embedding=embeddings.embed_query(q)))
+    queue.record(_record("other-kb", DOG, kb="sales", embedding=embeddings.embed_query(DOG)))
+    answered = _record("ok", "How many days of sick leave do I get?")
+    answered.answered = True
+    queue.record(answered)  # answered: not a gap
+    handoff = _record("h", "转人工")
+    handoff.reason = "handoff"
+    queue.record(handoff)  # a request for a person: not a gap
+
+    clusters = gap_clusters(queue, embeddings, kb="default")
+    assert [c.count for c in clusters] == [3, 2, 2, 1]
+    assert clusters[0].question == DOG and set(clusters[0].examples) == set(asked[:3])
+    assert {frozenset(c.examples) for c in clusters[1:3]} == {frozenset(asked[3:5]), frozenset(asked[5:7])}
+    # near-identical wordings share a ticket; a paraphrase has its own ticket but the same gap
+    assert clusters[0].tickets == ["T-000001", "T-000002"] and clusters[0].reasons == {"low_confidence": 3}
+    assert len(gap_clusters(queue, embeddings)) == 5  # every KB: the same question in 'sales' is its own gap
+    assert gap_clusters(queue, embeddings, since=datetime.now(UTC) + timedelta(minutes=1)) == []
+
+    write_csv(clusters, tmp_path / "gaps.csv")
+    lines = (tmp_path / "gaps.csv").read_text(encoding="utf-8-sig").splitlines()
+    assert lines[0].startswith("rank,kb,count,question") and lines[1].startswith(f"1,default,3,{DOG}")
