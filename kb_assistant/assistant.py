@@ -1,6 +1,9 @@
 """Assistant.ask(): the whole question pipeline, in order. Every surface (CLI, chat, API, eval) calls it.
 
 question ─► condense (history) ─► cache ─► retrieve (dense + keyword) ─► fuse ─► rerank ─► confidence ─► answer
+                                                                                                         └► escalate?
+
+Every answer is logged in the queue database; an unanswered one (or a request for a person) opens a ticket.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from kb_assistant.errors import QuestionError, UnknownKnowledgeBase
+from kb_assistant.errors import QuestionError, UnknownKnowledgeBase, UnknownTicket
 from kb_assistant.index import KnowledgeBaseIndex, list_kbs
 from kb_assistant.retrieval import Candidate, hybrid_search
 from kb_assistant.schema import Answer, Citation, Feedback, StreamEvent, TicketView
@@ -27,6 +30,7 @@ class Assistant:
         self._chat_model = chat_model
         self._indexes: dict[str, KnowledgeBaseIndex] = {}
         self._cache = None
+        self._queue = None
 
     # --- wiring (lazy: nothing heavy is loaded until the first question) --------------------------
     @property
@@ -52,6 +56,15 @@ class Assistant:
 
             self._cache = SemanticCache(self.settings, self.embeddings)
         return self._cache
+
+    @property
+    def queue(self):
+        """The human queue (tickets, answer log); its database is opened and migrated on first use."""
+        if self._queue is None:
+            from kb_assistant.queue.store import TicketQueue
+
+            self._queue = TicketQueue(self.settings)
+        return self._queue
 
     def knowledge_bases(self) -> list[str]:
         return list_kbs(self.settings)
@@ -120,6 +133,9 @@ class Assistant:
         lang = detect_language(question)
         index = self.index(kb)
         s = self.settings
+        if is_handoff_request(question, s.handoff_phrases):  # a person was asked for: no retrieval
+            yield from self._hand_off(question, history, kb, lang, session_id, user)
+            return
 
         with _timed(timings, "condense"):
             standalone = self._condenser().condense(question, history)
@@ -128,18 +144,22 @@ class Assistant:
         if cached is not None and cached.answer is not None:
             answer = cached.answer.model_copy(update={"question": question, "standalone_question": standalone,
                                                       "session_id": session_id, "timings_ms": {}})  # fmt: skip
+            yield StreamEvent(type="delta", text=answer.text)
+            with _timed(timings, "log"):
+                self._record(answer, [], history, user)
             timings["total"] = round(sum(timings.values()), 2)
             answer.timings_ms = timings
-            yield StreamEvent(type="delta", text=answer.text)
             yield StreamEvent(type="final", answer=answer)
             return
         try:
-            yield from self._answer(question, standalone, lang, index, timings, session_id, cached)
+            yield from self._answer(question, standalone, lang, index, timings, session_id, cached, history, user)
         finally:
             if cached is not None:
                 cached.release()  # askers of the same question waiting on this answer look again
 
-    def _answer(self, question, standalone, lang, index, timings, session_id, cached) -> Iterator[StreamEvent]:
+    def _answer(
+        self, question, standalone, lang, index, timings, session_id, cached, history, user
+    ) -> Iterator[StreamEvent]:
         s = self.settings
         with _timed(timings, "retrieve"):
             candidates = hybrid_search(
@@ -175,29 +195,109 @@ class Assistant:
             else:
                 answer.escalation_reason = "not_in_context"
         if not answer.answered:
-            answer.text = s.holding_reply(lang)
             answer.citations = []
+            with _timed(timings, "escalate"):
+                answer.ticket_id = self._record(answer, passages, history, user)
+            answer.text = self._holding_reply(lang, answer.ticket_id)
             yield StreamEvent(type="delta", text=answer.text)
-        elif self.chat_model is None:
-            yield StreamEvent(type="delta", text=answer.text)  # extractive answers arrive whole
+        else:
+            if self.chat_model is None:
+                yield StreamEvent(type="delta", text=answer.text)  # extractive answers arrive whole
+            with _timed(timings, "log"):
+                self._record(answer, passages, history, user)
         timings["total"] = round(sum(timings.values()), 2)
         answer.timings_ms = timings  # pydantic copied the dict at construction
         if cached is not None and cached.cacheable:
             self.cache.store(index, standalone, lang, answer, full_ms=timings["total"], vector=cached.query_vector)
         yield StreamEvent(type="final", answer=answer)
 
-    # --- the human queue (issue 5 fills these in) ----------------------------------------------------
+    # --- escalation ----------------------------------------------------------------------------------
+    def _hand_off(self, question, history, kb, lang, session_id, user) -> Iterator[StreamEvent]:
+        """The user asked for a person: the ticket carries their question (or the one before, if the message
+        was only "转人工") and the conversation."""
+        asked = question
+        if not has_substance(strip_handoff(question, self.settings.handoff_phrases)):
+            earlier = [str(m.get("content", "")).strip() for m in history or [] if m.get("role") == "user"]
+            asked = earlier[-1] if earlier and earlier[-1] else question
+        answer = Answer(
+            question=question, standalone_question=asked, text="", answered=False, confidence=0.0, language=lang,
+            kb=kb, session_id=session_id, escalation_reason="handoff",
+        )  # fmt: skip
+        timings: dict[str, float] = {}
+        with _timed(timings, "escalate"):
+            answer.ticket_id = self._record(answer, [], history, user)
+        answer.text = self._holding_reply(lang, answer.ticket_id)
+        answer.timings_ms = {**timings, "total": timings["escalate"]}
+        yield StreamEvent(type="delta", text=answer.text)
+        yield StreamEvent(type="final", answer=answer)
+
+    def _holding_reply(self, lang: str, ticket_id: str | None) -> str:
+        text = self.settings.holding_reply(lang)
+        if ticket_id:
+            note = self.settings.ticket_note_zh if lang == "zh" else self.settings.ticket_note_en
+            text += note.format(ticket=ticket_id)
+        return text
+
+    def _record(self, answer: Answer, passages: list[Candidate], history: list[dict] | None, user) -> str | None:
+        """Log the answer (one insert); an unanswered one opens or joins a ticket, whose id is returned.
+        The queue spools what it cannot write, so this never fails the user's question."""
+        from kb_assistant.queue.store import AnswerRecord
+
+        embedding = None
+        if not answer.answered:  # for grouping near-identical open questions and clustering gaps
+            embedding = [round(float(x), 5) for x in self.embeddings.embed_query(answer.standalone_question)]
+        entry = AnswerRecord(
+            id=answer.id, kb=answer.kb, question=answer.question, standalone_question=answer.standalone_question,
+            language=answer.language, text=answer.text, answered=answer.answered, confidence=answer.confidence,
+            reason=answer.escalation_reason, session_id=answer.session_id, user=user,
+            passages=[passage_record(n, c) for n, c in enumerate(passages, start=1)],
+            conversation=[{"role": m.get("role", ""), "content": str(m.get("content", ""))[:4000]}
+                          for m in (history or [])[-20:]],
+            embedding=embedding,
+        )  # fmt: skip
+        return self.queue.record(entry)
+
+    # --- the human queue -----------------------------------------------------------------------------
     def feedback(self, answer_id: str, rating: str, comment: str = "", session_id: str | None = None) -> Feedback:
         """Record 👍/👎 on an answer; 👎 with a comment escalates it and evicts it from the cache."""
-        raise NotImplementedError("the human queue is not wired yet (issue 5)")
+        ticket_id = self.queue.feedback(answer_id, rating, comment, session_id)
+        if rating == "down":
+            self._on_downvote(answer_id)
+        return Feedback(answer_id=answer_id, rating=rating, comment=comment or "", ticket_id=ticket_id)
+
+    def _on_downvote(self, answer_id: str) -> None:
+        """A 👎'd answer leaves the semantic cache and is not stored again until its sources change."""
+        if self.settings.cache_enabled:
+            self.cache.evict(answer_id)
 
     def ticket(self, ticket_id: str) -> TicketView:
         """A ticket's status and answer, for the user who asked (raises UnknownTicket)."""
-        raise NotImplementedError("the human queue is not wired yet (issue 5)")
+        if not isinstance(ticket_id, str) or not ticket_id.strip():
+            raise UnknownTicket("no ticket id given: ticket ids look like T-000123")
+        return self.queue.view(ticket_id)
 
     def replies(self, session_id: str) -> list[TicketView]:
         """The tickets of one chat session, answered ones with the agent's answer."""
-        raise NotImplementedError("the human queue is not wired yet (issue 5)")
+        return self.queue.session_replies(session_id) if session_id else []
+
+    def promote(self, ticket_id: str, question: str | None = None) -> str:
+        """'Add to the knowledge base': an answered ticket becomes a curated FAQ entry of its KB, searchable at
+        once. ``question`` overrides the ticket's wording. Returns the entry's source name."""
+        from kb_assistant.queue.promote import promote_ticket
+
+        ticket = self.queue.get(ticket_id)
+        index = self.index(ticket.kb)
+        chunk = promote_ticket(index, ticket, question)
+        self.queue.mark_promoted(ticket_id, chunk.source)
+        if self.settings.cache_enabled:  # the agent's answer seeds the cache, citing the new entry
+            lang = detect_language(chunk.question)
+            cited = Citation(n=1, source=chunk.source, section=chunk.section, chunk_id=chunk.id,
+                             snippet=chunk.text[:2000], score=1.0)  # fmt: skip
+            seeded = Answer(question=chunk.question, standalone_question=chunk.question, text=f"{chunk.text} [1]",
+                            answered=True, confidence=1.0, language=lang, kb=ticket.kb, citations=[cited],
+                            passages=[cited])  # fmt: skip
+            self.cache.seed(index, chunk.question, seeded, lang=lang)
+        return chunk.source
 
     def _check_question(self, question: str) -> str:
         if not isinstance(question, str) or not question.strip():
@@ -209,6 +309,39 @@ class Assistant:
                 f"{self.settings.max_question_chars} (KB_MAX_QUESTION_CHARS): shorten it"
             )
         return question
+
+
+def is_handoff_request(question: str, phrases: list[str]) -> bool:
+    text = question.lower()
+    return any(p.lower() in text for p in phrases if p.strip())
+
+
+def strip_handoff(question: str, phrases: list[str]) -> str:
+    """The question without the request for a person (and the punctuation around it)."""
+    text = question
+    for p in phrases:
+        if p.strip():
+            text = re.sub(re.escape(p), " ", text, flags=re.IGNORECASE)
+    return re.sub(r"^[\W_]+|[\W_]+$", "", text.strip()).strip()
+
+
+_FILLER = frozenset(["please", "want", "need", "help", "now", "帮忙", "麻烦", "一下", "谢谢", "需要", "我要", "想要"])
+
+
+def has_substance(text: str) -> bool:
+    """Whether what is left of a handoff request says what it is about ("工资条有问题"), not just "请帮我"."""
+    from kb_assistant.text import tokenize
+
+    return any(len(t) >= 2 and t not in _FILLER for t in tokenize(text))
+
+
+def passage_record(n: int, c: Candidate) -> dict:
+    """A retrieved passage as the ticket keeps it: where it came from, its text and its scores."""
+    return {
+        "n": n, "chunk_id": c.chunk.id, "source": c.chunk.source, "section": c.chunk.section, "page": c.chunk.page,
+        "text": (c.chunk.text or "")[:1000], "score": round(float(c.score), 4), "dense": round(float(c.dense), 4),
+        "keyword": round(float(c.keyword), 4),
+    }  # fmt: skip
 
 
 def answer_confidence(passages: list[Candidate], lang: str) -> float:

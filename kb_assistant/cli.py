@@ -79,6 +79,7 @@ def ask(
     question: Annotated[str, typer.Argument(help="The question, in Chinese or English.")],
     kb: KbOption = "default",
     as_json: Annotated[bool, typer.Option("--json", help="Print the whole Answer as JSON.")] = False,
+    session: Annotated[str | None, typer.Option(help="Chat session id (see `kb replies`).")] = None,
 ):
     """Ask one question and print the cited answer."""
     from kb_assistant.assistant import Assistant
@@ -87,7 +88,7 @@ def ask(
     settings = _settings()
     _ensure_sample(settings)
     try:
-        answer = Assistant(settings).ask(question, kb=kb)
+        answer = Assistant(settings).ask(question, kb=kb, session_id=session)
     except KBError as exc:
         _fail(str(exc))
     if as_json:
@@ -166,6 +167,11 @@ def eval_(
 from kb_assistant import cli_cache  # noqa: E402  (a command group in its own module)
 
 app.add_typer(cli_cache.app, name="cache")
+
+
+from kb_assistant.cli_queue import register  # noqa: E402  (kb queue|user|gaps|feedback|replies|console)
+
+register(app)
 
 
 def main():

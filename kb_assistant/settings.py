@@ -56,6 +56,26 @@ class Settings(BaseSettings):
     holding_reply_en: str = "We're still looking into this question. Please wait for our reply."
 
     # --- human queue -------------------------------------------------------------------------
+    database_url: str | None = Field(
+        None,
+        description="SQLAlchemy URL of the queue database (tickets, answer log, agents); "
+        "unset = SQLite file queue.db in the data dir (WAL, busy timeout). Postgres: postgresql+psycopg://…",
+    )
+    database_busy_timeout_s: float = Field(10.0, gt=0, description="SQLite: how long a writer waits for the lock.")
+    handoff_phrases: list[str] = Field(
+        ["转人工", "人工客服", "找人工", "真人客服", "人工服务", "talk to a human", "speak to a human",
+         "talk to a person", "speak to a person", "speak to an agent", "talk to an agent", "human agent",
+         "real person"],
+        description="A question containing one of these (case-insensitive) goes straight to the human queue.",
+    )  # fmt: skip
+    ticket_group_similarity: float = Field(
+        0.95, ge=0.0, le=1.0, description="Open questions this similar (embedding cosine) share one ticket."
+    )
+    gap_similarity: float = Field(0.7, ge=0.0, le=1.0, description="Unanswered questions this similar form one gap.")
+    max_answer_chars: int = Field(8000, ge=1, description="Longest agent answer accepted.")
+    ticket_note_zh: str = Field("（工单号 {ticket}）", description="Appended to the holding reply; {ticket} = id.")
+    ticket_note_en: str = Field(" (ticket #{ticket})", description="Appended to the holding reply; {ticket} = id.")
+    console_port: int = Field(7861, ge=1, le=65535, description="Where `kb console` listens (host: KB_HOST).")
 
     # --- semantic cache ------------------------------------------------------------------------
     cache_enabled: bool = Field(True, description="Answer repeats and paraphrases from the semantic cache.")

@@ -14,7 +14,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("DO_NOT_TRACK", "1")
-for var in [v for v in os.environ if v.startswith("KB_")]:  # a developer's .env / shell must not leak in
+for var in [v for v in os.environ if v.startswith("KB_") and not v.startswith("KB_TEST_")]:  # no leaks from a shell
     del os.environ[var]
 
 

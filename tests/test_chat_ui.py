@@ -31,3 +31,32 @@ def test_chat_app_builds_with_a_knowledge_base_picker(sample_assistant):
     app = build_chat_app(sample_assistant)
     picker = app.additional_inputs[0]
     assert set(picker.choices and [c[0] if isinstance(c, tuple) else c for c in picker.choices]) == {"default", "sales"}
+
+
+def test_the_chat_keeps_a_session_and_shows_the_agents_answer_when_the_user_comes_back(
+    sample_data_dir, embeddings, tmp_path
+):
+    from kb_assistant.assistant import Assistant
+    from kb_assistant.settings import Settings
+    from ui.chat import render_replies, unseen_replies
+
+    assistant = Assistant(
+        Settings(data_dir=sample_data_dir, database_url=f"sqlite:///{tmp_path / 'q.db'}"), embeddings=embeddings
+    )
+    chat = build_chat_app(assistant)
+    outputs = list(chat.fn("Can I bring my dog to the office?", [], "default", None))  # a new browser: no state
+    text, state = outputs[-1]
+    assert "ticket #T-000001" in text and len(state["session_id"]) == 32
+    assert [v.id for v in assistant.replies(state["session_id"])] == ["T-000001"]
+
+    assistant.queue.answer("T-000001", "Yes <script>alert(1)</script> on Fridays.", "anna")
+    state, fresh = unseen_replies(assistant, state)  # the user comes back: page load
+    shown = render_replies(fresh)
+    assert "Our reply** (ticket #T-000001)" in shown and "on Fridays" in shown
+    assert "<script>" not in shown and "&lt;script&gt;" in shown  # an agent's answer renders inert too
+    assert unseen_replies(assistant, state)[1] == []  # shown once
+    # a reply that arrives later is put in front of the next answer in the chat
+    again = list(chat.fn("Does the company sponsor an annual ski trip?", [], "default", state))[-1][0]
+    assistant.queue.answer(again.split("#")[-1].rstrip(")"), "No, but the social club runs one.", "anna")
+    text, state = list(chat.fn("How many days of sick leave do I get?", [], "default", state))[-1]
+    assert text.startswith("**Our reply** (ticket #T-000002)") and "social club" in text and "12" in text

@@ -218,11 +218,12 @@ def test_not_in_context_signal_maps_to_not_answered_with_holding_reply(llm_assis
     assert _answer_requests(fake_llm), "the question should pass the confidence threshold and reach the LLM"
     assert answer.answered is False
     assert answer.escalation_reason == "not_in_context"
-    assert answer.text == llm_assistant.settings.holding_reply_en
+    # the holding reply, then the number of the ticket the question opened in the human queue
+    assert answer.ticket_id and answer.text == f"{llm_assistant.settings.holding_reply_en} (ticket #{answer.ticket_id})"
     assert answer.citations == []
     deltas = [e.text for e in events if e.type == "delta"]
     assert not any(part in d for d in deltas for part in (NOT_FOUND, "NOT_", "CONTEXT"))
-    assert "".join(deltas) == llm_assistant.settings.holding_reply_en
+    assert "".join(deltas) == answer.text
 
 
 def test_chinese_question_uses_the_chinese_prompt(llm_assistant, fake_llm):

@@ -1,17 +1,21 @@
 """The Gradio web chat: streaming answers, numbered sources with section/page and the passage on demand.
 
 Thin by design: parse the message and history, call ``Assistant.stream``, render. Nothing here retrieves.
+Each browser keeps a session id (encrypted in its localStorage), so answers that agents give to its tickets are
+shown when the user comes back: on load, while the page is open, and at the top of the next answer.
 """
 
 from __future__ import annotations
 
 import html
 import os
+import secrets
+import uuid
 from collections.abc import Iterator
 
 from kb_assistant.assistant import Assistant
 from kb_assistant.errors import KBError
-from kb_assistant.schema import Answer
+from kb_assistant.schema import Answer, TicketView
 from kb_assistant.settings import Settings
 
 EXAMPLES = {
@@ -62,10 +66,14 @@ def render_sources(answer: Answer) -> str:
     return "\n".join(lines)
 
 
-def respond(assistant: Assistant, message: str, history: list, kb: str | None) -> Iterator[str]:
+def respond(
+    assistant: Assistant, message: str, history: list, kb: str | None, session_id: str | None = None
+) -> Iterator[str]:
     text = ""
     try:
-        for event in assistant.stream(message_text(message), history=to_history(history), kb=kb or "default"):
+        for event in assistant.stream(
+            message_text(message), history=to_history(history), kb=kb or "default", session_id=session_id
+        ):
             if event.type == "delta":
                 text += event.text
                 yield html.escape(text, quote=False)
@@ -75,20 +83,73 @@ def respond(assistant: Assistant, message: str, history: list, kb: str | None) -
         yield f"⚠️ {html.escape(str(exc), quote=False)}"
 
 
+def new_session() -> dict:
+    return {"session_id": uuid.uuid4().hex, "shown": []}
+
+
+def unseen_replies(assistant: Assistant, state: dict | None) -> tuple[dict, list[TicketView]]:
+    """The session's tickets that agents have answered or closed since the user last saw them (marked seen)."""
+    state = dict(state or {})
+    if not state.get("session_id"):
+        state = new_session()
+    try:
+        views = assistant.replies(state["session_id"])
+    except KBError:  # the queue database is down: the chat still answers
+        return state, []
+    shown = set(state.get("shown") or [])
+    fresh = [v for v in views if v.status in ("answered", "closed") and v.answer and v.id not in shown]
+    state["shown"] = sorted(shown | {v.id for v in fresh})
+    return state, fresh
+
+
+def render_replies(replies: list[TicketView]) -> str:
+    """Agents' answers to the user's earlier questions; escaped like everything else (inert HTML)."""
+    blocks = []
+    for v in replies:
+        zh = any("\u4e00" <= ch <= "\u9fff" for ch in v.question)
+        head = f"**我们的回复**（工单号 {v.id}）" if zh else f"**Our reply** (ticket #{v.id})"
+        quote = html.escape(v.question, quote=False)
+        blocks.append(f"{head} — {quote}\n\n{html.escape(v.answer or '', quote=False)}")
+    return "\n\n---\n\n".join(blocks)
+
+
+def _browser_secret(settings: Settings) -> str:
+    """The key that encrypts the session id in the browser; kept in the data dir so it survives restarts."""
+    path = settings.path("chat-secret")
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(24), encoding="utf-8")
+        path.chmod(0o600)
+    return path.read_text(encoding="utf-8").strip()
+
+
 def build_chat_app(assistant: Assistant):
     import gradio as gr
 
     kbs = assistant.knowledge_bases() or ["default"]
     default_kb = "default" if "default" in kbs else kbs[0]
     kb_picker = gr.Dropdown(choices=kbs, value=default_kb, label="Knowledge base / 知识库", visible=len(kbs) > 1)
+    session = gr.BrowserState(
+        {"session_id": "", "shown": []}, storage_key="kb-assistant-chat", secret=_browser_secret(assistant.settings)
+    )
 
-    def fn(message, history, kb):
-        yield from respond(assistant, message, history, kb)
+    def fn(message, history, kb, state):
+        state, fresh = unseen_replies(assistant, state)
+        prefix = render_replies(fresh) + "\n\n---\n\n" if fresh else ""
+        for text in respond(assistant, message, history, kb, session_id=state["session_id"]):
+            yield prefix + text, state
+
+    def show_replies(state, panel):
+        state, fresh = unseen_replies(assistant, state)
+        if not fresh:
+            return state, gr.update()
+        text = render_replies(fresh) + ("\n\n---\n\n" + panel if panel else "")
+        return state, gr.update(value=text, visible=True)
 
     examples = [[q, kb] for kb in kbs for q in EXAMPLES.get(kb, [])]
-    return gr.ChatInterface(
+    chat = gr.ChatInterface(
         fn=fn,
-        additional_inputs=[kb_picker],
+        additional_inputs=[kb_picker, session],
+        additional_outputs=[session],
         examples=examples or None,
         title="kb-assistant",
         description="Ask about the handbook in Chinese or English · 用中文或英文提问，答案附带出处。",
@@ -96,6 +157,11 @@ def build_chat_app(assistant: Assistant):
         fill_height=True,
         api_name="chat",
     )
+    with chat:
+        replies_panel = gr.Markdown(visible=False, sanitize_html=True)
+        chat.load(show_replies, [session, replies_panel], [session, replies_panel])
+        gr.Timer(30).tick(show_replies, [session, replies_panel], [session, replies_panel])
+    return chat
 
 
 def launch(settings: Settings) -> None:

@@ -1,0 +1,119 @@
+"""The queue database: tickets, the requests that opened or joined them, the answer log, agents.
+
+SQLAlchemy 2 typed models. The schema changes only through Alembic migrations (``migrations/versions``),
+append-only; ``TicketQueue`` runs them on start.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+OPEN_STATUSES = ("open", "claimed")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: DateTime(timezone=True), dict: JSON, list: JSON}
+
+
+class Ticket(Base):
+    """One question for a person. Near-identical open questions join it as further requests."""
+
+    __tablename__ = "tickets"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kb: Mapped[str] = mapped_column(String(63), index=True)
+    question: Mapped[str] = mapped_column(Text)
+    standalone_question: Mapped[str] = mapped_column(Text, default="")
+    normalized: Mapped[str] = mapped_column(String(500), index=True)  # for grouping identical questions
+    language: Mapped[str] = mapped_column(String(8), default="en")
+    reason: Mapped[str] = mapped_column(String(32), index=True)
+    status: Mapped[str] = mapped_column(String(16), index=True, default="open")  # open|claimed|answered|closed
+    resolution: Mapped[str | None] = mapped_column(String(32))  # answered | not_ours
+    conversation: Mapped[list] = mapped_column(default=list)
+    passages: Mapped[list] = mapped_column(default=list)
+    embedding: Mapped[list | None] = mapped_column()
+    bad_answer: Mapped[str | None] = mapped_column(Text)  # the answer a 👎 complained about
+    claimed_by: Mapped[str | None] = mapped_column(String(100))
+    answer: Mapped[str | None] = mapped_column(Text)
+    answered_by: Mapped[str | None] = mapped_column(String(100))
+    promoted_source: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    claimed_at: Mapped[datetime | None] = mapped_column()
+    answered_at: Mapped[datetime | None] = mapped_column()
+    closed_at: Mapped[datetime | None] = mapped_column()
+    promoted_at: Mapped[datetime | None] = mapped_column()
+
+    requests: Mapped[list[TicketRequest]] = relationship(
+        back_populates="ticket", order_by="TicketRequest.id", cascade="all, delete-orphan"
+    )
+
+
+class TicketRequest(Base):
+    """One escalation: who asked, in which session, in their words. Several may share a ticket."""
+
+    __tablename__ = "ticket_requests"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+    ref: Mapped[str | None] = mapped_column(String(40), unique=True)  # provisional id given while the DB was down
+    question: Mapped[str] = mapped_column(Text)
+    reason: Mapped[str] = mapped_column(String(32))
+    session_id: Mapped[str | None] = mapped_column(String(100), index=True)
+    user: Mapped[str | None] = mapped_column(String(100))
+    answer_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    comment: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    ticket: Mapped[Ticket] = relationship(back_populates="requests")
+
+
+class AnswerLog(Base):
+    """Every answer given (one insert per question): what 👍/👎 and the gap log read."""
+
+    __tablename__ = "answer_log"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # Answer.id
+    kb: Mapped[str] = mapped_column(String(63), index=True)
+    session_id: Mapped[str | None] = mapped_column(String(100), index=True)
+    user: Mapped[str | None] = mapped_column(String(100))
+    question: Mapped[str] = mapped_column(Text)
+    standalone_question: Mapped[str] = mapped_column(Text, default="")
+    language: Mapped[str] = mapped_column(String(8), default="en")
+    text: Mapped[str] = mapped_column(Text, default="")
+    answered: Mapped[bool] = mapped_column(Boolean, index=True)
+    confidence: Mapped[float] = mapped_column(Float, default=0.0)
+    reason: Mapped[str | None] = mapped_column(String(32))
+    passages: Mapped[list] = mapped_column(default=list)
+    conversation: Mapped[list] = mapped_column(default=list)
+    embedding: Mapped[list | None] = mapped_column()
+    ticket_id: Mapped[int | None] = mapped_column(Integer)
+    rating: Mapped[str | None] = mapped_column(String(8))
+    feedback_comment: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class AgentUser(Base):
+    __tablename__ = "agent_users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    role: Mapped[str] = mapped_column(String(16), default="agent")
+    password_hash: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class QueueLock(Base):
+    """One row; escalations update it first, so grouping a question and opening its ticket is serialised
+    across threads, processes and database servers alike."""
+
+    __tablename__ = "queue_lock"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    counter: Mapped[int] = mapped_column(Integer, default=0)
