@@ -292,3 +292,11 @@ def test_widget_is_served_small_with_a_demo_page(client):
     assert "innerHTML" not in js.text  # every text is set with textContent
     demo = client.get("/widget/demo?kb=sales&lang=en").text
     assert '<html lang="en">' in demo and 'data-kb="sales"' in demo and 'src="/widget.js"' in demo
+
+
+def test_the_mounted_agent_console_requires_an_agent_login(sample_assistant):
+    with TestClient(build_app(sample_assistant)) as client:
+        for path in ("/console/config", "/console/gradio_api/info"):
+            r = client.get(path)
+            assert r.status_code == 401, path
+            assert "kb user add" in r.text

@@ -487,12 +487,12 @@ def mount_gradio_uis(app, assistant: Assistant) -> None:
 
     from ui.chat import build_chat_app
 
-    try:  # the agent console arrives with the human queue (issue 5)
-        from ui.console import build_console_app
-    except ImportError:
-        build_console_app = None
-    if build_console_app is not None:
-        gr.mount_gradio_app(app, build_console_app(assistant), path="/console", footer_links=[])
+    from ui.console import build_console_app, console_auth
+
+    gr.mount_gradio_app(
+        app, build_console_app(assistant), path="/console", footer_links=[], auth=console_auth(assistant.queue),
+        auth_message="kb-assistant agent console: sign in as an agent (kb user add NAME --role agent)",
+    )  # fmt: skip
     chat = build_chat_app(assistant).queue(default_concurrency_limit=8)
     gr.mount_gradio_app(app, chat, path="/", footer_links=[])
 
