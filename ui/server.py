@@ -482,11 +482,10 @@ class RequestMetricsMiddleware:
 
 
 def mount_gradio_uis(app, assistant: Assistant) -> None:
-    """The agent console at /console (when ui.console exists) and the chat at /."""
+    """The agent console at /console (agents log in) and the chat at /."""
     import gradio as gr
 
     from ui.chat import build_chat_app
-
     from ui.console import build_console_app, console_auth
 
     gr.mount_gradio_app(
