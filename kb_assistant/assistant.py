@@ -250,7 +250,8 @@ class Assistant:
             id=answer.id, kb=answer.kb, question=answer.question, standalone_question=answer.standalone_question,
             language=answer.language, text=answer.text, answered=answer.answered, confidence=answer.confidence,
             reason=answer.escalation_reason, session_id=answer.session_id, user=user,
-            passages=[passage_record(n, c) for n, c in enumerate(passages, start=1)],
+            passages=[passage_record(n, c) for n, c in enumerate(passages, start=1)]
+            or [{**p.model_dump(exclude={"snippet"}), "text": p.snippet[:1000]} for p in answer.passages],
             conversation=[{"role": m.get("role", ""), "content": str(m.get("content", ""))[:4000]}
                           for m in (history or [])[-20:]],
             embedding=embedding,

@@ -83,7 +83,8 @@ def test_off_topic_question_gets_the_holding_reply_not_an_error(client, sample_a
     assert r.status_code == 200
     answer = r.json()
     assert answer["answered"] is False
-    assert answer["text"] == sample_assistant.settings.holding_reply_en
+    assert answer["text"].startswith(sample_assistant.settings.holding_reply_en)
+    assert answer["ticket_id"] and answer["ticket_id"] in answer["text"]  # the ticket number is in the reply
     assert answer["citations"] == []
 
 
@@ -152,30 +153,33 @@ def test_a_batch_of_malformed_requests_never_gets_a_500(client):
     assert r.status_code == 200 and r.json()["text"]
 
 
-# --- feedback and tickets (the FAKE in-memory queue; real end-to-end tests come with issue 5) -----------------
-def test_feedback_and_ticket_endpoints_follow_the_queue_contract(queue_fake_assistant):
-    with TestClient(build_app(queue_fake_assistant, mount_ui=False)) as client:
+# --- feedback and tickets, through the real human queue ------------------------------------------------------
+def test_feedback_and_ticket_endpoints_reach_the_human_queue(sample_assistant, tmp_path):
+    from kb_assistant.assistant import Assistant
+
+    settings = sample_assistant.settings.model_copy(update={"database_url": f"sqlite:///{tmp_path / 'queue.db'}"})
+    assistant = Assistant(settings, embeddings=sample_assistant.embeddings)  # a queue of this test's own
+    with TestClient(build_app(assistant, mount_ui=False)) as client:
         off_topic = client.post("/api/ask", json={"question": "Who won the 1998 chess olympiad?"}).json()
         assert off_topic["answered"] is False and off_topic["ticket_id"]
 
         view = client.get(f"/api/tickets/{off_topic['ticket_id']}")
         assert view.status_code == 200
         assert view.json()["status"] == "open" and view.json()["answer"] is None
-        queue_fake_assistant.answer_ticket(off_topic["ticket_id"], "GM Example won it.")
+        assistant.queue.answer(off_topic["ticket_id"], "GM Example won it.", agent="anna")
         view = client.get(f"/api/tickets/{off_topic['ticket_id']}").json()
         assert view["status"] == "answered" and view["answer"] == "GM Example won it."
 
         answered = client.post("/api/ask", json={"question": "公司几点上班？"}).json()
         up = client.post("/api/feedback", json={"answer_id": answered["id"], "rating": "up"})
         assert up.status_code == 200 and up.json()["ticket_id"] is None
+        assert assistant.queue.answer_log(answered["id"]).rating == "up"
         down = client.post(
             "/api/feedback", json={"answer_id": answered["id"], "rating": "down", "comment": "we start at 9 now"}
         )
         assert down.status_code == 200 and down.json()["ticket_id"]
-        assert [(f.rating, f.comment) for f in queue_fake_assistant.feedbacks] == [
-            ("up", ""),
-            ("down", "we start at 9 now"),
-        ]
+        ticket = assistant.queue.get(down.json()["ticket_id"])
+        assert ticket.reason == "downvote" and ticket.question == "公司几点上班？"
 
         missing = client.get("/api/tickets/424242")
         assert missing.status_code == 404 and "424242" in missing.json()["error"]["message"]

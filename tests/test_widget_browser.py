@@ -7,6 +7,7 @@ download a browser here. Without chromium these tests fail with that message: th
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -85,16 +86,6 @@ def ask(page, question: str):
     return message, response.value
 
 
-def queue_is_implemented(assistant: Assistant) -> bool:
-    try:
-        assistant.ticket("0" * 32)
-    except NotImplementedError:
-        return False
-    except Exception:
-        return True
-    return True
-
-
 # --- the tests -------------------------------------------------------------------------------------------------------
 def test_demo_page_loads_with_the_chat_bubble_in_isolated_styles(page, server):
     page.goto(f"{server}/widget/demo")
@@ -134,12 +125,11 @@ def test_off_topic_question_shows_the_holding_reply(page, server, assistant):
     message, _ = ask(page, "火星上今天的天气怎么样？")
 
     assert message.get_attribute("data-answered") == "false"
-    assert message.locator(".text").text_content() == assistant.settings.holding_reply_zh
+    text = message.locator(".text").text_content()
+    assert text.startswith(assistant.settings.holding_reply_zh)
+    assert re.search(r"工单号 T-\d+", text), text  # the ticket number from the human queue
     assert message.locator(".cites").count() == 0
-    # The ticket number comes from the human queue (issue 5). Until Assistant.ticket is implemented there is no
-    # ticket to show; once it is, the holding reply must carry the number. (The lead tightens this after merge.)
-    if queue_is_implemented(assistant):
-        assert "#" in message.locator(".ticket-id").text_content()
+    assert "#T-" in message.locator(".ticket-id").text_content()
     page.screenshot(path=ARTIFACTS / "holding-reply.png")
 
 
@@ -162,19 +152,16 @@ def test_html_in_a_document_or_question_renders_inert(page, server):
     page.screenshot(path=ARTIFACTS / "html-inert.png")
 
 
-def test_ticket_number_agent_answer_and_feedback_over_the_queue_contract(page, live_server, queue_fake_assistant):
-    """Against the in-memory FAKE queue (conftest): the widget's side of tickets, polling and 👍/👎."""
-    base = live_server(build_app(queue_fake_assistant, mount_ui=False))
-    page.goto(f"{base}/widget/demo?poll_ms=1000")
+def test_ticket_number_agent_answer_and_feedback_through_the_human_queue(page, server, assistant):
+    page.goto(f"{server}/widget/demo?poll_ms=1000")
     page.locator(f"{WIDGET} button.launcher").click()
 
-    message, _ = ask(page, "火星上今天的天气怎么样？")
-    ticket_id = next(iter(queue_fake_assistant.tickets))
-    assert message.locator(".ticket-id").text_content() == f"工单号 #{ticket_id}"
-    queue_fake_assistant.answer_ticket(ticket_id, "火星今天沙尘暴 <b>注意</b>")
+    message, _ = ask(page, "火星上明天会刮沙尘暴吗？")
+    ticket_id = re.search(r"T-\d+", message.locator(".ticket-id").text_content()).group()
+    assistant.queue.answer(ticket_id, "没有。<b>注意</b>：月球分公司尚在筹备。", agent="anna")  # as in the console
     agent = page.locator(f"{WIDGET} .msg.agent")
     agent.wait_for(timeout=15_000)  # the widget polls GET /api/tickets/{id}
-    assert "火星今天沙尘暴 <b>注意</b>" in agent.text_content()
+    assert "没有。<b>注意</b>：月球分公司尚在筹备。" in agent.text_content()  # shown as text, not HTML
 
     answered, _ = ask(page, "公司几点上班？")
     answered.locator("button.up").click()
@@ -184,9 +171,6 @@ def test_ticket_number_agent_answer_and_feedback_over_the_queue_contract(page, l
     again.locator("textarea.comment").fill("it is 15 days since 2026")
     again.locator("button.submit").click()
     again.locator(".ticket-id").wait_for()  # 👎 with a comment opened a ticket
-    ratings = [(f.answer_id, f.rating, f.comment) for f in queue_fake_assistant.feedbacks]
-    assert ratings == [
-        (answered.get_attribute("data-answer-id"), "up", ""),
-        (again.get_attribute("data-answer-id"), "down", "it is 15 days since 2026"),
-    ]
+    assert assistant.queue.answer_log(answered.get_attribute("data-answer-id")).rating == "up"
+    assert assistant.queue.answer_log(again.get_attribute("data-answer-id")).rating == "down"
     page.screenshot(path=ARTIFACTS / "ticket-and-feedback.png")
