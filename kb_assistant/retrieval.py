@@ -42,6 +42,7 @@ def hybrid_search(
     lang: str | None = None,
 ) -> list[Candidate]:
     lang = lang or detect_language(query)
+    index.refresh()  # once per query: a newer published KB version (an ingest elsewhere) is picked up here
     by_id: dict[str, Candidate] = {}
     query_vector = index.embeddings.embed_query(query) if dense else None
     if dense:
