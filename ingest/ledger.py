@@ -17,7 +17,7 @@ import json
 import os
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -219,11 +219,27 @@ class IngestLocked(KBError):
     pass
 
 
+_HELD_LOCK_FDS: set[int] = set()
+
+
+def _close_inherited_locks() -> None:
+    # flock belongs to the open file, which a forked child shares: a worker process must not keep the KB locked
+    # after its parent died (kill -9), so children close their copies at once.
+    for fd in list(_HELD_LOCK_FDS):
+        with suppress(OSError):
+            os.close(fd)
+    _HELD_LOCK_FDS.clear()
+
+
+os.register_at_fork(after_in_child=_close_inherited_locks)
+
+
 @contextmanager
 def kb_lock(settings: Settings, kb: str, *, wait: bool = True, say=None) -> Iterator[None]:
     """An exclusive lock on ``<data>/locks/<kb>.lock`` (fcntl: released by the OS if the holder dies)."""
     path = settings.path("locks", f"{kb}.lock")
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    _HELD_LOCK_FDS.add(fd)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -241,6 +257,7 @@ def kb_lock(settings: Settings, kb: str, *, wait: bool = True, say=None) -> Iter
         os.pwrite(fd, json.dumps({"pid": os.getpid(), "since": time.time()}).encode(), 0)
         yield
     finally:
+        _HELD_LOCK_FDS.discard(fd)
         os.close(fd)  # closing the descriptor releases the lock
 
 

@@ -133,6 +133,29 @@ def _file_hash(path: Path) -> str:
     return h.hexdigest()
 
 
+def _die_with_parent() -> None:
+    """A worker must not outlive an ingest killed with -9 (it would wait on its queue forever)."""
+    parent = os.getppid()
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG (Linux)
+        if os.getppid() != parent:
+            os._exit(1)
+        return
+    except (OSError, AttributeError):
+        pass
+    import threading
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(1)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
 def _pool_results(tasks: list[_Task], workers: int) -> Iterator[_Loaded]:
     if workers <= 1 or len(tasks) < 8:
         yield from map(_load_one, tasks)
@@ -142,7 +165,7 @@ def _pool_results(tasks: list[_Task], workers: int) -> Iterator[_Loaded]:
 
     # fork: workers inherit the imports and start at once; they never touch torch or Chroma
     ctx = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_die_with_parent) as pool:
         yield from pool.map(_load_one, tasks, chunksize=max(1, min(16, len(tasks) // (workers * 8))))
 
 

@@ -219,7 +219,9 @@ class KnowledgeBaseIndex:
         return dict(self._state)
 
     def live_ids(self) -> frozenset[str]:
-        return self.keyword.ids
+        """The published chunk ids (checks for a newer publish first: one stat)."""
+        self.refresh()
+        return self._keyword.ids
 
     def is_live(self, chunk_ids) -> bool:
         """True when every one of ``chunk_ids`` is in the published KB (a cached answer citing them still holds)."""
