@@ -179,3 +179,30 @@ def test_a_second_ingest_of_the_same_kb_waits_or_exits_naming_the_holder(tmp_pat
     holder.join()
     assert report.added == 1
     assert said and "waiting" in said[0]
+
+
+def test_cron_job_resyncs_every_source_and_appends_the_report_to_a_dated_log(tmp_path, settings, embeddings):
+    import subprocess
+    import sys
+
+    folder = tmp_path / "src"
+    write_docs(folder, {"lunch.md": DOCS["lunch.md"]})
+    sync_sources(settings, [folder], KB)
+    (folder / "lunch.md").unlink()  # tonight's run must notice
+
+    repo = Path(__file__).resolve().parents[1]
+    env = {
+        "PATH": os.environ["PATH"],
+        "PYTHON": sys.executable,
+        "PYTHONPATH": str(repo),
+        "KB_DATA_DIR": str(settings.data_dir),
+        "KB_CRON_ENV_FILE": str(tmp_path / "none.env"),
+    }
+    done = subprocess.run(["sh", str(repo / "docker" / "cron-ingest.sh")], env=env, cwd=tmp_path, timeout=300)
+
+    assert done.returncode == 0
+    (log,) = (settings.data_dir / "logs").glob("ingest-*.log")
+    text = log.read_text()
+    assert "kb ingest --all" in text and "exit code 0" in text
+    assert f"knowledge base '{KB}': 0 documents (0 added, 0 updated, 0 unchanged), 1 deleted" in text
+    assert KnowledgeBaseIndex(settings, KB, embeddings).count() == 0
