@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import JSON, Float, ForeignKey, Integer, String, Text, create_engine, event, func, select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from kb_assistant.errors import KBError
@@ -95,7 +96,14 @@ class Ledger:
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.close()
 
-        Base.metadata.create_all(self.engine)
+        for attempt in range(5):  # two processes creating the tables at once: the loser sees "already exists"
+            try:
+                Base.metadata.create_all(self.engine)
+                break
+            except OperationalError:
+                if attempt == 4:
+                    raise
+                time.sleep(0.1 * (attempt + 1))
 
     def session(self) -> Session:
         return Session(self.engine, expire_on_commit=False)
