@@ -63,7 +63,7 @@ class RandomDocumentVectors:
 
 def build(data_dir: Path, size: int, embeddings) -> None:
     from ingest.pipeline import ingest_paths, sample_kb_root
-    from kb_assistant.index import KnowledgeBaseIndex
+    from kb_assistant.index import KnowledgeBaseIndex, keyword_tokens
     from kb_assistant.settings import Settings
 
     settings = Settings(data_dir=data_dir)
@@ -72,9 +72,10 @@ def build(data_dir: Path, size: int, embeddings) -> None:
     real = index.all_chunks()
     pad = padding_chunks(real, size - len(real))
     for start in range(0, len(pad), 5000):
-        index.add(pad[start : start + 5000])
-    index.rebuild_keyword_index()
-    index.bump_version()
+        index.write_vectors(pad[start : start + 5000], reuse_stored=False)
+    tokens = dict(index.keyword.tokens() or {})
+    tokens.update({c.id: keyword_tokens(c) for c in pad})
+    index.publish(index.version + 1, tokens)
 
 
 def measure(data_dir: Path, n: int, embeddings) -> dict:

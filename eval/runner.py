@@ -39,8 +39,6 @@ def prepare(ds: EvalSet, settings: Settings, embeddings, kb: str, say: Callable[
         start = time.perf_counter()
         index = KnowledgeBaseIndex(eval_settings, "eval", embeddings)
         ds.build(index)
-        index.rebuild_keyword_index()
-        index.bump_version()
         marker.write_text(f"{time.perf_counter() - start:.1f}s\n", encoding="utf-8")
     return eval_settings, "eval"
 

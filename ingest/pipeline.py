@@ -1,24 +1,37 @@
-"""Ingest files or folders into one knowledge base.
+"""Incremental ingest: sync source folders into one knowledge base, in parallel, crash-safe.
 
-Each file is loaded and chunked on its own, so a bad file is reported and skipped while the rest go in.
-A document's old chunks are replaced by its new ones; the keyword index is rebuilt once at the end and the KB
-version bumped, which is what the semantic cache watches.
+    scan (stat) ─► load + chunk + tokenize (worker processes) ─► embed (one place, big batches) ─► Chroma
+                                                   ─► commit KB version (ledger) ─► publish (keyword index, state.json)
+                                                   ─► delete replaced vectors
+
+Unchanged files (same size and mtime, else same content hash) are skipped without loading or embedding; changed
+ones have their chunks replaced; files gone from a source lose theirs. New vectors are written before they are
+published and old ones deleted after, so a question sees a document's old chunks or its new ones, never a mix.
+A run killed at any point leaves vectors that are simply not live; the next run finishes the interrupted
+publish, reuses the vectors already written (ids are content-addressed), and sweeps the rest.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
+import sys
 import time
-from collections.abc import Callable, Iterable
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from pydantic import BaseModel
+from pydantic import BaseModel, computed_field
 
 from ingest.chunking import chunk_document
+from ingest.ledger import DocumentChange, Ledger, commit_version, kb_lock, touch_documents
 from ingest.loaders import DocumentError, load_document
-from kb_assistant.embeddings import make_embeddings
-from kb_assistant.index import KnowledgeBaseIndex
+from kb_assistant.index import KnowledgeBaseIndex, keyword_tokens
 from kb_assistant.schema import Chunk
 from kb_assistant.settings import Settings, check_kb_name
+
+CHUNKER_VERSION = "1"  # bump when chunking changes: every document is then rebuilt
 
 
 class FileFailure(BaseModel):
@@ -28,11 +41,24 @@ class FileFailure(BaseModel):
 
 class IngestReport(BaseModel):
     kb: str
-    documents: int = 0
-    chunks: int = 0
+    sources: list[str] = []
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    deleted: int = 0
     failed: list[FileFailure] = []
+    chunks: int = 0  # chunks of the added and updated documents
+    embedded: int = 0  # texts actually embedded (stored vectors reused and duplicates embedded once)
+    total_chunks: int = 0  # live chunks in the KB after the run
     seconds: float = 0.0
     kb_version: int = 0
+    run_id: int | None = None
+
+    @computed_field
+    @property
+    def documents(self) -> int:
+        """Documents of the synced sources that are in the KB now."""
+        return self.added + self.updated + self.unchanged
 
     @property
     def ok(self) -> bool:
@@ -51,6 +77,369 @@ def iter_files(paths: Iterable[Path]) -> Iterable[tuple[Path, str]]:
             yield root, root.name
 
 
+# --- the worker: one file → chunks (runs in a pool process) ----------------------------------------------
+@dataclass
+class _Task:
+    root: str
+    path: str
+    source: str
+    known_hash: str | None  # the ledger's hash: equal content means "unchanged", nothing else to do
+    max_bytes: int
+    chunk_size: int
+
+
+@dataclass
+class _Loaded:
+    task: _Task
+    size: int = 0
+    mtime_ns: int = 0
+    content_hash: str = ""
+    unchanged: bool = False
+    error: str | None = None
+    chunks: list[Chunk] = field(default_factory=list)
+    tokens: list[list[str]] = field(default_factory=list)
+
+
+def _load_one(task: _Task) -> _Loaded:
+    out = _Loaded(task)
+    path = Path(task.path)
+    try:
+        st = path.stat()
+        out.size, out.mtime_ns = st.st_size, st.st_mtime_ns
+        if st.st_size <= task.max_bytes:
+            out.content_hash = _file_hash(path)
+            if out.content_hash == task.known_hash:
+                out.unchanged = True
+                return out
+        doc = load_document(path, max_bytes=task.max_bytes)
+        out.chunks = chunk_document(doc, task.source, task.chunk_size)
+        if not out.chunks:
+            raise DocumentError("no text found in document")
+        out.tokens = [keyword_tokens(c) for c in out.chunks]  # tokenizing (jieba) is CPU work: do it here
+    except DocumentError as exc:
+        out.error = str(exc)
+    except OSError as exc:
+        out.error = f"cannot read file: {exc.strerror or exc}"
+    except Exception as exc:  # a loader library's bug must fail one file, not the run
+        out.error = f"unexpected error while loading ({type(exc).__name__}: {exc})"
+    return out
+
+
+def _file_hash(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _die_with_parent() -> None:
+    """A worker must not outlive an ingest killed with -9 (it would wait on its queue forever)."""
+    parent = os.getppid()
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG (Linux)
+        if os.getppid() != parent:
+            os._exit(1)
+        return
+    except (OSError, AttributeError):
+        pass
+    import threading
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(1)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
+def _pool_results(tasks: list[_Task], workers: int) -> Iterator[_Loaded]:
+    if workers <= 1 or len(tasks) < 8:
+        yield from map(_load_one, tasks)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    # fork: workers inherit the imports and start at once; they never touch torch or Chroma
+    ctx = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_die_with_parent) as pool:
+        yield from pool.map(_load_one, tasks, chunksize=max(1, min(16, len(tasks) // (workers * 8))))
+
+
+# --- the indexer ---------------------------------------------------------------------------------------
+@dataclass
+class _Doc:
+    """A document whose new state waits to be published."""
+
+    change: DocumentChange
+    old_ids: list[str]
+    chunks: list[Chunk] = field(default_factory=list)
+    tokens: list[list[str]] = field(default_factory=list)
+
+
+class IncrementalIndexer:
+    """Syncs source roots into one KB (the caller holds the KB's lock: see ``sync_sources``)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        kb: str,
+        *,
+        embeddings=None,
+        full: bool = False,
+        progress: bool = False,
+        on_file: Callable[[Path, str | None], None] | None = None,
+    ):
+        self.settings = settings
+        self.kb = check_kb_name(kb)
+        self.full = full
+        self.progress = progress
+        self.on_file = on_file
+        self.ledger = Ledger(settings)
+        self.index = KnowledgeBaseIndex(settings, kb, embeddings)  # the model loads only when there is work
+        self.config = hashlib.sha1(
+            f"{CHUNKER_VERSION}|{settings.chunk_size}|{settings.embedding_model or 'bundled-minilm'}".encode()
+        ).hexdigest()[:16]
+        self._refs: Counter[str] = Counter()  # live chunk id → documents holding it
+        self._tokens: dict[str, list[str]] | None = None  # live chunk id → keyword tokens, loaded at first publish
+        self._pending: list[_Doc] = []
+        self._vector_cache: dict[str, list[float]] = {}
+
+    # --- the run ---------------------------------------------------------------------------------
+    def sync(self, roots: list[Path]) -> IngestReport:
+        started = time.perf_counter()
+        report = IngestReport(kb=self.kb)
+        self.report = report
+        run_id, interrupted = self.ledger.start_run(self.kb)
+        report.run_id = run_id
+        for chunk_ids in (d.chunk_ids for d in self.ledger.documents(self.kb) if d.status == "done"):
+            self._refs.update(chunk_ids)
+        # an earlier run died, or the KB predates the ledger: vectors may be stored that are not live
+        sweep = interrupted or self.full or (not self._refs and self.index.version > 0)
+        self._finish_interrupted_publish()
+
+        tasks, deleted = self._scan(roots, report)
+        self._last_publish = time.monotonic()
+        bar = self._progress_bar(len(tasks))
+        workers = self.settings.ingest_workers or os.cpu_count() or 1
+        try:
+            for loaded in _pool_results(tasks, workers):
+                self._take(loaded, report)
+                if bar is not None:
+                    bar.update(1)
+                    elapsed = max(bar.format_dict["elapsed"], 1e-6)
+                    bar.set_postfix_str(f"{report.chunks / elapsed:.0f} chunks/s", refresh=False)
+                if self._due():
+                    self._publish()
+            self._pending.extend(deleted)
+            report.deleted = len(deleted)
+            self._publish()
+        finally:
+            if bar is not None:
+                bar.close()
+        if sweep and self.index.exists():
+            self._sweep_orphans()
+        report.kb_version = self.index.version
+        report.total_chunks = len(self._refs)
+        report.seconds = round(time.perf_counter() - started, 2)
+        self.ledger.finish_run(run_id, report.model_dump(mode="json"))
+        return report
+
+    def _scan(self, roots: list[Path], report: IngestReport) -> tuple[list[_Task], list[_Doc]]:
+        """Stat every file: unchanged ones are settled here; the rest become tasks; vanished ones deletions."""
+        tasks: list[_Task] = []
+        deleted: list[_Doc] = []
+        max_bytes = int(self.settings.max_file_mb * 1e6)
+        self._rows = {}
+        for root in roots:
+            if not root.exists():
+                self._fail(root, "no such file or folder", report)
+                continue
+            root_key = str(root.resolve())
+            report.sources.append(root_key)
+            self.ledger.remember_source(self.kb, root_key)
+            rows = {d.path: d for d in self.ledger.documents(self.kb, root_key)}
+            seen = set()
+            for path, source in iter_files([root]):
+                seen.add(source)
+                row = rows.get(source)
+                self._rows[(root_key, source)] = (path, row)
+                same_config = row is not None and row.status == "done" and row.config == self.config
+                if same_config and not self.full:
+                    try:
+                        st = path.stat()
+                    except OSError:
+                        st = None
+                    if st is not None and (st.st_size, st.st_mtime_ns) == (row.size, row.mtime_ns):
+                        report.unchanged += 1
+                        if self.on_file:
+                            self.on_file(path, None)
+                        continue
+                known = row.content_hash if same_config and not self.full else None
+                tasks.append(_Task(root_key, str(path), source, known, max_bytes, self.settings.chunk_size))
+            for source in sorted(set(rows) - seen):
+                row = rows[source]
+                change = DocumentChange(root_key, source, 0, 0, "", "deleted", [], self.config, delete=True)
+                deleted.append(_Doc(change, old_ids=list(row.chunk_ids) if row.status == "done" else []))
+        return tasks, deleted
+
+    def _take(self, loaded: _Loaded, report: IngestReport) -> None:
+        t = loaded.task
+        root_key = t.root
+        path, row = self._rows[(root_key, t.source)]
+        old_ids = list(row.chunk_ids) if row is not None and row.status == "done" else []
+        if loaded.unchanged:
+            report.unchanged += 1
+            touch_documents(
+                self.ledger,
+                self.kb,
+                [DocumentChange(root_key, t.source, loaded.size, loaded.mtime_ns, "", "done", [], self.config)],
+            )
+        elif loaded.error:
+            self._fail(path, loaded.error, report)
+            change = DocumentChange(
+                root_key, t.source, loaded.size, loaded.mtime_ns, loaded.content_hash, "failed", [], self.config,
+                error=loaded.error,
+            )  # fmt: skip
+            # a document that can no longer be read loses its old chunks: the KB must not serve stale content
+            self._pending.append(_Doc(change, old_ids))
+        else:
+            if old_ids:
+                report.updated += 1
+            else:
+                report.added += 1
+            report.chunks += len(loaded.chunks)
+            change = DocumentChange(
+                root_key, t.source, loaded.size, loaded.mtime_ns, loaded.content_hash, "done",
+                [c.id for c in loaded.chunks], self.config,
+            )  # fmt: skip
+            self._pending.append(_Doc(change, old_ids, loaded.chunks, loaded.tokens))
+        if self.on_file and not loaded.unchanged:
+            self.on_file(path, loaded.error)
+
+    def _fail(self, path: Path, reason: str, report: IngestReport) -> None:
+        report.failed.append(FileFailure(path=str(path), reason=reason))
+        if self.on_file and reason == "no such file or folder":
+            self.on_file(path, reason)
+
+    def _due(self) -> bool:
+        n = sum(len(d.chunks) for d in self._pending)
+        if n >= self.settings.ingest_publish_chunks:
+            return True
+        return bool(self._pending) and time.monotonic() - self._last_publish >= self.settings.ingest_publish_seconds
+
+    # --- publishing -------------------------------------------------------------------------------
+    def _publish(self) -> None:
+        """Write vectors, commit the version to the ledger, publish it, delete what it replaced — in that order."""
+        docs, self._pending = self._pending, []
+        self._last_publish = time.monotonic()
+        if not docs:
+            return
+        new_chunks = [c for d in docs for c in d.chunks]
+        if new_chunks:
+            self._ensure_embeddings()
+            self.report.embedded += self.index.write_vectors(
+                new_chunks, reuse_stored=not self.full, cache=self._vector_cache
+            )
+        self._pause()
+
+        live_before = set(self._refs)
+        for d in docs:
+            self._refs.subtract(d.old_ids)
+            self._refs.update(d.change.chunk_ids)
+        self._refs = +self._refs  # drop ids no document holds any more
+        added = sorted(set(self._refs) - live_before)
+        removed = sorted(live_before - set(self._refs))
+        changed = added or removed
+        version = max(self.ledger.latest_version(self.kb), self.index.version) + 1 if changed else None
+        commit_version(self.ledger, self.kb, self.report.run_id, [d.change for d in docs], added, removed, version)
+        self._pause()
+
+        if changed:
+            tokens = self._live_tokens()
+            for d in docs:
+                tokens.update(zip(d.change.chunk_ids, d.tokens, strict=True))
+            for cid in removed:
+                tokens.pop(cid, None)
+            self.index.publish(version, tokens)
+            self._pause()
+            if removed:
+                self.index.delete_vectors(removed)
+
+    def _finish_interrupted_publish(self) -> None:
+        """The ledger committed a version that a killed run never published: publish it now."""
+        latest = self.ledger.latest_version(self.kb)
+        if latest > self.index.version:
+            self.index.publish(latest, self._live_tokens())
+
+    def _live_tokens(self) -> dict[str, list[str]]:
+        """Keyword tokens of the live chunks: from the published index, re-tokenizing only what it lacks."""
+        if self._tokens is None:
+            published = self.index.keyword.tokens() or {}
+            self._tokens = {cid: published[cid] for cid in self._refs if cid in published}
+            missing = [cid for cid in self._refs if cid not in self._tokens]
+            if missing:
+                for cid, chunk in self.index.get(missing).items():
+                    self._tokens[cid] = keyword_tokens(chunk)
+        return self._tokens
+
+    def _sweep_orphans(self) -> None:
+        """Delete stored vectors no live chunk owns (left by an interrupted run, or by a pre-ledger KB)."""
+        live = set(self._refs)
+        orphans = [vid for vid in self.index.stored_ids() if vid.removesuffix("::q") not in live]
+        if orphans:
+            self.index.collection.delete(ids=orphans)
+
+    def _ensure_embeddings(self) -> None:
+        if self.index.embeddings is None:
+            from kb_assistant.embeddings import make_embeddings
+
+            self.index.embeddings = make_embeddings(self.settings)
+
+    def _pause(self) -> None:
+        if self.settings.ingest_test_pause_s:
+            time.sleep(self.settings.ingest_test_pause_s)
+
+    def _progress_bar(self, total: int):
+        if not self.progress or total == 0:
+            return None
+        from tqdm import tqdm
+
+        return tqdm(total=total, unit="doc", file=sys.stderr, desc=f"ingest {self.kb}", dynamic_ncols=True)
+
+
+# --- entry points ------------------------------------------------------------------------------------
+def sync_sources(
+    settings: Settings,
+    roots: list[Path],
+    kb: str = "default",
+    *,
+    full: bool = False,
+    wait: bool = True,
+    progress: bool = False,
+    embeddings=None,
+    on_file: Callable[[Path, str | None], None] | None = None,
+    say: Callable[[str], None] | None = None,
+) -> IngestReport:
+    """Sync ``roots`` into ``kb`` under the KB's lock (a second ingest waits, or raises IngestLocked)."""
+    check_kb_name(kb)
+    with kb_lock(settings, kb, wait=wait, say=say):
+        indexer = IncrementalIndexer(settings, kb, embeddings=embeddings, full=full, progress=progress, on_file=on_file)
+        return indexer.sync(roots)
+
+
+def sync_all(settings: Settings, **kwargs) -> list[IngestReport]:
+    """Re-sync every remembered source of every KB (what the nightly cron runs)."""
+    ledger = Ledger(settings)
+    by_kb: dict[str, list[Path]] = {}
+    for src in ledger.sources():
+        by_kb.setdefault(src.kb, []).append(Path(src.root))
+    return [sync_sources(settings, roots, kb, **kwargs) for kb, roots in sorted(by_kb.items())]
+
+
 def ingest_paths(
     settings: Settings,
     paths: list[Path],
@@ -58,43 +447,8 @@ def ingest_paths(
     *,
     on_file: Callable[[Path, str | None], None] | None = None,
 ) -> IngestReport:
-    """Ingest every file under ``paths`` into ``kb``. ``on_file(path, error)`` is called once per file."""
-    check_kb_name(kb)
-    started = time.perf_counter()
-    report = IngestReport(kb=kb)
-    missing = [p for p in paths if not p.exists()]
-    for p in missing:
-        report.failed.append(FileFailure(path=str(p), reason="no such file or folder"))
-        if on_file:
-            on_file(p, "no such file or folder")
-    per_source: dict[str, list[Chunk]] = {}
-    for path, source in iter_files(p for p in paths if p.exists()):
-        try:
-            doc = load_document(path, max_bytes=int(settings.max_file_mb * 1e6))
-            chunks = chunk_document(doc, source, settings.chunk_size)
-            if not chunks:
-                raise DocumentError("no text found in document")
-            per_source[source] = chunks
-            error = None
-        except DocumentError as exc:
-            error = str(exc)
-        except OSError as exc:
-            error = f"cannot read file: {exc.strerror or exc}"
-        if error:
-            report.failed.append(FileFailure(path=str(path), reason=error))
-        if on_file:
-            on_file(path, error)
-
-    if per_source:  # nothing loaded: leave the store alone (and create no empty KB)
-        index = KnowledgeBaseIndex(settings, kb, make_embeddings(settings))
-        index.delete_sources(list(per_source))
-        index.add([c for chunks in per_source.values() for c in chunks])
-        index.rebuild_keyword_index()
-        report.kb_version = index.bump_version(last_ingest=time.time())
-    report.documents = len(per_source)
-    report.chunks = sum(len(c) for c in per_source.values())
-    report.seconds = round(time.perf_counter() - started, 2)
-    return report
+    """Sync every file under ``paths`` into ``kb``. ``on_file(path, error)`` is called once per file."""
+    return sync_sources(settings, paths, kb, on_file=on_file)
 
 
 def sample_kb_root() -> Path:

@@ -43,35 +43,56 @@ def _ensure_sample(settings) -> None:
 
 @app.command()
 def ingest(
-    paths: Annotated[list[Path], typer.Argument(help="Files or folders to ingest.")],
+    paths: Annotated[list[Path] | None, typer.Argument(help="Files or folders to sync into the KB.")] = None,
     kb: KbOption = "default",
+    all_sources: Annotated[bool, typer.Option("--all", help="Re-sync every remembered source of every KB.")] = False,
+    full: Annotated[bool, typer.Option("--full", help="Rebuild: reload and re-embed every document.")] = False,
+    no_wait: Annotated[bool, typer.Option("--no-wait", help="Fail if another ingest holds the KB.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ):
-    """Load, chunk, embed and index documents (md, txt, html, pdf, docx, pptx, xlsx, csv FAQ tables)."""
-    from ingest.pipeline import ingest_paths
+    """Sync documents into a KB: only new and changed files are loaded and embedded, deleted ones removed.
+
+    Formats: md, txt, html, pdf, docx, pptx, xlsx, csv FAQ tables. Exit code 1 when any file failed.
+    """
+    from ingest.pipeline import sync_all, sync_sources
     from kb_assistant.errors import KBError
     from kb_assistant.settings import SettingsError
 
     settings = _settings()
+    if bool(paths) == all_sources:
+        _fail("give PATH… to sync into --kb, or --all to re-sync every remembered source (not both)")
 
     def on_file(path: Path, error: str | None):
         if error:
             typer.secho(f"failed: {path}: {error}", fg=typer.colors.RED, err=True)
-        elif not as_json:
-            typer.echo(f"ok:     {path}", err=True)
 
+    options = dict(
+        full=full,
+        wait=not no_wait,
+        progress=not as_json and sys.stderr.isatty(),
+        on_file=on_file,
+        say=lambda m: typer.echo(m, err=True),
+    )
     try:
-        report = ingest_paths(settings, paths, kb, on_file=on_file)
+        reports = sync_all(settings, **options) if all_sources else [sync_sources(settings, paths, kb, **options)]
     except (KBError, SettingsError) as exc:
         _fail(str(exc))
     if as_json:
-        typer.echo(report.model_dump_json(indent=2))
+        import json
+
+        data = [r.model_dump(mode="json") for r in reports]
+        typer.echo(json.dumps(data if all_sources else data[0], indent=2, ensure_ascii=False))
     else:
-        typer.echo(
-            f"knowledge base '{kb}': {report.documents} documents, {report.chunks} chunks ingested, "
-            f"{len(report.failed)} failed, {report.seconds:.1f}s (KB version {report.kb_version})"
-        )
-    raise typer.Exit(1 if report.failed else 0)
+        for r in reports:
+            typer.echo(
+                f"knowledge base '{r.kb}': {r.documents} documents ({r.added} added, {r.updated} updated, "
+                f"{r.unchanged} unchanged), {r.deleted} deleted, {len(r.failed)} failed, {r.chunks} chunks "
+                f"written ({r.embedded} embedded), {r.total_chunks} in the KB, {r.seconds:.1f}s "
+                f"(KB version {r.kb_version})"
+            )
+        if all_sources and not reports:
+            typer.echo("no remembered sources: ingest a folder first with: kb ingest PATH --kb NAME")
+    raise typer.Exit(1 if any(r.failed for r in reports) else 0)
 
 
 @app.command()
@@ -172,6 +193,41 @@ app.add_typer(cli_cache.app, name="cache")
 from kb_assistant.cli_queue import register  # noqa: E402  (kb queue|user|gaps|feedback|replies|console)
 
 register(app)
+
+
+@app.command()
+def status(
+    kb: Annotated[str | None, typer.Option("--kb", help="Only this knowledge base.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+):
+    """What each KB holds: documents, chunks, failures, KB version and the last ingest run."""
+    from ingest.status import kb_status
+
+    settings = _settings()
+    rows = kb_status(settings, kb)
+    if kb and not rows:
+        _fail(f"no knowledge base named {kb!r} has been ingested in {settings.data_dir}")
+    if as_json:
+        import json
+
+        typer.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+        return
+    if not rows:
+        typer.echo(f"no knowledge base ingested in {settings.data_dir} yet: kb ingest PATH --kb NAME")
+    for r in rows:
+        typer.echo(
+            f"{r['kb']}: {r['documents']} documents, {r['chunks']} chunks, {r['failed']} failed, "
+            f"KB version {r['version']}"
+        )
+        for src in r["sources"]:
+            typer.echo(f"  source: {src}")
+        run = r["last_run"]
+        if run:
+            typer.echo(
+                f"  last run: {run['started']} {run['status']}" + (f" — {run['summary']}" if run["summary"] else "")
+            )
+        for f in r["failures"]:
+            typer.echo(f"  failed: {f['path']}: {f['reason']}")
 
 
 def main():

@@ -8,7 +8,9 @@ question finds it even when the answer text is long; retrieval folds both back i
 from __future__ import annotations
 
 import json
+import os
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -66,44 +68,52 @@ class Hit:
 
 
 class KeywordIndex:
-    """BM25 over jieba/word tokens, persisted beside the KB state; rebuilt by ingest, loaded by queries."""
+    """BM25 over jieba/word tokens, written once per published KB version into its own directory.
+
+    The directory also keeps each chunk's tokens, so the next publish re-tokenizes only new chunks.
+    """
 
     def __init__(self, directory: Path):
         self.directory = directory
         self._bm25 = None
         self._ids: list[str] = []
-        self._loaded_stamp: float | None = None
+        self._id_set: frozenset[str] = frozenset()
+        self._loaded = False
 
-    def build(self, chunks: list[Chunk]) -> None:
+    @staticmethod
+    def write(directory: Path, tokens: dict[str, list[str]]) -> None:
+        """Write a complete index for ``tokens`` (chunk id → tokens) into a new ``directory``."""
         import bm25s
 
-        corpus, ids = [], []
-        for chunk in chunks:
-            tokens = tokenize(chunk.search_text())
-            if chunk.kind == "faq":
-                tokens = tokenize(chunk.question) + tokens  # the question counts twice
-            corpus.append(tokens or ["\u2205"])
-            ids.append(chunk.id)
-        self.directory.mkdir(parents=True, exist_ok=True)
-        tmp = self.directory / "ids.json.tmp"
-        if corpus:
+        directory.mkdir(parents=True, exist_ok=True)
+        ids = sorted(tokens)
+        if ids:
             bm25 = bm25s.BM25(k1=BM25_K1, b=BM25_B)
-            bm25.index(corpus, show_progress=False)
-            bm25.save(str(self.directory / "bm25"))
-        tmp.write_text(json.dumps(ids), encoding="utf-8")
-        tmp.replace(self.directory / "ids.json")
-        self._loaded_stamp = None
+            bm25.index([tokens[i] or ["\u2205"] for i in ids], show_progress=False)
+            bm25.save(str(directory / "bm25"))
+        (directory / "tokens.json").write_text(json.dumps(tokens, ensure_ascii=False), encoding="utf-8")
+        (directory / "ids.json").write_text(json.dumps(ids), encoding="utf-8")  # written last: marks it complete
+
+    def tokens(self) -> dict[str, list[str]] | None:
+        """Each chunk's tokens, or None for an index written before tokens were kept."""
+        f = self.directory / "tokens.json"
+        return json.loads(f.read_text(encoding="utf-8")) if f.exists() else None
 
     def _load(self) -> None:
+        if self._loaded:
+            return
         import bm25s
 
         ids_file = self.directory / "ids.json"
-        stamp = ids_file.stat().st_mtime if ids_file.exists() else None
-        if stamp == self._loaded_stamp:
-            return
-        self._ids = json.loads(ids_file.read_text(encoding="utf-8")) if stamp else []
+        self._ids = json.loads(ids_file.read_text(encoding="utf-8")) if ids_file.exists() else []
+        self._id_set = frozenset(self._ids)
         self._bm25 = bm25s.BM25.load(str(self.directory / "bm25")) if self._ids else None
-        self._loaded_stamp = stamp
+        self._loaded = True
+
+    @property
+    def ids(self) -> frozenset[str]:
+        self._load()
+        return self._id_set
 
     def search(self, query: str, k: int) -> list[tuple[str, float]]:
         """(chunk id, raw BM25 score) best first; empty when no query term is in the vocabulary."""
@@ -130,26 +140,120 @@ class KeywordIndex:
         return math.log(1 + (n_docs - df + 0.5) / (df + 0.5))
 
     def _doc_freq(self) -> dict[int, int]:
-        if getattr(self, "_df_stamp", None) != self._loaded_stamp:
+        if getattr(self, "_df", None) is None:
             import numpy as np
 
             # bm25s keeps a token-major sparse matrix: a token's document count is the length of its row
             counts = np.diff(self._bm25.scores["indptr"])
             self._df = dict(enumerate(counts.tolist()))
-            self._df_stamp = self._loaded_stamp
         return self._df
 
 
+def keyword_tokens(chunk: Chunk) -> list[str]:
+    """What the keyword index holds for a chunk: its search text's tokens (a FAQ's question counts twice)."""
+    tokens = tokenize(chunk.search_text())
+    if chunk.kind == "faq":
+        tokens = tokenize(chunk.question) + tokens
+    return tokens
+
+
+def vector_ids(chunk_ids) -> list[str]:
+    """Every Chroma id a chunk may own: its main vector and, for a FAQ, its question vector."""
+    return [v for cid in chunk_ids for v in (cid, cid + QUESTION_SUFFIX)]
+
+
 class KnowledgeBaseIndex:
-    """One KB: Chroma collection ``kb_<name>`` plus its keyword index and state in ``<data>/kb/<name>/``."""
+    """One KB: Chroma collection ``kb_<name>`` plus its published state in ``<data>/kb/<name>/``.
+
+    Publishing is what makes chunks visible. ``state.json`` names the KB version and its keyword index directory;
+    it is replaced atomically, and the ids in that keyword index are the LIVE chunk set. Chroma may hold vectors
+    that are not live (written ahead of a publish, or left by an interrupted ingest): dense search drops them, so
+    a half-ingested document is never seen. Readers notice a newer state.json (one stat) and reload.
+    """
+
+    STATE_FILE = "state.json"
 
     def __init__(self, settings: Settings, name: str, embeddings: Embeddings):
         self.settings = settings
         self.name = check_kb_name(name)
         self.embeddings = embeddings
         self.state_dir = settings.data_dir / "kb" / name
-        self.keyword = KeywordIndex(self.state_dir / "keyword")
         self._collection = None
+        self._state: dict = {"version": 0}
+        self._state_stamp: tuple | None = None
+        self._keyword = KeywordIndex(self.state_dir / "keyword")
+        self._refresh_lock = threading.Lock()
+
+    # --- published state -------------------------------------------------------------------------
+    def refresh(self) -> None:
+        """Pick up a newer published state (another process or thread ingested); costs one stat when unchanged."""
+        f = self.state_dir / self.STATE_FILE
+        try:
+            st = f.stat()
+            stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
+        except FileNotFoundError:
+            stamp = None
+        if stamp == self._state_stamp:
+            return
+        with self._refresh_lock:
+            if stamp == self._state_stamp:
+                return
+            state = json.loads(f.read_text(encoding="utf-8")) if stamp else {"version": 0}
+            self._keyword = KeywordIndex(self.state_dir / state.get("keyword", "keyword"))
+            self._state, self._state_stamp = state, stamp
+
+    @property
+    def keyword(self) -> KeywordIndex:
+        if self._state_stamp is None:
+            self.refresh()
+        return self._keyword
+
+    @property
+    def version(self) -> int:
+        """The published KB version: every change an ingest makes bumps it."""
+        self.refresh()
+        return int(self._state.get("version", 0))
+
+    def state(self) -> dict:
+        self.refresh()
+        return dict(self._state)
+
+    def live_ids(self) -> frozenset[str]:
+        """The published chunk ids (checks for a newer publish first: one stat)."""
+        self.refresh()
+        return self._keyword.ids
+
+    def is_live(self, chunk_ids) -> bool:
+        """True when every one of ``chunk_ids`` is in the published KB (a cached answer citing them still holds)."""
+        live = self.live_ids()
+        return all(cid in live for cid in chunk_ids)
+
+    def publish(self, version: int, tokens: dict[str, list[str]], **extra) -> None:
+        """Make exactly the chunks in ``tokens`` live, as KB ``version``: one atomic rename of state.json."""
+        kw_name = f"keyword-v{version}"
+        kw_dir = self.state_dir / kw_name
+        if kw_dir.exists():  # left by an interrupted publish of the same version
+            import shutil
+
+            shutil.rmtree(kw_dir)
+        KeywordIndex.write(kw_dir, tokens)
+        state = {**extra, "version": version, "keyword": kw_name, "chunks": len(tokens), "published_at": time.time()}
+        tmp = self.state_dir / f"{self.STATE_FILE}.tmp"
+        tmp.write_text(json.dumps(state, ensure_ascii=False), encoding="utf-8")
+        os.replace(tmp, self.state_dir / self.STATE_FILE)
+        self.refresh()
+        self._drop_old_keyword_dirs(keep=2)
+
+    def _drop_old_keyword_dirs(self, keep: int) -> None:
+        """Old versions go, except the newest few: a reader may still be loading the previous one."""
+        import shutil
+
+        dirs = []
+        for d in self.state_dir.glob("keyword*"):
+            n = d.name.removeprefix("keyword-v")
+            dirs.append((int(n) if n.isdigit() else -1, d))
+        for _, d in sorted(dirs)[:-keep]:
+            shutil.rmtree(d, ignore_errors=True)
 
     # --- storage -------------------------------------------------------------------------------
     @property
@@ -164,13 +268,21 @@ class KnowledgeBaseIndex:
         return self.name in list_kbs(self.settings)
 
     def count(self) -> int:
-        """Number of chunks (FAQ question vectors not counted)."""
-        return len(self.collection.get(where={"vector": "main"}, include=[])["ids"])
+        """Number of live chunks (FAQ question vectors not counted)."""
+        return len(self.live_ids())
 
-    def add(self, chunks: list[Chunk]) -> None:
-        """Embed and upsert chunks in batches; FAQ chunks get a second, question-only vector."""
-        if not chunks:
-            return
+    def write_vectors(self, chunks: list[Chunk], *, reuse_stored: bool = True, cache: dict | None = None) -> int:
+        """Embed and upsert chunks (not yet live); FAQ chunks get a second, question-only vector.
+
+        Ids are content-addressed, so a vector already stored under a chunk's id is reused, not re-embedded
+        (an unchanged paragraph of an edited file, or work an interrupted ingest already did); only its metadata
+        is refreshed. Identical texts are embedded once (``cache`` carries that across calls). Returns the number
+        of texts embedded.
+        """
+        import hashlib
+
+        import numpy as np
+
         ids, texts, embed_texts, metas = [], [], [], []
         for chunk in chunks:
             meta = chunk.metadata()
@@ -183,31 +295,69 @@ class KnowledgeBaseIndex:
                 texts.append(chunk.question)
                 embed_texts.append(chunk.question)
                 metas.append({**meta, "vector": "question"})
-        vectors = self._embed_unique(embed_texts)
-        batch = 1000
+        if reuse_stored and ids:
+            stored = self.stored(ids)
+            if stored:
+                reused = [i for i, vid in enumerate(ids) if vid in stored]
+                for start in range(0, len(reused), 2000):
+                    part = reused[start : start + 2000]
+                    self.collection.update(ids=[ids[i] for i in part], metadatas=[metas[i] for i in part])
+                keep = [i for i, vid in enumerate(ids) if vid not in stored]
+                ids, texts, embed_texts, metas = ([xs[i] for i in keep] for xs in (ids, texts, embed_texts, metas))
+        if not ids:
+            return 0
+        cache = {} if cache is None else cache
+        keys = [hashlib.sha1(t.encode()).digest() for t in embed_texts]
+        todo = {k: t for k, t in zip(keys, embed_texts, strict=True) if k not in cache}
+        if todo:
+            order = sorted(todo, key=lambda k: len(todo[k]))  # similar lengths share a batch: less padding
+            vectors = self.embeddings.embed_documents([todo[k] for k in order])
+            cache.update(zip(order, np.asarray(vectors, dtype=np.float32), strict=True))
+        batch = 2000
         for start in range(0, len(ids), batch):
             sl = slice(start, start + batch)
-            self.collection.upsert(ids=ids[sl], embeddings=vectors[sl], documents=texts[sl], metadatas=metas[sl])
+            self.collection.upsert(
+                ids=ids[sl], embeddings=[cache[k] for k in keys[sl]], documents=texts[sl], metadatas=metas[sl]
+            )
+        return len(todo)
 
-    def _embed_unique(self, texts: list[str]) -> list[list[float]]:
-        """Identical texts are embedded once."""
-        unique = list(dict.fromkeys(texts))
-        vectors = dict(zip(unique, self.embeddings.embed_documents(unique), strict=True))
-        return [vectors[t] for t in texts]
+    def add(self, chunks: list[Chunk]) -> None:
+        """Write and publish chunks in one step, outside the ingest ledger: for evaluation and benchmark KBs built
+        from data that is not a folder of documents (a KB synced by `kb ingest` gets its chunks from the ledger,
+        and a later sync of it would not keep chunks added here)."""
+        self.write_vectors(chunks)
+        tokens = dict(self.keyword.tokens() or {})
+        tokens.update({c.id: keyword_tokens(c) for c in chunks})
+        self.publish(self.version + 1, tokens)
 
-    def delete_sources(self, sources: list[str]) -> None:
-        for source in sources:
-            self.collection.delete(where={"source": source})
+    def stored(self, vector_ids: list[str]) -> set[str]:
+        """Which of these Chroma ids hold a vector."""
+        found: set[str] = set()
+        for start in range(0, len(vector_ids), 5000):
+            found.update(self.collection.get(ids=vector_ids[start : start + 5000], include=[])["ids"])
+        return found
+
+    def stored_ids(self) -> list[str]:
+        """Every id in the Chroma collection, live or not (FAQ question vectors included)."""
+        return self.collection.get(include=[])["ids"]
+
+    def delete_vectors(self, chunk_ids) -> None:
+        """Remove chunks' vectors (main and FAQ question) from Chroma."""
+        ids = vector_ids(chunk_ids)
+        for start in range(0, len(ids), 5000):
+            self.collection.delete(ids=ids[start : start + 5000])
 
     def all_chunks(self) -> list[Chunk]:
-        got = self.collection.get(where={"vector": "main"}, include=["documents", "metadatas"])
-        return [_to_chunk(i, d, m) for i, d, m in zip(got["ids"], got["documents"], got["metadatas"], strict=True)]
+        """The live chunks."""
+        return list(self.get(sorted(self.live_ids())).values())
 
     def get(self, ids: list[str]) -> dict[str, Chunk]:
-        if not ids:
-            return {}
-        got = self.collection.get(ids=ids, include=["documents", "metadatas"])
-        return {i: _to_chunk(i, d, m) for i, d, m in zip(got["ids"], got["documents"], got["metadatas"], strict=True)}
+        out: dict[str, Chunk] = {}
+        for start in range(0, len(ids), 5000):
+            got = self.collection.get(ids=ids[start : start + 5000], include=["documents", "metadatas"])
+            for i, d, m in zip(got["ids"], got["documents"], got["metadatas"], strict=True):
+                out[i] = _to_chunk(i, d, m)
+        return out
 
     def similarities(self, query_vector: list[float], ids: list[str]) -> dict[str, float]:
         """Cosine similarity (0..1) of the query to stored chunks, for candidates that came from keyword search."""
@@ -222,42 +372,32 @@ class KnowledgeBaseIndex:
             for i, e in zip(got["ids"], got["embeddings"], strict=True)
         }
 
-    def rebuild_keyword_index(self) -> None:
-        self.keyword.build(self.all_chunks())
-
-    # --- KB state --------------------------------------------------------------------------------
-    def state(self) -> dict:
-        f = self.state_dir / "state.json"
-        return json.loads(f.read_text(encoding="utf-8")) if f.exists() else {"version": 0}
-
-    def bump_version(self, **extra) -> int:
-        state = self.state()
-        state.update(extra)
-        state["version"] = int(state.get("version", 0)) + 1
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        tmp = self.state_dir / "state.json.tmp"
-        tmp.write_text(json.dumps(state, ensure_ascii=False), encoding="utf-8")
-        tmp.replace(self.state_dir / "state.json")
-        return state["version"]
-
     # --- search ----------------------------------------------------------------------------------
     def dense_search(self, query_vector: list[float], k: int) -> list[Hit]:
-        """Cosine similarity in 0..1; a FAQ's question vector and main vector fold into one hit."""
+        """Live chunks only; cosine similarity in 0..1; a FAQ's question vector and main vector fold into one hit."""
         n = self.collection.count()
-        if n == 0:
+        live = self.live_ids()
+        if n == 0 or not live:
             return []
-        res = self.collection.query(
-            query_embeddings=[query_vector], n_results=min(k * 2, n), include=["documents", "metadatas", "distances"]
-        )
-        best: dict[str, Hit] = {}
-        for vid, doc, meta, dist in zip(
-            res["ids"][0], res["documents"][0], res["metadatas"][0], res["distances"][0], strict=True
-        ):
-            cid = vid.removesuffix(QUESTION_SUFFIX)
-            score = max(0.0, min(1.0, 1.0 - float(dist)))  # cosine distance 0..2 → similarity, clipped
-            if cid not in best or score > best[cid].score:
-                text = doc if meta.get("vector") == "main" else None
-                best[cid] = Hit(_to_chunk(cid, text, meta), score)
+        asked = min(k * 2, n)
+        while True:
+            res = self.collection.query(
+                query_embeddings=[query_vector], n_results=asked, include=["documents", "metadatas", "distances"]
+            )
+            best: dict[str, Hit] = {}
+            for vid, doc, meta, dist in zip(
+                res["ids"][0], res["documents"][0], res["metadatas"][0], res["distances"][0], strict=True
+            ):
+                cid = vid.removesuffix(QUESTION_SUFFIX)
+                if cid not in live:
+                    continue  # written ahead of a publish, or an orphan: not part of the KB (yet)
+                score = max(0.0, min(1.0, 1.0 - float(dist)))  # cosine distance 0..2 → similarity, clipped
+                if cid not in best or score > best[cid].score:
+                    text = doc if meta.get("vector") == "main" else None
+                    best[cid] = Hit(_to_chunk(cid, text, meta), score)
+            if len(best) >= k or asked >= n:
+                break
+            asked = min(asked * 4, n)
         hits = sorted(best.values(), key=lambda h: h.score, reverse=True)[:k]
         missing = [h.chunk.id for h in hits if h.chunk.text is None]
         if missing:

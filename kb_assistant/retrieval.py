@@ -46,6 +46,7 @@ def hybrid_search(
 ) -> list[Candidate]:
     """``query_vector``: the query's embedding when the caller (the semantic cache) already computed it."""
     lang = lang or detect_language(query)
+    index.refresh()  # once per query: a newer published KB version (an ingest elsewhere) is picked up here
     by_id: dict[str, Candidate] = {}
     if dense and query_vector is None:
         query_vector = index.embeddings.embed_query(query)

@@ -42,6 +42,18 @@ class Settings(BaseSettings):
     # --- ingest --------------------------------------------------------------------------------
     chunk_size: int = Field(500, ge=100, description="Target chunk size in characters.")
     max_file_mb: float = Field(50.0, gt=0, description="Files larger than this are refused at ingest.")
+    ingest_workers: int | None = Field(
+        None, ge=1, description="Processes that load and chunk files in parallel; unset = number of CPU cores."
+    )
+    ingest_publish_chunks: int = Field(
+        1000, ge=1, description="An ingest makes its work visible (a new KB version) every this many new chunks."
+    )
+    ingest_publish_seconds: float = Field(
+        60.0, gt=0, description="... or when this many seconds passed since the last publish, whichever is first."
+    )
+    ingest_test_pause_s: float = Field(
+        0.0, ge=0, description="Testing only: sleep this long at each step of a publish, so a test can kill it."
+    )
 
     # --- retrieval and answers -----------------------------------------------------------------
     top_k: int = Field(5, ge=1, le=50, description="Passages handed to the answerer and cited.")

@@ -52,7 +52,7 @@ def test_compose_file_is_valid_with_app_chroma_cron_and_an_optional_postgres():
     assert app["command"] == ["kb", "serve"]
     assert app["environment"]["KB_CHROMA_URL"] == cron["environment"]["KB_CHROMA_URL"] == "http://chroma:8000"
     assert "/healthz" in " ".join(healthcheck_command(app))
-    assert "docker/crontab" in " ".join(cron["command"]) and cron["image"] == app["image"]
+    assert "docker/cron-entry.sh" in " ".join(cron["command"]) and cron["image"] == app["image"]
     assert pg["profiles"] == ["postgres"] and "pg_isready" in healthcheck_command(pg)
     assert all("healthcheck" in services[s] for s in ("app", "ingest-cron", "postgres"))
     assert set(config["volumes"]) >= {"kb-data", "chroma-data", "pg-data"}  # named volumes, not host paths

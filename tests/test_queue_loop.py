@@ -54,10 +54,10 @@ def test_an_agents_answer_reaches_the_user_and_once_in_the_kb_answers_the_questi
     assert hr.ticket("T-000001").answered_at is not None
 
     version = hr.index("hr").state()["version"]
-    assert hr.promote("T-000001") == "curated-faq/T-000001"
+    assert hr.promote("T-000001") == "curated-faq/T-000001.csv"
     hr.promote("T-000002")
     assert hr.index("hr").state()["version"] == version + 2
-    assert hr.queue.get("T-000001").promoted_source == "curated-faq/T-000001"
+    assert hr.queue.get("T-000001").promoted_source == "curated-faq/T-000001.csv"
 
     for question in ("Can I bring my dog to the office?", "Am I allowed to bring a dog to work?",
                      "公司有没有从火车站出发的班车？", "火车站有班车到公司吗？"):  # fmt: skip
@@ -65,7 +65,7 @@ def test_an_agents_answer_reaches_the_user_and_once_in_the_kb_answers_the_questi
         assert answer.answered, (question, answer.confidence)
         assert answer.citations[0].source.startswith("curated-faq/T-00000")
         assert ("dogs are welcome" in answer.text) or ("8:30" in answer.text)
-    [dog] = [c for c in hr.index("hr").all_chunks() if c.source == "curated-faq/T-000001"]
+    [dog] = [c for c in hr.index("hr").all_chunks() if c.source == "curated-faq/T-000001.csv"]
     assert dog.kind == "faq" and "T-000001" in dog.section and "anna" in dog.section
     # the KB's other answers are untouched, and an unrelated question still goes to a person
     assert "12 days" in hr.ask("How many days of sick leave do I get?", kb="hr").text
@@ -96,7 +96,7 @@ def test_the_queue_from_the_command_line(hr, tmp_path):
     assert "claimed by anna" in run(app, ["queue", "claim", "T-000001", "--agent", "anna"]).stdout
     result = run(app, ["queue", "answer", "T-000001", "--agent", "anna", "--promote"],
                  input="Yes: dogs are welcome on Fridays once registered with reception.\n")  # fmt: skip
-    assert result.exit_code == 0 and "curated-faq/T-000001" in result.stdout, result.output
+    assert result.exit_code == 0 and "curated-faq/T-000001.csv" in result.stdout, result.output
     closed = json.loads(run(app, ["queue", "close", "T-000002", "--note", "Ask the social club.", "--json"]).stdout)
     assert closed["status"] == "closed" and closed["resolution"] == "not_ours"
     assert run(app, ["queue", "close", "T-000002"]).exit_code == 1  # already closed: says so
@@ -108,7 +108,7 @@ def test_the_queue_from_the_command_line(hr, tmp_path):
         ("closed", "Ask the social club."),
     ]
     again = json.loads(run(app, ["ask", "Am I allowed to bring a dog to work?", "--kb", "hr", "--json"]).stdout)
-    assert again["answered"] and again["citations"][0]["source"] == "curated-faq/T-000001"
+    assert again["answered"] and again["citations"][0]["source"] == "curated-faq/T-000001.csv"
 
     fb = run(app, ["feedback", again["id"], "down", "--comment", "Not on Fridays any more", "--session", "carol"])
     assert fb.exit_code == 0 and "ticket T-000003" in fb.stdout

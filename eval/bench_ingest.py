@@ -1,0 +1,500 @@
+"""Ingest benchmark: our incremental pipeline against a plain LangChain baseline, measured in one run.
+
+    nice -n 10 python -m eval.bench_ingest            # 2,000 documents (>= 20,000 chunks), mixed formats
+    python -m eval.bench_ingest --docs 200            # a quick run
+
+Corpus: generated once per size (seeded) and cached under the work dir: md, txt, html, csv FAQ tables, docx and a
+few pdf. Every document states one fact no other states ("<person> organises the <event> in <city>"), so a
+generated question has a known answer document: retrieval quality is hit@5 (answer document among the top 5).
+
+Baseline: what a LangChain tutorial does — unstructured's auto partitioner per file (UnstructuredFileLoader's
+"single" mode), RecursiveCharacterTextSplitter (chunk_size = ours, overlap 50), HuggingFaceEmbeddings on the same
+bundled MiniLM, langchain_chroma Chroma.from_documents. Each system runs in its own process (peak RSS is its own;
+the embedding model is loaded before the clock starts in both).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+WORDS = [
+    "policy",
+    "employee",
+    "manager",
+    "approval",
+    "request",
+    "form",
+    "deadline",
+    "budget",
+    "travel",
+    "expense",
+    "receipt",
+    "invoice",
+    "office",
+    "meeting",
+    "schedule",
+    "project",
+    "client",
+    "contract",
+    "review",
+    "quarter",
+    "report",
+    "training",
+    "safety",
+    "equipment",
+    "laptop",
+    "account",
+    "password",
+    "network",
+    "printer",
+    "badge",
+    "access",
+    "visitor",
+    "parking",
+    "canteen",
+    "benefit",
+    "insurance",
+    "salary",
+    "payroll",
+    "holiday",
+    "leave",
+    "sick",
+    "overtime",
+    "shift",
+    "remote",
+    "hybrid",
+    "desk",
+    "floor",
+    "building",
+    "security",
+    "incident",
+    "support",
+    "ticket",
+    "system",
+    "update",
+    "backup",
+    "storage",
+    "archive",
+    "document",
+    "template",
+    "signature",
+    "compliance",
+    "audit",
+    "risk",
+    "vendor",
+    "purchase",
+    "order",
+    "delivery",
+    "warehouse",
+    "inventory",
+    "customer",
+    "service",
+    "quality",
+    "feedback",
+    "survey",
+    "onboarding",
+    "mentor",
+    "career",
+    "promotion",
+    "evaluation",
+    "goal",
+    "team",
+    "department",
+    "finance",
+    "legal",
+    "marketing",
+    "sales",
+    "product",
+    "release",
+    "launch",
+    "campaign",
+    "webinar",
+    "workshop",
+    "conference",
+]
+PEOPLE = [
+    "Alice",
+    "Bruno",
+    "Chen",
+    "Dana",
+    "Elif",
+    "Farid",
+    "Greta",
+    "Hiro",
+    "Ines",
+    "Jonas",
+    "Kavya",
+    "Liam",
+    "Mei",
+    "Nora",
+    "Omar",
+    "Priya",
+]
+EVENTS = [
+    "charity run",
+    "wine tasting",
+    "chess tournament",
+    "hackathon",
+    "book fair",
+    "pottery class",
+    "karaoke night",
+    "photo walk",
+    "salsa workshop",
+    "cooking contest",
+    "film screening",
+    "yoga retreat",
+    "science quiz",
+    "poetry slam",
+    "board game evening",
+    "jazz concert",
+    "tree planting",
+    "blood drive",
+    "code review marathon",
+    "kite festival",
+    "robotics demo",
+    "language cafe",
+    "sketching session",
+    "trivia night",
+    "bike tour",
+    "hiking trip",
+    "escape room",
+    "sushi course",
+    "beach cleanup",
+    "garden party",
+    "startup pitch",
+    "coffee cupping",
+    "meditation hour",
+    "dance battle",
+    "sailing day",
+    "origami class",
+    "astronomy night",
+    "quilting circle",
+    "ping pong cup",
+    "puzzle race",
+]
+CITIES = [
+    "Lisbon",
+    "Oslo",
+    "Nairobi",
+    "Hanoi",
+    "Lima",
+    "Tbilisi",
+    "Reykjavik",
+    "Porto",
+    "Krakow",
+    "Seville",
+    "Dakar",
+    "Quito",
+    "Riga",
+    "Tallinn",
+    "Cusco",
+    "Osaka",
+    "Busan",
+    "Perth",
+    "Hobart",
+    "Leipzig",
+    "Ghent",
+    "Bergen",
+    "Turku",
+    "Split",
+    "Valencia",
+    "Bologna",
+    "Lyon",
+    "Graz",
+    "Brno",
+    "Sapporo",
+    "Kyoto",
+    "Cebu",
+    "Goa",
+    "Agra",
+    "Fez",
+    "Tunis",
+    "Accra",
+    "Kigali",
+    "Arusha",
+    "Mombasa",
+    "Durban",
+    "Recife",
+    "Salta",
+    "Mendoza",
+    "Cordoba",
+    "Havana",
+    "Oaxaca",
+    "Merida",
+    "Tulum",
+]
+
+
+def _sentence(rng: random.Random) -> str:
+    words = [rng.choice(WORDS) for _ in range(rng.randint(9, 18))]
+    return " ".join(words).capitalize() + "."
+
+
+def _paragraph(rng: random.Random) -> str:
+    return " ".join(_sentence(rng) for _ in range(rng.randint(2, 5)))
+
+
+def _fact(i: int) -> tuple[str, str]:
+    event, city = EVENTS[i % len(EVENTS)], CITIES[(i // len(EVENTS)) % len(CITIES)]
+    person = PEOPLE[i % len(PEOPLE)]
+    return (
+        f"{person} from the staff club organises the {event} in {city} every spring.",
+        f"Who organises the {event} in {city}?",
+    )
+
+
+def make_corpus(folder: Path, n_docs: int, seed: int = 7) -> list[dict]:
+    """Write the corpus (cached: skipped when its manifest exists); returns [{file, question}]."""
+    manifest = folder / ".manifest.json"
+    if manifest.exists():
+        return json.loads(manifest.read_text())
+    rng = random.Random(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    n_pdf = max(2, n_docs // 200)
+    kinds = ["pdf"] * n_pdf + rng.choices(
+        ["md", "txt", "html", "csv", "docx"], weights=[40, 20, 20, 10, 10], k=n_docs - n_pdf
+    )
+    rng.shuffle(kinds)
+    items = []
+    for i, kind in enumerate(kinds):
+        fact, question = _fact(i)
+        title = f"{rng.choice(WORDS).title()} {rng.choice(WORDS)} guide {i}"
+        sections = []
+        n_sections = rng.randint(4, 6)
+        fact_at = rng.randrange(n_sections)
+        for s in range(n_sections):
+            paras = [_paragraph(rng) for _ in range(rng.randint(2, 3))]
+            if s == fact_at:
+                paras.insert(1, fact)
+            sections.append((f"{rng.choice(WORDS).title()} {rng.choice(WORDS)}", paras))
+        name = f"doc-{i:05d}.{kind}"
+        _write(folder / name, kind, title, sections, fact, question, rng)
+        items.append({"file": name, "question": question})
+    manifest.write_text(json.dumps(items))
+    return items
+
+
+def _write(path: Path, kind: str, title, sections, fact, question, rng) -> None:
+    if kind == "md":
+        body = "\n\n".join(f"## {h}\n\n" + "\n\n".join(ps) for h, ps in sections)
+        path.write_text(f"# {title}\n\n{body}\n", encoding="utf-8")
+    elif kind == "txt":
+        body = "\n\n".join(f"{h}\n\n" + "\n\n".join(ps) for h, ps in sections)
+        path.write_text(f"{title}\n\n{body}\n", encoding="utf-8")
+    elif kind == "html":
+        body = "".join(f"<h2>{h}</h2>" + "".join(f"<p>{p}</p>" for p in ps) for h, ps in sections)
+        path.write_text(f"<html><body><h1>{title}</h1>{body}</body></html>", encoding="utf-8")
+    elif kind == "csv":
+        import csv
+
+        rows = [(_sentence(rng)[:-1] + "?", _paragraph(rng)) for _ in range(rng.randint(8, 12))]
+        rows.insert(rng.randrange(len(rows)), (question, fact))
+        with path.open("w", newline="", encoding="utf-8") as f:
+            w = csv.writer(f)
+            w.writerow(["question", "answer"])
+            w.writerows(rows)
+    elif kind == "docx":
+        import docx
+
+        d = docx.Document()
+        d.add_heading(title, 0)
+        for h, ps in sections:
+            d.add_heading(h, 1)
+            for p in ps:
+                d.add_paragraph(p)
+        d.save(path)
+    elif kind == "pdf":
+        from fpdf import FPDF
+
+        pdf = FPDF()
+        pdf.add_page()
+        pdf.set_font("Helvetica", size=18)
+        pdf.multi_cell(0, 10, title, new_x="LMARGIN", new_y="NEXT")
+        for h, ps in sections:
+            pdf.set_font("Helvetica", size=14)
+            pdf.multi_cell(0, 8, h, new_x="LMARGIN", new_y="NEXT")
+            pdf.set_font("Helvetica", size=10)
+            for p in ps:
+                pdf.multi_cell(0, 5, p, new_x="LMARGIN", new_y="NEXT")
+        pdf.output(str(path))
+
+
+# --- the two systems (each in its own process) -----------------------------------------------------------
+def _peak_rss_mb() -> float:
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return round((own + children) / 1024, 1)  # Linux: kB; own + largest child (the load workers)
+
+
+def run_baseline(corpus: Path, work: Path, items: list[dict], chunk_size: int) -> dict:
+    from langchain_chroma import Chroma
+    from langchain_core.documents import Document
+    from langchain_huggingface import HuggingFaceEmbeddings
+    from langchain_text_splitters import RecursiveCharacterTextSplitter
+
+    from ingest.loaders import _unstructured_ready
+    from kb_assistant.embeddings import default_model_path
+
+    _unstructured_ready()  # unstructured offline (its spaCy model from the installed package)
+    from unstructured.partition.auto import partition
+
+    embeddings = HuggingFaceEmbeddings(
+        model_name=default_model_path(), model_kwargs={"device": "cpu"}, encode_kwargs={"normalize_embeddings": True}
+    )
+    embeddings.embed_query("warm up")
+    started = time.perf_counter()
+    docs = []
+    for f in sorted(p for p in corpus.iterdir() if not p.name.startswith(".")):
+        if f.suffix == ".pdf":  # unstructured's pdf extra is not installed: pdfminer, as PDFMinerLoader does
+            from pdfminer.high_level import extract_text
+
+            text = extract_text(str(f))
+        else:
+            text = "\n\n".join(str(e) for e in partition(filename=str(f)))
+        docs.append(Document(text, metadata={"source": f.name}))
+    loaded = time.perf_counter() - started
+    chunks = RecursiveCharacterTextSplitter(chunk_size=chunk_size, chunk_overlap=50).split_documents(docs)
+    store = Chroma.from_documents(
+        chunks,
+        embeddings,
+        collection_name="baseline",
+        persist_directory=str(work / "baseline-chroma"),
+        collection_metadata={"hnsw:space": "cosine"},
+    )
+    seconds = time.perf_counter() - started
+    hits = sum(
+        any(d.metadata["source"] == it["file"] for d in store.similarity_search(it["question"], k=5))
+        for it in _sample(items)
+    )
+    return {
+        "first_s": round(seconds, 1),
+        "load_s": round(loaded, 1),
+        "chunks": len(chunks),
+        "hit5": round(hits / len(_sample(items)), 3),
+        "peak_rss_mb": _peak_rss_mb(),
+    }
+
+
+def run_ours(corpus: Path, work: Path, items: list[dict]) -> dict:
+    from ingest.pipeline import sync_sources
+    from kb_assistant.embeddings import make_embeddings
+    from kb_assistant.index import KnowledgeBaseIndex
+    from kb_assistant.retrieval import hybrid_search
+    from kb_assistant.settings import Settings
+
+    settings = Settings(data_dir=work / "ours-data")
+    embeddings = make_embeddings(settings)
+    embeddings.embed_query("warm up")
+    first = sync_sources(settings, [corpus], "bench", progress=sys.stderr.isatty())
+    again = sync_sources(settings, [corpus], "bench")
+    changed = next(corpus / it["file"] for it in items if it["file"].endswith(".md"))
+    original = changed.read_text(encoding="utf-8")
+    try:
+        changed.write_text(original + "\n\nOne more paragraph was added to this guide today.\n", encoding="utf-8")
+        one = sync_sources(settings, [corpus], "bench")
+    finally:
+        changed.write_text(original, encoding="utf-8")  # the cached corpus stays as generated
+    index = KnowledgeBaseIndex(settings, "bench", embeddings)
+    sample = _sample(items)
+    hybrid = sum(
+        any(c.chunk.source == it["file"] for c in hybrid_search(index, it["question"], k=5)[:5]) for it in sample
+    )
+    vec = [embeddings.embed_query(it["question"]) for it in sample]
+    dense = sum(
+        any(h.chunk.source == it["file"] for h in index.dense_search(v, 5)) for it, v in zip(sample, vec, strict=False)
+    )
+    return {
+        "first_s": first.seconds,
+        "chunks": first.total_chunks,
+        "embedded": first.embedded,
+        "failed": [f.model_dump() for f in first.failed],
+        "unchanged_s": again.seconds,
+        "unchanged_report": (again.unchanged, again.chunks),
+        "one_changed_s": one.seconds,
+        "one_changed_report": (one.updated, one.embedded),
+        "hit5_hybrid": round(hybrid / len(sample), 3),
+        "hit5_dense": round(dense / len(sample), 3),
+        "peak_rss_mb": _peak_rss_mb(),
+    }
+
+
+def _sample(items: list[dict]) -> list[dict]:
+    return random.Random(3).sample(items, min(200, len(items)))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--docs", type=int, default=2000)
+    ap.add_argument("--work", type=Path, default=None, help="Work dir (default: a cached dir under the temp dir).")
+    ap.add_argument("--system", choices=["baseline", "ours"], help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    work = args.work or Path(tempfile.gettempdir()) / f"kb-bench-ingest-{args.docs}"
+    corpus = work / "corpus"
+    if args.system:  # child process: one system on a fresh store
+        from kb_assistant.settings import Settings
+
+        items = json.loads((corpus / ".manifest.json").read_text())
+        if args.system == "baseline":
+            result = run_baseline(corpus, work, items, Settings().chunk_size)
+        else:
+            result = run_ours(corpus, work, items)
+        print("RESULT " + json.dumps(result))
+        return
+
+    t = time.perf_counter()
+    items = make_corpus(corpus, args.docs)
+    print(f"corpus: {len(items)} documents in {corpus} ({time.perf_counter() - t:.0f}s to generate or find)")
+    import shutil
+
+    results = {}
+    for system in ("baseline", "ours"):
+        for stale in ("baseline-chroma", "ours-data"):
+            shutil.rmtree(work / stale, ignore_errors=True)
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "eval.bench_ingest",
+                "--docs",
+                str(args.docs),
+                "--work",
+                str(work),
+                "--system",
+                system,
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+            check=True,
+        ).stdout
+        results[system] = json.loads(next(line for line in out.splitlines() if line.startswith("RESULT "))[7:])
+        print(f"{system}: {json.dumps(results[system])}", flush=True)
+    b, o = results["baseline"], results["ours"]
+    print()
+    print(f"documents {len(items)}; chunks: ours {o['chunks']} (embedded {o['embedded']}), baseline {b['chunks']}")
+    speedup = b["first_s"] / o["first_s"]
+    print(f"first ingest: ours {o['first_s']:.1f}s, baseline {b['first_s']:.1f}s -> {speedup:.2f}x (target >= 3x)")
+    print(
+        f"retrieval hit@5 ({min(200, len(items))} questions): ours hybrid {o['hit5_hybrid']:.3f}, "
+        f"ours dense only {o['hit5_dense']:.3f}, baseline {b['hit5']:.3f}"
+    )
+    ratio = o["first_s"] / max(o["unchanged_s"], 1e-3)
+    print(f"unchanged re-ingest: {o['unchanged_s']:.2f}s -> {ratio:.0f}x faster than the first (target >= 50x)")
+    share = 100 * o["one_changed_s"] / o["first_s"]
+    print(f"one changed file re-synced: {o['one_changed_s']:.2f}s = {share:.2f}% of the first (target < 2%)")
+    print(f"peak RSS: ours {o['peak_rss_mb']} MB (parent + largest worker), baseline {b['peak_rss_mb']} MB")
+    if o["failed"]:
+        print(f"ours: {len(o['failed'])} files failed: {o['failed'][:3]}")
+
+
+if __name__ == "__main__":
+    main()

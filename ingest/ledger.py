@@ -1,0 +1,277 @@
+"""The ingest ledger: what each KB holds, file by file, in SQLite (``<data>/ingest.sqlite``, WAL).
+
+One row per (KB, source root, document path): size, mtime and content hash (to skip unchanged files without
+reading them), status, the document's chunk ids, when, and why it failed. Beside it: the source roots remembered
+per KB (``kb ingest --all`` re-syncs them), every run's report, and every KB version with the chunk ids it added
+and removed (what the semantic cache needs to invalidate exactly what went stale).
+
+The ledger is the writer's source of truth; the published keyword index is the readers' (see
+``KnowledgeBaseIndex``). A KB version is committed here first and published second, so an interrupted publish
+is finished by the next run.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import JSON, Float, ForeignKey, Integer, String, Text, create_engine, event, func, select
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+from kb_assistant.errors import KBError
+from kb_assistant.settings import Settings
+
+LEDGER_FILE = "ingest.sqlite"
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Source(Base):
+    """A root folder (or file) ingested into a KB: remembered, so ``--all`` can re-sync it."""
+
+    __tablename__ = "sources"
+    kb: Mapped[str] = mapped_column(String(63), primary_key=True)
+    root: Mapped[str] = mapped_column(Text, primary_key=True)
+    added_at: Mapped[float] = mapped_column(Float, default=time.time)
+    last_synced_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class Document(Base):
+    __tablename__ = "documents"
+    kb: Mapped[str] = mapped_column(String(63), primary_key=True)
+    root: Mapped[str] = mapped_column(Text, primary_key=True)
+    path: Mapped[str] = mapped_column(Text, primary_key=True)  # relative to the root: the chunks' "source"
+    size: Mapped[int] = mapped_column(Integer)
+    mtime_ns: Mapped[int] = mapped_column(Integer)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))  # "done" | "failed"
+    chunk_ids: Mapped[list] = mapped_column(JSON, default=list)
+    config: Mapped[str] = mapped_column(String(64), default="")  # chunking/embedding settings it was built with
+    updated_at: Mapped[float] = mapped_column(Float, default=time.time)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class Run(Base):
+    __tablename__ = "runs"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kb: Mapped[str] = mapped_column(String(63), index=True)
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[float] = mapped_column(Float)
+    finished_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    status: Mapped[str] = mapped_column(String(16))  # "running" | "finished" | "interrupted"
+    report: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+
+
+class Version(Base):
+    """One KB version: the chunk ids it made live and the ones it removed."""
+
+    __tablename__ = "versions"
+    kb: Mapped[str] = mapped_column(String(63), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"), nullable=True)
+    created_at: Mapped[float] = mapped_column(Float, default=time.time)
+    added: Mapped[list] = mapped_column(JSON, default=list)
+    removed: Mapped[list] = mapped_column(JSON, default=list)
+
+
+class Ledger:
+    def __init__(self, settings: Settings):
+        self.path = settings.path(LEDGER_FILE)
+        self.engine = create_engine(f"sqlite:///{self.path}")
+
+        @event.listens_for(self.engine, "connect")
+        def _pragmas(dbapi_conn, _record):  # shared by ingest, cron, status and the chat: WAL + wait, not fail
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.close()
+
+        for attempt in range(5):  # two processes creating the tables at once: the loser sees "already exists"
+            try:
+                Base.metadata.create_all(self.engine)
+                break
+            except OperationalError:
+                if attempt == 4:
+                    raise
+                time.sleep(0.1 * (attempt + 1))
+
+    def session(self) -> Session:
+        return Session(self.engine, expire_on_commit=False)
+
+    # --- reads ---------------------------------------------------------------------------------------
+    def kbs(self) -> list[str]:
+        with self.session() as s:
+            names = set(s.scalars(select(Source.kb))) | set(s.scalars(select(Document.kb)))
+        return sorted(names)
+
+    def sources(self, kb: str | None = None) -> list[Source]:
+        with self.session() as s:
+            q = select(Source).order_by(Source.kb, Source.root)
+            return list(s.scalars(q.where(Source.kb == kb) if kb else q))
+
+    def documents(self, kb: str, root: str | None = None) -> list[Document]:
+        with self.session() as s:
+            q = select(Document).where(Document.kb == kb)
+            return list(s.scalars(q.where(Document.root == root) if root is not None else q))
+
+    def live_chunk_ids(self, kb: str) -> set[str]:
+        """The chunk ids the ledger says the KB holds (what the published keyword index must contain)."""
+        ids: set[str] = set()
+        with self.session() as s:
+            for chunk_ids in s.scalars(select(Document.chunk_ids).where(Document.kb == kb, Document.status == "done")):
+                ids.update(chunk_ids)
+        return ids
+
+    def latest_version(self, kb: str) -> int:
+        with self.session() as s:
+            return s.scalar(select(func.max(Version.version)).where(Version.kb == kb)) or 0
+
+    def versions(self, kb: str, since: int = 0) -> list[Version]:
+        with self.session() as s:
+            q = select(Version).where(Version.kb == kb, Version.version > since).order_by(Version.version)
+            return list(s.scalars(q))
+
+    def runs(self, kb: str, limit: int = 10) -> list[Run]:
+        with self.session() as s:
+            return list(s.scalars(select(Run).where(Run.kb == kb).order_by(Run.id.desc()).limit(limit)))
+
+    # --- runs ----------------------------------------------------------------------------------------
+    def start_run(self, kb: str) -> tuple[int, bool]:
+        """Open a run; returns (run id, whether an earlier run of this KB was interrupted)."""
+        with self.session() as s, s.begin():
+            stale = list(s.scalars(select(Run).where(Run.kb == kb, Run.status == "running")))
+            for run in stale:  # we hold the KB's lock, so these died (kill -9, power cut) mid-run
+                run.status = "interrupted"
+            run = Run(kb=kb, pid=os.getpid(), started_at=time.time(), status="running")
+            s.add(run)
+            s.flush()
+            return run.id, bool(stale)
+
+    def finish_run(self, run_id: int, report: dict) -> None:
+        with self.session() as s, s.begin():
+            run = s.get(Run, run_id)
+            run.status, run.finished_at, run.report = "finished", time.time(), report
+
+    def remember_source(self, kb: str, root: str) -> None:
+        with self.session() as s, s.begin():
+            src = s.get(Source, (kb, root)) or Source(kb=kb, root=root)
+            src.last_synced_at = time.time()
+            s.merge(src)
+
+
+@dataclass
+class DocumentChange:
+    """A document's new ledger state, committed with the KB version that publishes it."""
+
+    root: str
+    path: str
+    size: int
+    mtime_ns: int
+    content_hash: str
+    status: str
+    chunk_ids: list[str]
+    config: str
+    error: str | None = None
+    delete: bool = False  # the file is gone: drop its row
+
+
+def commit_version(
+    ledger: Ledger,
+    kb: str,
+    run_id: int,
+    changes: list[DocumentChange],
+    added: list[str],
+    removed: list[str],
+    version: int | None,
+) -> None:
+    """Record document changes and (when the live chunks changed) KB ``version``, in one transaction."""
+    with ledger.session() as s, s.begin():
+        for ch in changes:
+            row = s.get(Document, (kb, ch.root, ch.path))
+            if ch.delete:
+                if row is not None:
+                    s.delete(row)
+                continue
+            row = row or Document(kb=kb, root=ch.root, path=ch.path)
+            row.size, row.mtime_ns, row.content_hash = ch.size, ch.mtime_ns, ch.content_hash
+            row.status, row.chunk_ids, row.config, row.error = ch.status, ch.chunk_ids, ch.config, ch.error
+            row.updated_at = time.time()
+            s.merge(row)
+        if version is not None:
+            s.add(Version(kb=kb, version=version, run_id=run_id, added=sorted(added), removed=sorted(removed)))
+
+
+def touch_documents(ledger: Ledger, kb: str, changes: list[DocumentChange]) -> None:
+    """Unchanged content, new size/mtime (a copy, a touch): remember the new stat so the next run skips the read."""
+    if not changes:
+        return
+    with ledger.session() as s, s.begin():
+        for ch in changes:
+            row = s.get(Document, (kb, ch.root, ch.path))
+            if row is not None:
+                row.size, row.mtime_ns = ch.size, ch.mtime_ns
+
+
+# --- one ingest per KB at a time ---------------------------------------------------------------------
+class IngestLocked(KBError):
+    pass
+
+
+_HELD_LOCK_FDS: set[int] = set()
+
+
+def _close_inherited_locks() -> None:
+    # flock belongs to the open file, which a forked child shares: a worker process must not keep the KB locked
+    # after its parent died (kill -9), so children close their copies at once.
+    for fd in list(_HELD_LOCK_FDS):
+        with suppress(OSError):
+            os.close(fd)
+    _HELD_LOCK_FDS.clear()
+
+
+os.register_at_fork(after_in_child=_close_inherited_locks)
+
+
+@contextmanager
+def kb_lock(settings: Settings, kb: str, *, wait: bool = True, say=None) -> Iterator[None]:
+    """An exclusive lock on ``<data>/locks/<kb>.lock`` (fcntl: released by the OS if the holder dies)."""
+    path = settings.path("locks", f"{kb}.lock")
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    _HELD_LOCK_FDS.add(fd)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _lock_holder(path)
+            if not wait:
+                raise IngestLocked(
+                    f"another ingest of knowledge base '{kb}' is running ({holder}; lock file {path}): "
+                    "wait for it to finish, or run without --no-wait to queue behind it"
+                ) from None
+            if say:
+                say(f"another ingest of knowledge base '{kb}' is running ({holder}): waiting for it to finish …")
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps({"pid": os.getpid(), "since": time.time()}).encode(), 0)
+        yield
+    finally:
+        _HELD_LOCK_FDS.discard(fd)
+        os.close(fd)  # closing the descriptor releases the lock
+
+
+def _lock_holder(path: Path) -> str:
+    try:
+        info = json.loads(path.read_text() or "{}")
+        return f"pid {info['pid']}"
+    except (OSError, ValueError, KeyError):
+        return "pid unknown"

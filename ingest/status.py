@@ -1,0 +1,58 @@
+"""`kb status`: per KB, what the ledger and the published index say it holds."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+from ingest.ledger import Ledger
+from kb_assistant.settings import Settings
+
+
+def kb_status(settings: Settings, kb: str | None = None) -> list[dict]:
+    """One dict per KB: documents, chunks, failures, KB version, sources, last run (with its report)."""
+    ledger = Ledger(settings)
+    names = [kb] if kb else ledger.kbs()
+    out = []
+    for name in names:
+        docs = ledger.documents(name)
+        runs = ledger.runs(name, limit=1)
+        if not docs and not runs and not ledger.sources(name):
+            continue
+        state_file = settings.data_dir / "kb" / name / "state.json"
+        state = json.loads(state_file.read_text(encoding="utf-8")) if state_file.exists() else {}
+        done = [d for d in docs if d.status == "done"]
+        failed = [d for d in docs if d.status == "failed"]
+        last = runs[0] if runs else None
+        out.append(
+            {
+                "kb": name,
+                "documents": len(done),
+                "chunks": len({cid for d in done for cid in d.chunk_ids}),
+                "failed": len(failed),
+                "failures": [{"path": f"{d.root}/{d.path}", "reason": d.error or ""} for d in failed],
+                "version": int(state.get("version", 0)),
+                "sources": [s.root for s in ledger.sources(name)],
+                "last_run": _run(last) if last else None,
+            }
+        )
+    return out
+
+
+def _run(run) -> dict:
+    report = run.report or {}
+    summary = ""
+    if report:
+        summary = (
+            f"{report.get('added', 0)} added, {report.get('updated', 0)} updated, "
+            f"{report.get('unchanged', 0)} unchanged, {report.get('deleted', 0)} deleted, "
+            f"{len(report.get('failed', []))} failed, {report.get('seconds', 0)}s"
+        )
+    return {
+        "id": run.id,
+        "started": datetime.fromtimestamp(run.started_at).isoformat(timespec="seconds"),
+        "finished": datetime.fromtimestamp(run.finished_at).isoformat(timespec="seconds") if run.finished_at else None,
+        "status": run.status,
+        "summary": summary,
+        "report": report,
+    }
