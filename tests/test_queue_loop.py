@@ -66,7 +66,9 @@ def test_an_agents_answer_reaches_the_user_and_once_in_the_kb_answers_the_questi
         assert answer.citations[0].source.startswith("curated-faq/T-00000")
         assert ("dogs are welcome" in answer.text) or ("8:30" in answer.text)
     [dog] = [c for c in hr.index("hr").all_chunks() if c.source == "curated-faq/T-000001.csv"]
-    assert dog.kind == "faq" and "T-000001" in dog.section and "anna" in dog.section
+    assert dog.kind == "faq" and dog.question == "Can I bring my dog to the office?"
+    assert hr.queue.get("T-000001").answered_by == "anna"  # who answered stays with the ticket
+    assert (hr.settings.data_dir / "curated" / "hr" / "curated-faq" / "T-000001.csv").is_file()  # an editable file
     # the KB's other answers are untouched, and an unrelated question still goes to a person
     assert "12 days" in hr.ask("How many days of sick leave do I get?", kb="hr").text
     ski = hr.ask("Does the company sponsor an annual ski trip?", kb="hr", session_id="bob")
