@@ -294,7 +294,8 @@ class Assistant:
             lang = detect_language(chunk.question)
             cited = Citation(n=1, source=chunk.source, section=chunk.section, chunk_id=chunk.id,
                              snippet=chunk.text[:2000], score=1.0)  # fmt: skip
-            seeded = Answer(question=chunk.question, standalone_question=chunk.question, text=f"{chunk.text} [1]",
+            marker = "[1]" if lang == "zh" else " [1]"
+            seeded = Answer(question=chunk.question, standalone_question=chunk.question, text=chunk.text + marker,
                             answered=True, confidence=1.0, language=lang, kb=ticket.kb, citations=[cited],
                             passages=[cited])  # fmt: skip
             self.cache.seed(index, chunk.question, seeded, lang=lang)
