@@ -68,23 +68,6 @@ COUNTERS = (
 )  # fmt: skip
 
 
-# --- where freshness comes from (issue 4 adds KnowledgeBaseIndex.version / is_live; used when present) ------------
-def kb_version(index: KnowledgeBaseIndex) -> int:
-    version = getattr(index, "version", None)
-    return int(version if version is not None else index.state().get("version", 0))
-
-
-def chunks_live(index: KnowledgeBaseIndex, chunk_ids: list[str]) -> bool:
-    """True when every chunk id is still in the KB (chunk ids are content-addressed: changed text, new id)."""
-    if hasattr(index, "is_live"):
-        return bool(index.is_live(chunk_ids))
-    keyword = index.keyword
-    keyword._load()  # the keyword index's id list is the KB's live chunk set, rebuilt by every ingest
-    if getattr(keyword, "_live_stamp", None) != keyword._loaded_stamp:
-        keyword._live_set, keyword._live_stamp = frozenset(keyword._ids), keyword._loaded_stamp
-    return keyword._live_set.issuperset(chunk_ids)
-
-
 class CacheStats(BaseModel):
     """What ``kb cache stats`` and the admin view show, for one KB or (kb=None) all of them."""
 
@@ -272,11 +255,11 @@ class SemanticCache:
         if ttl and time.time() - row["created_at"] > ttl:
             self._delete([row["id"]], row["kb"], "expired")
             return False
-        version = kb_version(index)
+        version = index.version
         if row["kb_version"] == version:
             return True
         chunk_ids = json.loads(row["chunk_ids"])
-        if chunk_ids and chunks_live(index, chunk_ids):
+        if chunk_ids and index.is_live(chunk_ids):
             with self._lock:
                 self._db.execute("UPDATE cache_entries SET kb_version=? WHERE id=?", (version, row["id"]))
             return True
@@ -285,16 +268,14 @@ class SemanticCache:
 
     def _sweep_if_changed(self, index: KnowledgeBaseIndex) -> None:
         """After an ingest, drop exactly the entries whose cited chunks changed (once per KB version)."""
-        version = kb_version(index)
+        version = index.version
         if self._swept.get(index.name) == version:
             return
         with self._lock:
             rows = self._db.execute(
                 "SELECT id, chunk_ids FROM cache_entries WHERE kb=? AND kb_version<>?", (index.name, version)
             ).fetchall()
-        dead = [
-            r["id"] for r in rows if not (json.loads(r["chunk_ids"]) and chunks_live(index, json.loads(r["chunk_ids"])))
-        ]
+        dead = [r["id"] for r in rows if not (json.loads(r["chunk_ids"]) and index.is_live(json.loads(r["chunk_ids"])))]
         live = [r["id"] for r in rows if r["id"] not in set(dead)]
         with self._lock:
             if live:
@@ -350,7 +331,7 @@ class SemanticCache:
                 "INSERT INTO cache_entries (kb, language, key, question, model, embedding, answer, chunk_ids,"
                 " kb_version, origin, created_at, last_hit_at, full_ms) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (kb, lang, key, question, model, vec.tobytes(), kept.model_dump_json(), json.dumps(chunk_ids),
-                 kb_version(index), origin, now, now, full_ms),
+                 index.version, origin, now, now, full_ms),
             )  # fmt: skip
             self._bump(kb, {"stores": 1})
             self._spaces.pop((kb, lang), None) if old else self._append(kb, lang, model, cur.lastrowid, vec)
