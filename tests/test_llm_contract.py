@@ -8,146 +8,30 @@ records every request body, so the tests can look at the prompt the assistant re
 
 from __future__ import annotations
 
-import json
-import re
 import socket
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from eval.fake_llm import NOT_FOUND, FakeLLM
 from kb_assistant.assistant import Assistant
-from kb_assistant.text import split_sentences
 
-NOT_FOUND = "NOT_IN_CONTEXT"
 CONDENSED = "周末上班吗？"
-_PASSAGE_HEAD = re.compile(r"^\[(\d+)\] \((.*)\)$", re.M)
-_WORD = re.compile(r"[a-z0-9]+")
-_CJK = re.compile(r"[\u4e00-\u9fff]")
-_STOP = frozenset(
-    ["a", "an", "the", "of", "to", "in", "on", "at", "for", "do", "does", "i", "my", "me", "you", "your", "is", "are"]
-    + ["how", "what", "many", "much", "get"]
-)
 
 
-# --- the fake model's reply logic --------------------------------------------------------------------
-def parse_passages(system: str) -> dict[int, str]:
-    """{n: body} for every ``[n] (where)`` block in the system prompt."""
-    heads = list(_PASSAGE_HEAD.finditer(system))
-    passages = {}
-    for i, m in enumerate(heads):
-        end = heads[i + 1].start() if i + 1 < len(heads) else len(system)
-        passages[int(m.group(1))] = system[m.end() : end].strip()
-    return passages
-
-
-def _features(text: str) -> set[str]:
-    low = text.lower()
-    words = {w for w in _WORD.findall(low) if w not in _STOP}
-    cjk = _CJK.findall(text)
-    bigrams = {a + b for a, b in zip(cjk, cjk[1:], strict=False)}
-    return words | set(cjk) | bigrams
-
-
-def first_sentence(body: str) -> str:
-    if body.startswith("Q: ") and "\nA: " in body:  # an FAQ passage: quote the answer, not the question
-        body = body.split("\nA: ", 1)[1]
-    return next((s.strip() for s in split_sentences(body) if s.strip()), body.strip())
-
-
-def reply_for(system: str, question: str) -> str:
-    """Quote the leading sentence that shares the most with the question (most shared words or characters,
-    then the larger share of the sentence, then the better-ranked passage), cited as [n]."""
-    if "unicorn" in question.lower():
-        return NOT_FOUND
-    wanted = _features(question)
-    best, best_key = None, (0, 0.0)
-    for n, body in sorted(parse_passages(system).items()):
-        sentence = first_sentence(body)
-        have = _features(sentence)
-        shared = len(wanted & have)
-        key = (shared, shared / max(1, len(have)))
-        if shared and key > best_key:  # strictly greater: ties go to the better-ranked passage
-            best, best_key = (n, sentence), key
-    if best is None:
-        return NOT_FOUND
-    n, sentence = best
-    return f"{sentence} [{n}]"
-
-
-def word_pieces(text: str) -> list[str]:
-    """Word by word (and NOT_/IN_/CONTEXT in three pieces), so the pieces join back to ``text``."""
-    return re.findall(r"[^\s_]+[_\s]*|[_\s]+", text)
-
-
-def count_tokens(text: str) -> int:
-    return len(_WORD.findall(text.lower())) + len(_CJK.findall(text))
-
-
-class FakeOpenAI(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self):
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.requests: list[dict] = []
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}/v1"
+class FakeOpenAI(FakeLLM):
+    """eval/fake_llm.py's server, plus two rules these tests lean on: a unicorn is never in the passages, and the
+    Chinese condense prompt gets a fixed standalone question (so the test can tell it was used)."""
 
     def respond(self, body: dict) -> str:
         texts = [(m.get("role"), m.get("content") or "") for m in body.get("messages", [])]
         last = texts[-1][1] if texts else ""
         if "完整问题" in last:  # the Chinese condense prompt
             return CONDENSED
-        if "Standalone question" in last:  # the English one: keep the last question as it is
-            return last.rsplit("Last question:", 1)[-1].strip().splitlines()[0]
-        system = next((t for role, t in texts if role == "system"), "")
         question = next((t for role, t in reversed(texts) if role == "user"), "")
-        return reply_for(system, question)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: FakeOpenAI
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, *args):  # keep pytest output clean
-        pass
-
-    def do_POST(self):
-        if self.path.rstrip("/") != "/v1/chat/completions":
-            self._send(404, "application/json", b'{"error": {"message": "not found"}}')
-            return
-        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
-        self.server.requests.append(body)
-        reply = self.server.respond(body)
-        prompt = " ".join(m.get("content") or "" for m in body.get("messages", []) if isinstance(m.get("content"), str))
-        usage = {"prompt_tokens": count_tokens(prompt), "completion_tokens": count_tokens(reply)}
-        usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
-        base = {"id": "chatcmpl-fake", "created": 0, "model": body.get("model", "fake")}
-        if not body.get("stream"):
-            message = {"role": "assistant", "content": reply}
-            out = {**base, "object": "chat.completion", "usage": usage,
-                   "choices": [{"index": 0, "message": message, "finish_reason": "stop"}]}  # fmt: skip
-            self._send(200, "application/json", json.dumps(out).encode())
-            return
-        events = []
-        chunk = {**base, "object": "chat.completion.chunk"}
-        events.append({**chunk, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]})
-        for piece in word_pieces(reply):
-            events.append({**chunk, "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]})
-        events.append({**chunk, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
-        if (body.get("stream_options") or {}).get("include_usage"):
-            events.append({**chunk, "choices": [], "usage": usage})
-        payload = b"".join(f"data: {json.dumps(e, ensure_ascii=False)}\n\n".encode() for e in events)
-        self._send(200, "text/event-stream", payload + b"data: [DONE]\n\n")
-
-    def _send(self, status: int, ctype: str, payload: bytes):
-        self.send_response(status)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
+        if "unicorn" in question.lower() and "Standalone question" not in last:
+            return NOT_FOUND
+        return super().respond(body)
 
 
 # --- fixtures ----------------------------------------------------------------------------------------
