@@ -354,6 +354,7 @@ def answer_confidence(passages: list[Candidate], lang: str) -> float:
     if not passages:
         return 0.0
     top = passages[0]
+    lang = top.extra.get("lang", lang)  # "zh" when either side is Chinese: then MiniLM's similarity means little
     coverage = top.extra.get("coverage", top.keyword)
     dense = min(1.0, max(0.0, (top.dense - 0.25) / 0.45))
     if "cross_encoder" in top.extra:

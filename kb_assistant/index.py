@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
+from kb_assistant.glossary import Glossary, load_glossary
 from kb_assistant.schema import Chunk
 from kb_assistant.settings import Settings, SettingsError, check_kb_name
 from kb_assistant.text import query_terms, tokenize
@@ -73,8 +74,9 @@ class KeywordIndex:
     The directory also keeps each chunk's tokens, so the next publish re-tokenizes only new chunks.
     """
 
-    def __init__(self, directory: Path):
+    def __init__(self, directory: Path, glossary: Glossary | None = None):
         self.directory = directory
+        self.glossary = glossary if glossary is not None else Glossary([])
         self._bm25 = None
         self._ids: list[str] = []
         self._id_set: frozenset[str] = frozenset()
@@ -121,7 +123,8 @@ class KeywordIndex:
         if self._bm25 is None:
             return []
         vocab = self._bm25.vocab_dict
-        tokens = [t for t in query_terms(query) if t in vocab]
+        terms = query_terms(query) + self.glossary.expansion_tokens(query)  # the concept's other wordings too
+        tokens = [t for t in dict.fromkeys(terms) if t in vocab]
         if not tokens:
             return []
         scores = self._bm25.get_scores(tokens)
@@ -181,7 +184,8 @@ class KnowledgeBaseIndex:
         self._collection = None
         self._state: dict = {"version": 0}
         self._state_stamp: tuple | None = None
-        self._keyword = KeywordIndex(self.state_dir / "keyword")
+        self.glossary = load_glossary(settings.glossary_builtin, settings.glossary_files)
+        self._keyword = KeywordIndex(self.state_dir / "keyword", self.glossary)
         self._refresh_lock = threading.Lock()
 
     # --- published state -------------------------------------------------------------------------
@@ -199,7 +203,7 @@ class KnowledgeBaseIndex:
             if stamp == self._state_stamp:
                 return
             state = json.loads(f.read_text(encoding="utf-8")) if stamp else {"version": 0}
-            self._keyword = KeywordIndex(self.state_dir / state.get("keyword", "keyword"))
+            self._keyword = KeywordIndex(self.state_dir / state.get("keyword", "keyword"), self.glossary)
             self._state, self._state_stamp = state, stamp
 
     @property

@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from typing import Protocol
 
+from kb_assistant.glossary import stems
 from kb_assistant.index import QUESTION_SUFFIX, KeywordIndex, KnowledgeBaseIndex
 from kb_assistant.retrieval import Candidate, fusion_weights
 from kb_assistant.text import query_terms, tokenize
@@ -30,15 +31,22 @@ def weighted_coverage(query: str, text: str, keyword: KeywordIndex) -> float:
     """IDF-weighted share of the question's content tokens found in ``text`` (0..1).
 
     Tokens unknown to the KB get a high weight: a question about something the KB never mentions should not be
-    covered by any passage.
+    covered by any passage. A word is also covered when the passage says its glossary concept another way
+    (老婆 by 配偶, "office hours" by 上班时间).
     """
     q_tokens = set(query_terms(query))
     if not q_tokens:
         return 0.0
     t_tokens = set(tokenize(text))
+    covered = q_tokens & t_tokens
+    if keyword.glossary:
+        lower, t_stems = text.lower(), stems(t_tokens)
+        for m in keyword.glossary.matches(query):
+            if m.covered_by(lower, t_stems):
+                covered |= m.question_tokens(q_tokens)
     weights = {t: keyword.idf(t) or 4.0 for t in q_tokens}
     total = sum(weights.values())
-    return sum(w for t, w in weights.items() if t in t_tokens) / total if total else 0.0
+    return sum(w for t, w in weights.items() if t in covered) / total if total else 0.0
 
 
 FAQ_QUESTION_WEIGHT = 0.7  # share of an FAQ's question vector in its dense score (the rest: question + answer)

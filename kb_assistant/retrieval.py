@@ -8,6 +8,7 @@ can use it; the assistant calls ``search`` to keep the scores.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from langchain_core.callbacks import CallbackManagerForRetrieverRun
 from langchain_core.documents import Document
@@ -69,11 +70,22 @@ def hybrid_search(
             fill = [cid for cid, c in by_id.items() if c.dense == 0.0]
             for cid, sim in index.similarities(query_vector, fill).items():
                 by_id[cid].dense = sim
-    w_dense, w_kw = fusion_weights(lang, dense=dense, keyword=keyword)
     for cand in by_id.values():
-        cand.extra["lang"] = lang
+        # MiniLM cannot compare Chinese with anything: an English question's candidate from a Chinese passage (found
+        # through the glossary) is weighed as a Chinese pair, on its words.
+        cand.extra["lang"] = pair = "zh" if lang == "zh" or chunk_language(cand.chunk) == "zh" else "en"
+        w_dense, w_kw = fusion_weights(pair, dense=dense, keyword=keyword)
         cand.fused = cand.score = w_dense * cand.dense + w_kw * cand.keyword
     return sorted(by_id.values(), key=lambda c: c.fused, reverse=True)
+
+
+def chunk_language(chunk: Chunk) -> str:
+    return _language_of(chunk.search_text()[:400])
+
+
+@lru_cache(maxsize=65536)
+def _language_of(text: str) -> str:
+    return detect_language(text)
 
 
 def fusion_weights(lang: str, *, dense: bool = True, keyword: bool = True) -> tuple[float, float]:

@@ -62,6 +62,14 @@ class Settings(BaseSettings):
     dense_search: bool = Field(True, description="Embedding retrieval.")
     rerank: bool = Field(True, description="Rerank fused candidates.")
     reranker_model: str | None = Field(None, description="CrossEncoder model path; unset = offline lexical reranker.")
+    glossary_builtin: bool = Field(
+        True, description="Use the bundled workplace glossary (HR, admin, IT, expenses terms in Chinese and English)."
+    )
+    glossary_files: Annotated[list[Path], NoDecode] = Field(
+        [],
+        description="Your own glossary files, comma-separated: one concept per line, its synonyms and translations "
+        "separated by tabs. Keyword search and question coverage treat a concept's terms as one.",
+    )
     confidence_threshold: float = Field(0.25, ge=0.0, le=1.0, description="Below it the question is not answered.")
     max_question_chars: int = Field(4000, ge=1)
     holding_reply_zh: str = "这个问题我们还在研究，请你等待我们的回复。"
@@ -113,7 +121,7 @@ class Settings(BaseSettings):
         None, description="Where `kb apikey` keeps the hashed API keys; unset = apikeys.json in the data dir."
     )
 
-    @field_validator("allowed_origins", mode="before")
+    @field_validator("allowed_origins", "glossary_files", mode="before")
     @classmethod
     def _comma_separated(cls, value):
         if isinstance(value, str):
