@@ -27,6 +27,46 @@ def normalize_question(text: str) -> str:
     return _NOT_WORD.sub("", unicodedata.normalize("NFKC", text).casefold())
 
 
+def _words(text: str) -> list[str]:
+    return text.split()
+
+
+# --- the wording key: the same words, asked in other function words ---------------------------------------------
+# Two questions with the same content words, differing only in articles, particles, auxiliaries and how the
+# question is put ("can I get" / "do I get"; 怎么/如何/怎样; 能/可以/能否; 吗/呢/了), share this key. The cache
+# serves such a paraphrase without the embedding model (after the near-miss guard). Modals that change the
+# question (must, should) and question words that change what is asked (why, when, where) are kept.
+_KEY_DROP_EN = frozenset(
+    _words(
+        "a an the of for in on at with about do does did is are was were be been being am i me we you it its they them"
+        " this that these those there please tell get got can could may might will would"
+    )
+)
+_KEY_DROP_ZH = frozenset(_words("吗 呢 啊 了 吧 呀 嘛 么 哦 啦 呐 的 请问 请 一下 是 我 我们 你 您 想 想要 要"))
+_KEY_SAME_ZH = {
+    **dict.fromkeys(_words("怎么 如何 怎样 怎么样 咋 咋样 怎么办 咋办 如何是好"), "怎样"),
+    **dict.fromkeys(_words("能 可以 能否 可否 能不能 可不可以 是否可以 是否能 能够 可"), "能"),
+    **dict.fromkeys(_words("为什么 为啥 为何 干嘛"), "为什么"),
+    **dict.fromkeys(_words("什么时候 何时 啥时候 多会"), "何时"),
+    **dict.fromkeys(_words("哪里 哪儿 在哪 在哪里 在哪儿"), "哪里"),
+    **dict.fromkeys(_words("什么 啥 什么样"), "什么"),
+}
+
+
+def wording_key(text: str) -> str:
+    """The question's content words as a sorted multiset (English stemmed), function words and particles out."""
+    from collections import Counter
+
+    words: Counter = Counter()
+    for token in tokenize(unicodedata.normalize("NFKC", text), keep_stopwords=True):
+        if token.isascii():
+            if token not in _KEY_DROP_EN:
+                words[_stem(token)] += 1
+        elif token not in _KEY_DROP_ZH:
+            words[_KEY_SAME_ZH.get(token, token)] += 1
+    return " ".join(f"{w}*{n}" if n > 1 else w for w, n in sorted(words.items()))
+
+
 # --- personal questions -----------------------------------------------------------------------------------------
 # About the asker's own data or situation: their balance, their manager, what they have left. "How many days of
 # leave do I get?" is policy and stays cacheable; "my …", "I have …", "我的…", "我还剩…" are not.
