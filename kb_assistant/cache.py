@@ -3,9 +3,12 @@
     question ─► condense ─► cache.lookup ─┬─ hit: the stored Answer (cached=True, a fresh id)
                                           └─ miss: retrieve … answer ─► cache.store (answered, cited, not personal)
 
-Lookup has two layers, keyed per KB and language: the normalised question (NFKC, case, punctuation, width), then
-embedding similarity (0..1) above a per-language threshold **and** the near-miss guard of ``cache_guard`` (no
-difference in negation, numbers, dates, names or key content words). Personal questions are neither stored nor
+Lookup has three layers, keyed per KB and language: the normalised question (NFKC, case, punctuation, width); the
+wording key (the same content words in other function words: "do I get" / "can I get", 怎么/如何, 吗/呢), which
+needs no model; then embedding similarity (0..1) above a per-language threshold. The last two serve a paraphrase
+only if it also passes the near-miss guard of ``cache_guard`` (no difference in negation, numbers, dates, names
+or key content words). MiniLM cannot tell Chinese questions apart, so Chinese stops at the wording key by default
+(``cache_threshold_zh`` = 1.0). Personal questions are neither stored nor
 served. An entry is fresh exactly while every chunk it cited is still live in the KB: chunk ids are
 content-addressed, so an ingest that changes or deletes a cited chunk kills exactly the entries that cited it.
 
@@ -34,7 +37,7 @@ from uuid import uuid4
 
 from pydantic import BaseModel
 
-from kb_assistant.cache_guard import is_personal, near_miss_reason, normalize_question
+from kb_assistant.cache_guard import is_personal, near_miss_reason, normalize_question, wording_key
 from kb_assistant.schema import Answer
 
 if TYPE_CHECKING:
@@ -63,7 +66,7 @@ CREATE TABLE IF NOT EXISTS cache_refused (kb TEXT, language TEXT, key TEXT, chun
 CREATE TABLE IF NOT EXISTS cache_counters (kb TEXT, name TEXT, value REAL NOT NULL, PRIMARY KEY (kb, name));
 """
 COUNTERS = (
-    "lookups", "exact_hits", "semantic_hits", "near_misses", "personal", "stores",
+    "lookups", "exact_hits", "wording_hits", "semantic_hits", "near_misses", "personal", "stores",
     "invalidations", "expired", "evicted_lru", "evicted_feedback", "saved_ms",
 )  # fmt: skip
 
@@ -76,6 +79,7 @@ class CacheStats(BaseModel):
     lookups: int = 0
     hits: int = 0
     exact_hits: int = 0
+    wording_hits: int = 0  # paraphrases in other function words, served without the embedding model
     semantic_hits: int = 0
     hit_rate: float = 0.0
     near_misses_rejected: int = 0
@@ -92,7 +96,7 @@ class Lookup:
     """A lookup's outcome: ``answer`` on a hit; on a miss, what the full path may reuse and must give back."""
 
     answer: Answer | None = None
-    kind: str | None = None  # "exact" | "semantic"
+    kind: str | None = None  # "exact" | "wording" | "semantic"
     cacheable: bool = False
     query_vector: list[float] | None = None
     rejected: list[tuple[str, str]] = field(default_factory=list)  # (cached question, guard's reason)
@@ -119,10 +123,11 @@ class _Flight:
 
 @dataclass
 class _Space:
-    """The in-memory similarity index of one (KB, language): entry ids and their unit vectors."""
+    """The in-memory similarity index of one (KB, language): entry ids, their unit vectors and wording keys."""
 
     ids: list[int]
     matrix: object  # numpy float32 (n, dims)
+    wording: dict[str, list[int]] = field(default_factory=dict)
 
 
 class SemanticCache:
@@ -195,18 +200,32 @@ class SemanticCache:
         model, embedder = self.embedder(lang)
         space = self._space(kb, lang, model)
         out = Lookup(cacheable=True)
-        if not space.ids:
-            return out  # nothing to compare with: no embedding spent here
+        reworded = space.wording.get(wording_key(question), [])
+        if reworded and self._serve_first(index, question, reworded, out, "wording"):
+            return out
+        # A miss from here on needs the question's vector anyway (to store the answer; retrieval reuses it), so
+        # it is computed once, here.
         if vector is None:
             vector = embedder.embed_query(question)
         if model == "default":
             out.query_vector = vector  # retrieval embeds with the same model: reuse it
-        sims = space.matrix @ np.asarray(vector, dtype=np.float32)
         threshold = self.threshold(lang)
+        if not space.ids or threshold >= 1.0:  # nothing to compare with, or no embedding layer for this language
+            if out.rejected:
+                self._count(kb, near_misses=len(out.rejected))
+            return out
+        sims = space.matrix @ np.asarray(vector, dtype=np.float32)
         best = np.argsort(-sims)[:CANDIDATES]
         ids = [space.ids[i] for i in best if sims[i] >= threshold]
+        self._serve_first(index, question, ids, out, "semantic")
+        if out.answer is None and out.rejected:
+            self._count(kb, near_misses=len(out.rejected))
+        return out
+
+    def _serve_first(self, index: KnowledgeBaseIndex, question: str, ids: list[int], out: Lookup, kind: str) -> bool:
+        """Serve the first candidate entry that passes the near-miss guard and is fresh; record the rejected."""
         if not ids:
-            return out
+            return False
         with self._lock:
             rows = {
                 r["id"]: r
@@ -216,23 +235,16 @@ class SemanticCache:
             }
         for entry_id in ids:
             row = rows.get(entry_id)
-            if row is None:
+            if row is None or any(q == row["question"] for q, _ in out.rejected):
                 continue
             reason = near_miss_reason(question, row["question"], index.keyword.idf)
             if reason is not None:
                 out.rejected.append((row["question"], reason))
                 continue
             if self._fresh(row, index):
-                out.answer, out.kind, out.entry_id, out.full_ms = (
-                    self._serve(row),
-                    "semantic",
-                    row["id"],
-                    row["full_ms"],
-                )
-                return out
-        if out.rejected:
-            self._count(kb, near_misses=len(out.rejected))
-        return out
+                out.answer, out.kind, out.entry_id, out.full_ms = self._serve(row), kind, row["id"], row["full_ms"]
+                return True
+        return False
 
     def _serve(self, row: sqlite3.Row) -> Answer:
         answer = Answer.model_validate_json(row["answer"])
@@ -334,7 +346,7 @@ class SemanticCache:
                  index.version, origin, now, now, full_ms),
             )  # fmt: skip
             self._bump(kb, {"stores": 1})
-            self._spaces.pop((kb, lang), None) if old else self._append(kb, lang, model, cur.lastrowid, vec)
+            self._spaces.pop((kb, lang), None) if old else self._append(kb, lang, model, cur.lastrowid, vec, question)
         self._enforce_size(kb)
         return True
 
@@ -411,10 +423,11 @@ class SemanticCache:
                 self._db.execute(f"SELECT name, SUM(value) FROM cache_counters {where} GROUP BY name", args).fetchall()
             )
         c = {name: counts.get(name, 0) or 0 for name in COUNTERS}
-        hits = int(c["exact_hits"] + c["semantic_hits"])
+        hits = int(c["exact_hits"] + c["wording_hits"] + c["semantic_hits"])
         return CacheStats(
             kb=kb, entries=entries, lookups=int(c["lookups"]), hits=hits, exact_hits=int(c["exact_hits"]),
-            semantic_hits=int(c["semantic_hits"]), hit_rate=round(hits / c["lookups"], 4) if c["lookups"] else 0.0,
+            wording_hits=int(c["wording_hits"]), semantic_hits=int(c["semantic_hits"]),
+            hit_rate=round(hits / c["lookups"], 4) if c["lookups"] else 0.0,
             near_misses_rejected=int(c["near_misses"]), personal_skipped=int(c["personal"]),
             invalidations=int(c["invalidations"]), expired=int(c["expired"]), evicted_lru=int(c["evicted_lru"]),
             evicted_feedback=int(c["evicted_feedback"]), time_saved_s=round(c["saved_ms"] / 1000, 3),
@@ -459,15 +472,18 @@ class SemanticCache:
             space = self._spaces.get((kb, lang))
             if space is None:
                 rows = self._db.execute(
-                    "SELECT id, embedding FROM cache_entries WHERE kb=? AND language=? AND model=? ORDER BY id",
+                    "SELECT id, embedding, question FROM cache_entries"
+                    " WHERE kb=? AND language=? AND model=? ORDER BY id",
                     (kb, lang, model),
                 ).fetchall()
                 vectors = [np.frombuffer(r["embedding"], dtype=np.float32) for r in rows]
                 matrix = np.vstack(vectors) if vectors else np.zeros((0, 1), dtype=np.float32)
                 space = self._spaces[(kb, lang)] = _Space([r["id"] for r in rows], matrix)
+                for r in rows:
+                    space.wording.setdefault(wording_key(r["question"]), []).append(r["id"])
             return space
 
-    def _append(self, kb: str, lang: str, model: str, entry_id: int, vec) -> None:
+    def _append(self, kb: str, lang: str, model: str, entry_id: int, vec, question: str) -> None:
         import numpy as np
 
         space = self._spaces.get((kb, lang))
@@ -477,4 +493,5 @@ class SemanticCache:
             self._spaces.pop((kb, lang))
             return
         space.ids.append(entry_id)
+        space.wording.setdefault(wording_key(question), []).append(entry_id)
         space.matrix = np.vstack([space.matrix, vec[None, :]])

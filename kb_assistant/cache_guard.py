@@ -2,10 +2,13 @@
 
 Embeddings score "can I carry over leave" and "can I cash out leave" (or 上班时间 and 下班时间) as near
 duplicates, so a similar-enough cached question must also pass ``near_miss_reason``: the two questions may not
-differ in negation, numbers, dates, named entities or their key content words. Key content words are weighted by
-the KB's IDF, so a word every document uses ("leave", "公司") weighs little and a rare one ("cash") much; a word
-the KB has never seen weighs most. All checks are conservative on purpose: a rejected paraphrase costs one full
-answer, a wrong hit serves someone the wrong policy.
+differ in negation, numbers, dates, named entities or their key content words. In English a content-word
+conflict is a word or two swapped, or a modifier added, in an otherwise identical question ("carry over" /
+"cash out", "leave" / "sick leave"); a question reworded throughout is left to the embedding, which reads
+rewordings well and is fooled by lexical overlap. In Chinese every heavy word must be in both questions, weighted
+by the KB's IDF, so a word every document uses ("公司") weighs little; a word the KB has never seen weighs most.
+All checks are conservative on purpose: a rejected paraphrase costs one full answer, a wrong hit serves someone
+the wrong policy.
 """
 
 from __future__ import annotations
@@ -25,6 +28,46 @@ _NOT_WORD = re.compile(r"[\W_]+", re.UNICODE)
 def normalize_question(text: str) -> str:
     """Exact-match key: NFKC (full → half width), case-folded, without punctuation and whitespace."""
     return _NOT_WORD.sub("", unicodedata.normalize("NFKC", text).casefold())
+
+
+def _words(text: str) -> list[str]:
+    return text.split()
+
+
+# --- the wording key: the same words, asked in other function words ---------------------------------------------
+# Two questions with the same content words, differing only in articles, particles, auxiliaries and how the
+# question is put ("can I get" / "do I get"; 怎么/如何/怎样; 能/可以/能否; 吗/呢/了), share this key. The cache
+# serves such a paraphrase without the embedding model (after the near-miss guard). Modals that change the
+# question (must, should) and question words that change what is asked (why, when, where) are kept.
+_KEY_DROP_EN = frozenset(
+    _words(
+        "a an the of for in on at with about do does did is are was were be been being am i me we you it its they them"
+        " this that these those there please tell get got can could may might will would"
+    )
+)
+_KEY_DROP_ZH = frozenset(_words("吗 呢 啊 了 吧 呀 嘛 么 哦 啦 呐 的 请问 请 一下 是 我 我们 你 您 想 想要 要"))
+_KEY_SAME_ZH = {
+    **dict.fromkeys(_words("怎么 如何 怎样 怎么样 咋 咋样 怎么办 咋办 如何是好"), "怎样"),
+    **dict.fromkeys(_words("能 可以 能否 可否 能不能 可不可以 是否可以 是否能 能够 可"), "能"),
+    **dict.fromkeys(_words("为什么 为啥 为何 干嘛"), "为什么"),
+    **dict.fromkeys(_words("什么时候 何时 啥时候 多会"), "何时"),
+    **dict.fromkeys(_words("哪里 哪儿 在哪 在哪里 在哪儿"), "哪里"),
+    **dict.fromkeys(_words("什么 啥 什么样"), "什么"),
+}
+
+
+def wording_key(text: str) -> str:
+    """The question's content words as a sorted multiset (English stemmed), function words and particles out."""
+    from collections import Counter
+
+    words: Counter = Counter()
+    for token in tokenize(unicodedata.normalize("NFKC", text), keep_stopwords=True):
+        if token.isascii():
+            if token not in _KEY_DROP_EN:
+                words[_stem(token)] += 1
+        elif token not in _KEY_DROP_ZH:
+            words[_KEY_SAME_ZH.get(token, token)] += 1
+    return " ".join(f"{w}*{n}" if n > 1 else w for w, n in sorted(words.items()))
 
 
 # --- personal questions -----------------------------------------------------------------------------------------
@@ -321,12 +364,17 @@ def _initialisms(entity: str) -> list[str]:
 
 def _stem(token: str) -> str:
     """Light English stemming so 'holidays' and 'holiday', 'working' and 'work' meet; Chinese is left alone."""
+    if token in _IRREGULAR:
+        return _IRREGULAR[token]
     if not token.isascii() or len(token) <= 4:
         return token
-    for suffix in ("ations", "ation", "able", "ious", "ings", "ing", "ies", "ied", "es", "ed", "ly", "s"):
+    for suffix in ("ations", "ation", "able", "ious", "ings", "ing", "ies", "ied", "est", "es", "ed", "er", "ly", "s"):
         if token.endswith(suffix) and len(token) - len(suffix) >= 3:
             return token[: -len(suffix)]
     return token
+
+
+_IRREGULAR = {"women": "woman", "men": "man", "children": "child", "kids": "child", "kid": "child", "people": "person"}
 
 
 def content_words(text: str) -> dict[str, str]:
@@ -397,18 +445,75 @@ def near_miss_reason(a: str, b: str, idf: Idf, *, max_uncovered: float = 0.15, m
         if max(lost_a, lost_b) > max_uncovered:
             return "content words " + _listed(words_a, missing_a, words_b, missing_b)
         return None
-    shared_a, shared_b = len(words_a) - len(missing_a), len(words_b) - len(missing_b)
-    minimal_pair = (
-        max(len(missing_a), len(missing_b)) <= 2
-        and min(shared_a, shared_b) >= 1
-        and (shared_a >= len(missing_a) and shared_b >= len(missing_b))
-    )
-    # Mostly the same words with one or two swapped ("carry over" / "cash out") or added ("leave" / "sick
-    # leave"): those words are the whole difference. A question reworded throughout is left to the
-    # embedding: lexical overlap is what fools it, not rewording.
-    if minimal_pair:
-        return "content words " + _listed(words_a, missing_a, words_b, missing_b)
+    return _swapped_or_narrowed(a, b)
+
+
+def _content_sequence(text: str) -> list[tuple[str, str]]:
+    """(stem, token) of the content words in order, question-frame verbs ("do", "help", "mean") left out."""
+    words = content_words(text)
+    keep = set(words.values())
+    return [(_stem(t), t) for t in tokenize(text) if t in keep and t not in _FRAME_WORDS]
+
+
+def _same_word(x: str, y: str) -> bool:
+    return x == y or (len(x) >= 5 and len(y) >= 5 and _common_prefix(x, y) >= 5)
+
+
+def _swapped_or_narrowed(a: str, b: str) -> str | None:
+    """English: the same question but for one or two words swapped ("carry over" / "cash out") or a modifier added
+    before a shared word ("leave" / "sick leave"). A question reworded throughout is left to the embedding, and
+    so is a word added at the end ("what is community spread" / "… spread mean"): lexical overlap is what fools
+    the embedding, not rewording."""
+    sa, sb = _content_sequence(a), _content_sequence(b)
+    head = 0
+    while head < min(len(sa), len(sb)) and _same_word(sa[head][0], sb[head][0]):
+        head += 1
+    tail = 0
+    while tail < min(len(sa), len(sb)) - head and _same_word(sa[-1 - tail][0], sb[-1 - tail][0]):
+        tail += 1
+    only_a, only_b = sa[head : len(sa) - tail], sb[head : len(sb) - tail]
+    if not (only_a or only_b) or head + tail == 0 or max(len(only_a), len(only_b)) > 2:
+        return None
+    if only_a and only_b and not _spells_out(only_a, only_b):
+        return "content words " + " / ".join(", ".join(f"'{t}'" for _, t in side) for side in (only_a, only_b))
+    if tail:  # an added word right before a shared one narrows it: "sick leave", "paid leave"
+        return "content words " + ", ".join(f"'{t}'" for _, t in only_a or only_b) + " added"
     return None
+
+
+def _spells_out(x: list[tuple[str, str]], y: list[tuple[str, str]]) -> bool:
+    """'us' / 'united states', 'who' / 'world health organization': an acronym and its words are one name."""
+    for short, long in ((x, y), (y, x)):
+        if len(short) == 1 and len(long) >= 2 and short[0][1] == "".join(t[0] for _, t in long):
+            return True
+    return False
+
+
+# Verbs and nouns that frame a question rather than say what it is about: "what can I do to", "how should I act",
+# "what does X mean", "is it allowed to".
+_FRAME_WORDS = frozenset(
+    [
+        "do",
+        "does",
+        "did",
+        "done",
+        "doing",
+        "act",
+        "help",
+        "helps",
+        "mean",
+        "means",
+        "meaning",
+        "happen",
+        "happens",
+        "understand",
+        "allowed",
+        "possible",
+        "ways",
+        "way",
+        "best",
+    ]
+)
 
 
 def _listed(words_a: dict, missing_a: set, words_b: dict, missing_b: set) -> str:

@@ -31,7 +31,8 @@ def stats(
         return
     typer.echo(
         f"cache{f' for {kb!r}' if kb else ''}: {s.entries} entries; {s.lookups} lookups, {s.hits} hits "
-        f"({s.hit_rate:.1%}: {s.exact_hits} exact, {s.semantic_hits} similar); time saved {s.time_saved_s:.1f}s\n"
+        f"({s.hit_rate:.1%}: {s.exact_hits} exact, {s.wording_hits} reworded, {s.semantic_hits} similar); "
+        f"time saved {s.time_saved_s:.1f}s\n"
         f"  near misses rejected {s.near_misses_rejected}, personal questions skipped {s.personal_skipped}, "
         f"invalidations {s.invalidations}, expired {s.expired}, evicted (size) {s.evicted_lru}, "
         f"evicted (👎) {s.evicted_feedback}"

@@ -100,10 +100,14 @@ class Settings(BaseSettings):
     # --- semantic cache ------------------------------------------------------------------------
     cache_enabled: bool = Field(True, description="Answer repeats and paraphrases from the semantic cache.")
     cache_threshold_en: float = Field(
-        0.85, ge=0.0, le=1.0, description="Similarity (0..1) an English question needs to a cached one."
+        0.70, ge=0.0, le=1.0, description="Similarity (0..1) an English question needs to a cached one."
     )
     cache_threshold_zh: float = Field(
-        0.90, ge=0.0, le=1.0, description="Similarity (0..1) a Chinese question needs to a cached one."
+        1.0,
+        ge=0.0,
+        le=1.0,
+        description="Similarity (0..1) a Chinese question needs to a cached one; 1.0 = no embedding layer (repeats "
+        "and rewordings in other function words only: the default embedding cannot tell Chinese questions apart).",
     )
     cache_ttl_s: float = Field(7 * 86400, ge=0, description="Entries older than this are dropped; 0 = no limit.")
     cache_max_entries: int = Field(10000, ge=1, description="Entries per KB; the least recently used go first.")
