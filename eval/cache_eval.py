@@ -194,8 +194,22 @@ def main() -> None:
     parser.add_argument("--sample", type=int, default=4000, help="Pairs per file at most (0 = all).")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    files = [(Path(p.rsplit(":", 1)[0]), p.rsplit(":", 1)[1]) for p in args.pairs] if args.pairs else DEFAULT_FILES
-    run(files, sample=args.sample, seed=args.seed)
+    run(parse_pair_files(args.pairs) if args.pairs else DEFAULT_FILES, sample=args.sample, seed=args.seed)
+
+
+def parse_pair_files(specs: list[str]) -> list[tuple[Path, str]]:
+    """``FILE:LANG`` specs; a missing file or a language other than en/zh is an error naming it."""
+    from kb_assistant.errors import KBError
+
+    files = []
+    for spec in specs:
+        path, _, lang = spec.rpartition(":")
+        if not path or lang not in ("en", "zh"):
+            raise KBError(f"--cache-pairs {spec!r}: use FILE:LANG with LANG en or zh, e.g. pairs.csv:en")
+        if not Path(path).is_file():
+            raise KBError(f"--cache-pairs {spec!r}: {path} is not a file")
+        files.append((Path(path), lang))
+    return files
 
 
 if __name__ == "__main__":

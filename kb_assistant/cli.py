@@ -167,11 +167,27 @@ def eval_(
     fail_under: Annotated[list[str], typer.Option(help="METRIC=VALUE; exit 1 when below (repeatable).")] = [],  # noqa: B006
     price_in: Annotated[float, typer.Option(help="LLM price per million prompt tokens, for the cost line.")] = 0.0,
     price_out: Annotated[float, typer.Option(help="LLM price per million completion tokens.")] = 0.0,
+    cache_pairs: Annotated[
+        list[str],
+        typer.Option(
+            help="FILE:LANG (en|zh), csv question_1,question_2,label: measure the semantic cache instead (seed it "
+            "with question 1, ask question 2; hit and wrong-hit rates per threshold). Repeatable."
+        ),
+    ] = [],  # noqa: B006
+    sample: Annotated[int, typer.Option(help="With --cache-pairs: pairs per file at most (0 = all).")] = 4000,
 ):
     """Measure retrieval, answers, refusals and latency on a dataset (the same Assistant.ask as the chat, cache off)."""
     from eval.command import evaluate
     from kb_assistant.errors import KBError
 
+    if cache_pairs:
+        from eval.cache_eval import parse_pair_files, run
+
+        try:
+            run(parse_pair_files(cache_pairs), sample=sample)
+        except KBError as exc:
+            _fail(str(exc))
+        raise typer.Exit(0)
     settings = _settings()
     try:
         _, failed = evaluate(

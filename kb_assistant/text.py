@@ -119,7 +119,7 @@ EN_STOPWORDS = frozenset(
         "tell",
         "know",
         "want",
-        'need".',
+        "need",
     ]
 )
 ZH_STOPWORDS = frozenset(

@@ -154,3 +154,22 @@ def test_kb_eval_fail_under_exits_1_and_compare_shows_deltas(tmp_path, squad_fil
     )  # fmt: skip
     assert gated.exit_code == 1
     assert "Δ vs old" in gated.output and "mrr = 1.0 < 1.01" in gated.output
+
+
+def test_kb_eval_cache_pairs_prints_the_threshold_table_and_the_rejected_near_misses(tmp_path, monkeypatch):
+    from kb_assistant.cli import app
+
+    monkeypatch.setenv("KB_DATA_DIR", str(tmp_path / "data"))
+    pairs = tmp_path / "pairs.csv"
+    pairs.write_text(
+        "question_1,question_2,label\n"
+        "How many days of annual leave do I get?,How many annual leave days do I get?,1\n"
+        "Can I carry over unused annual leave?,Can I cash out unused annual leave?,0\n",
+        encoding="utf-8",
+    )
+    result = CliRunner().invoke(app, ["eval", "--cache-pairs", f"{pairs}:en"])
+    assert result.exit_code == 0, result.output
+    assert "<- default" in result.output
+    assert "Can I cash out unused annual leave?" in result.output.split("rejected near-miss pairs")[1]
+    bad = CliRunner().invoke(app, ["eval", "--cache-pairs", f"{pairs}:fr"])
+    assert bad.exit_code == 2 and "LANG en or zh" in bad.output
