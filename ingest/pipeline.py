@@ -77,6 +77,21 @@ def iter_files(paths: Iterable[Path]) -> Iterable[tuple[Path, str]]:
             yield root, root.name
 
 
+def _owning_root(target: Path, known_roots: set[str]) -> str | None:
+    """The remembered source folder ``target`` lies strictly inside (the outermost one), if any."""
+    owners = [
+        r for r in known_roots
+        if target != Path(r) and target.is_relative_to(r)
+        and not any(p.startswith(".") for p in target.relative_to(r).parts)  # hidden: the folder sync skips it
+    ]  # fmt: skip
+    return min(owners, key=len) if owners else None
+
+
+def _in_scope(path: str, scope: str) -> bool:
+    """Whether a document (path relative to its source) is ``scope`` or lies under it ("" = everything)."""
+    return not scope or path == scope or path.startswith(scope + "/")
+
+
 # --- the worker: one file → chunks (runs in a pool process) ----------------------------------------------
 @dataclass
 class _Task:
@@ -207,6 +222,8 @@ class IncrementalIndexer:
         self._tokens: dict[str, list[str]] | None = None  # live chunk id → keyword tokens, loaded at first publish
         self._pending: list[_Doc] = []
         self._vector_cache: dict[str, list[float]] = {}
+        self._forgotten: list[str] = []  # sources whose documents are being removed: forgotten at the last commit
+        self._absorbed: dict[str, _Doc] = {}  # file path → deletion of its row under a source now inside another
 
     # --- the run ---------------------------------------------------------------------------------
     def sync(self, roots: list[Path]) -> IngestReport:
@@ -235,8 +252,9 @@ class IncrementalIndexer:
                 if self._due():
                     self._publish()
             self._pending.extend(deleted)
+            self._pending.extend(self._absorbed.values())
             report.deleted = len(deleted)
-            self._publish()
+            self._publish(final=True)
         finally:
             if bar is not None:
                 bar.close()
@@ -249,22 +267,39 @@ class IncrementalIndexer:
         return report
 
     def _scan(self, roots: list[Path], report: IngestReport) -> tuple[list[_Task], list[_Doc]]:
-        """Stat every file: unchanged ones are settled here; the rest become tasks; vanished ones deletions."""
+        """Stat every file: unchanged ones are settled here; the rest become tasks; vanished ones deletions.
+
+        A path inside a remembered source folder is synced as that part of the source (same document rows, same
+        chunk ids), not as a second source; a folder that contains remembered sources absorbs them.
+        """
         tasks: list[_Task] = []
         deleted: list[_Doc] = []
         max_bytes = int(self.settings.max_file_mb * 1e6)
         self._rows = {}
+        known = self._known_roots()
         for root in roots:
-            if not root.exists():
-                self._fail(root, "no such file or folder", report)
+            target = root.resolve()
+            owner = _owning_root(target, known)
+            root_key = owner or str(target)
+            scope = target.relative_to(owner).as_posix() if owner else ""  # "" = the whole source
+            rows = {d.path: d for d in self.ledger.documents(self.kb, root_key) if _in_scope(d.path, scope)}
+            if not root.exists() and not (owner and rows):  # a file deleted from a source: its rows go below
+                self._fail(root, self._missing_reason(root_key, known), report, root_missing=True)
                 continue
-            root_key = str(root.resolve())
-            report.sources.append(root_key)
-            self.ledger.remember_source(self.kb, root_key)
-            rows = {d.path: d for d in self.ledger.documents(self.kb, root_key)}
+            if root_key not in report.sources:
+                report.sources.append(root_key)
+            if owner is None:
+                self.ledger.remember_source(self.kb, root_key)
+                for nested in sorted(r for r in known if r != root_key and Path(r).is_relative_to(target)):
+                    for doc in self._forget_root(nested):  # its documents come back as this folder's
+                        where = Path(nested) / doc.change.path if Path(nested).is_dir() else Path(nested)
+                        self._absorbed[str(where)] = doc
             seen = set()
-            for path, source in iter_files([root]):
+            for path, rel in iter_files([target]) if root.exists() else ():
+                source = f"{scope}/{rel}" if scope and target.is_dir() else (scope or rel)
                 seen.add(source)
+                if (root_key, source) in self._rows:  # named twice (a folder and a file in it)
+                    continue
                 row = rows.get(source)
                 self._rows[(root_key, source)] = (path, row)
                 same_config = row is not None and row.status == "done" and row.config == self.config
@@ -285,6 +320,31 @@ class IncrementalIndexer:
                 change = DocumentChange(root_key, source, 0, 0, "", "deleted", [], self.config, delete=True)
                 deleted.append(_Doc(change, old_ids=list(row.chunk_ids) if row.status == "done" else []))
         return tasks, deleted
+
+    def _known_roots(self) -> set[str]:
+        """Remembered sources, and roots that still own documents (a source forgotten by an older version)."""
+        roots = {s.root for s in self.ledger.sources(self.kb)}
+        return roots | {d.root for d in self.ledger.documents(self.kb)}
+
+    def _forget_root(self, root_key: str) -> list[_Doc]:
+        """Deletions of every document of a source; the source itself is forgotten when they are committed."""
+        self._forgotten.append(root_key)
+        return [
+            _Doc(
+                DocumentChange(root_key, d.path, 0, 0, "", "deleted", [], self.config, delete=True),
+                old_ids=list(d.chunk_ids) if d.status == "done" else [],
+            )
+            for d in self.ledger.documents(self.kb, root_key)
+        ]
+
+    def _missing_reason(self, root_key: str, known: set[str]) -> str:
+        if root_key not in known:
+            return "no such file or folder"
+        n = sum(1 for d in self.ledger.documents(self.kb, root_key) if d.status == "done")
+        return (
+            f"remembered source is gone from disk: its {n} documents stay in the KB; if it was moved or deleted "
+            f"on purpose, remove them with: kb ingest --forget '{root_key}' --kb {self.kb}"
+        )
 
     def _take(self, loaded: _Loaded, report: IngestReport) -> None:
         t = loaded.task
@@ -317,12 +377,15 @@ class IncrementalIndexer:
                 [c.id for c in loaded.chunks], self.config,
             )  # fmt: skip
             self._pending.append(_Doc(change, old_ids, loaded.chunks, loaded.tokens))
+        absorbed = self._absorbed.pop(str(path), None)
+        if absorbed is not None:  # its copy under the absorbed source goes in the same KB version
+            self._pending.append(absorbed)
         if self.on_file and not loaded.unchanged:
             self.on_file(path, loaded.error)
 
-    def _fail(self, path: Path, reason: str, report: IngestReport) -> None:
+    def _fail(self, path: Path, reason: str, report: IngestReport, *, root_missing: bool = False) -> None:
         report.failed.append(FileFailure(path=str(path), reason=reason))
-        if self.on_file and reason == "no such file or folder":
+        if self.on_file and root_missing:
             self.on_file(path, reason)
 
     def _due(self) -> bool:
@@ -332,11 +395,15 @@ class IncrementalIndexer:
         return bool(self._pending) and time.monotonic() - self._last_publish >= self.settings.ingest_publish_seconds
 
     # --- publishing -------------------------------------------------------------------------------
-    def _publish(self) -> None:
-        """Write vectors, commit the version to the ledger, publish it, delete what it replaced — in that order."""
+    def _publish(self, *, final: bool = False) -> None:
+        """Write vectors, commit the version to the ledger, publish it, delete what it replaced — in that order.
+
+        The last publish of a run also forgets the sources whose documents it removed, in the same transaction.
+        """
         docs, self._pending = self._pending, []
         self._last_publish = time.monotonic()
-        if not docs:
+        forget = self._forgotten if final else []
+        if not docs and not forget:
             return
         new_chunks = [c for d in docs for c in d.chunks]
         if new_chunks:
@@ -355,7 +422,9 @@ class IncrementalIndexer:
         removed = sorted(live_before - set(self._refs))
         changed = added or removed
         version = max(self.ledger.latest_version(self.kb), self.index.version) + 1 if changed else None
-        commit_version(self.ledger, self.kb, self.report.run_id, [d.change for d in docs], added, removed, version)
+        changes = [d.change for d in docs]
+        run_id = self.report.run_id
+        commit_version(self.ledger, self.kb, run_id, changes, added, removed, version, forget_sources=forget)
         self._pause()
 
         if changed:

@@ -206,3 +206,61 @@ def test_cron_job_resyncs_every_source_and_appends_the_report_to_a_dated_log(tmp
     assert "kb ingest --all" in text and "exit code 0" in text
     assert f"knowledge base '{KB}': 0 documents (0 added, 0 updated, 0 unchanged), 1 deleted" in text
     assert KnowledgeBaseIndex(settings, KB, embeddings).count() == 0
+
+
+def test_a_file_ingested_on_its_own_inside_a_remembered_folder_updates_that_folders_document(
+    tmp_path, settings, embeddings
+):
+    folder = tmp_path / "src"
+    write_docs(folder / "canteen", {"lunch.md": DOCS["lunch.md"]})
+    write_docs(folder, {"wifi.md": DOCS["wifi.md"]})
+    first = sync_sources(settings, [folder], KB)
+    ledger = Ledger(settings)
+    root = str(folder.resolve())
+    (old_lunch,) = [d for d in ledger.documents(KB, root) if d.path == "canteen/lunch.md"]
+
+    write_docs(folder / "canteen", {"lunch.md": DOCS["lunch.md"].replace("hotpot", "dumplings")})
+    alone = sync_sources(settings, [folder / "canteen" / "lunch.md"], KB)
+
+    assert (alone.added, alone.updated, alone.deleted, alone.failed) == (0, 1, 0, [])
+    assert alone.sources == [root] and alone.kb_version == first.kb_version + 1
+    assert [s.root for s in ledger.sources(KB)] == [root], "the file must not become a second source"
+    docs = {(d.root, d.path): d for d in ledger.documents(KB)}
+    assert set(docs) == {(root, "canteen/lunch.md"), (root, "wifi.md")}
+    index = KnowledgeBaseIndex(settings, KB, embeddings)
+    assert not index.is_live(old_lunch.chunk_ids), "the old copy of the file must not stay live"
+    assert index.is_live(docs[(root, "canteen/lunch.md")].chunk_ids)
+    assert_no_orphans(index)
+    texts = [c.text for c in index.all_chunks()]
+    assert sum("dumplings" in t for t in texts) == 1 and not any("hotpot" in t for t in texts)
+    assert {c.source for c in index.all_chunks()} == {"canteen/lunch.md", "wifi.md"}
+
+    again = sync_sources(settings, [folder], KB)  # the folder agrees: nothing left to do
+    assert (again.unchanged, again.updated, again.added, again.deleted) == (2, 0, 0, 0)
+    assert again.kb_version == alone.kb_version
+
+    (folder / "canteen" / "lunch.md").unlink()  # a deleted file synced by its own path loses its chunks
+    gone = sync_sources(settings, [folder / "canteen" / "lunch.md"], KB)
+    assert (gone.deleted, gone.failed) == (1, [])
+    assert {c.source for c in index.all_chunks()} == {"wifi.md"}
+
+
+def test_a_folder_ingested_after_a_file_inside_it_absorbs_that_source_without_duplicates(
+    tmp_path, settings, embeddings
+):
+    folder = tmp_path / "src"
+    write_docs(folder / "canteen", {"lunch.md": DOCS["lunch.md"]})
+    write_docs(folder, {"wifi.md": DOCS["wifi.md"]})
+    sync_sources(settings, [folder / "canteen" / "lunch.md"], KB)
+
+    report = sync_sources(settings, [folder], KB)
+
+    ledger = Ledger(settings)
+    root = str(folder.resolve())
+    assert [s.root for s in ledger.sources(KB)] == [root]
+    assert {(d.root, d.path) for d in ledger.documents(KB)} == {(root, "canteen/lunch.md"), (root, "wifi.md")}
+    assert (report.added, report.deleted) == (2, 0)
+    index = KnowledgeBaseIndex(settings, KB, embeddings)
+    assert sorted(c.source for c in index.all_chunks()) == ["canteen/lunch.md", "wifi.md"]
+    assert_no_orphans(index)
+    assert set(index.live_ids()) == ledger.live_chunk_ids(KB)
