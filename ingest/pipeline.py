@@ -27,11 +27,16 @@ from pydantic import BaseModel, computed_field
 from ingest.chunking import chunk_document
 from ingest.ledger import DocumentChange, Ledger, commit_version, kb_lock, touch_documents
 from ingest.loaders import DocumentError, load_document
+from kb_assistant.errors import KBError
 from kb_assistant.index import KnowledgeBaseIndex, keyword_tokens
 from kb_assistant.schema import Chunk
 from kb_assistant.settings import Settings, check_kb_name
 
 CHUNKER_VERSION = "1"  # bump when chunking changes: every document is then rebuilt
+
+
+class UnknownSource(KBError):
+    pass
 
 
 class FileFailure(BaseModel):
@@ -266,6 +271,49 @@ class IncrementalIndexer:
         self.ledger.finish_run(run_id, report.model_dump(mode="json"))
         return report
 
+    def forget(self, roots: list[Path]) -> IngestReport:
+        """Stop remembering sources: their chunks leave the KB (Chroma and keyword index) in one new KB version,
+        and their ledger rows go in the same transaction. Raises UnknownSource, before changing anything, for a
+        path that is not a remembered source of this KB."""
+        known = self._known_roots()
+        keys = []
+        for root in roots:
+            key = str(root) if str(root) in known else str(root.resolve())
+            if key not in known:
+                raise UnknownSource(self._unknown_source_message(key, known))
+            if key not in keys:
+                keys.append(key)
+        started = time.perf_counter()
+        self.report = report = IngestReport(kb=self.kb, sources=keys)
+        report.run_id, _ = self.ledger.start_run(self.kb)
+        for chunk_ids in (d.chunk_ids for d in self.ledger.documents(self.kb) if d.status == "done"):
+            self._refs.update(chunk_ids)
+        self._finish_interrupted_publish()
+        for key in keys:
+            docs = self._forget_root(key)
+            report.deleted += len(docs)
+            self._pending.extend(docs)
+        self._publish(final=True)
+        report.kb_version = self.index.version
+        report.total_chunks = len(self._refs)
+        report.seconds = round(time.perf_counter() - started, 2)
+        self.ledger.finish_run(report.run_id, report.model_dump(mode="json"))
+        return report
+
+    def _unknown_source_message(self, key: str, known: set[str]) -> str:
+        msg = f"'{key}' is not a remembered source of knowledge base '{self.kb}'"
+        owner = _owning_root(Path(key), known)
+        if owner:
+            return (
+                f"{msg}: it is part of the source '{owner}'; delete or move it and re-sync that source "
+                f"(kb ingest '{owner}' --kb {self.kb}), or forget the whole source"
+            )
+        others = sorted({s.kb for s in self.ledger.sources() if s.root == key})
+        if others:
+            return f"{msg}: it is a source of {', '.join(repr(k) for k in others)}: add --kb {others[0]}"
+        listed = ", ".join(f"'{r}'" for r in sorted(known)) or "none"
+        return f"{msg} (its sources: {listed}; see kb status)"
+
     def _scan(self, roots: list[Path], report: IngestReport) -> tuple[list[_Task], list[_Doc]]:
         """Stat every file: unchanged ones are settled here; the rest become tasks; vanished ones deletions.
 
@@ -328,6 +376,8 @@ class IncrementalIndexer:
 
     def _forget_root(self, root_key: str) -> list[_Doc]:
         """Deletions of every document of a source; the source itself is forgotten when they are committed."""
+        if root_key in self._forgotten:
+            return []
         self._forgotten.append(root_key)
         return [
             _Doc(
@@ -498,6 +548,20 @@ def sync_sources(
     with kb_lock(settings, kb, wait=wait, say=say):
         indexer = IncrementalIndexer(settings, kb, embeddings=embeddings, full=full, progress=progress, on_file=on_file)
         return indexer.sync(roots)
+
+
+def forget_sources(
+    settings: Settings,
+    roots: list[Path],
+    kb: str = "default",
+    *,
+    wait: bool = True,
+    say: Callable[[str], None] | None = None,
+) -> IngestReport:
+    """Forget remembered sources of ``kb`` under the KB's lock: their chunks leave the KB in one new version."""
+    check_kb_name(kb)
+    with kb_lock(settings, kb, wait=wait, say=say):
+        return IncrementalIndexer(settings, kb).forget(roots)
 
 
 def sync_all(settings: Settings, **kwargs) -> list[IngestReport]:

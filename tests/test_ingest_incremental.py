@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import threading
 import time
 from pathlib import Path
@@ -264,3 +265,52 @@ def test_a_folder_ingested_after_a_file_inside_it_absorbs_that_source_without_du
     assert sorted(c.source for c in index.all_chunks()) == ["canteen/lunch.md", "wifi.md"]
     assert_no_orphans(index)
     assert set(index.live_ids()) == ledger.live_chunk_ids(KB)
+
+
+def test_forgetting_a_source_removes_its_chunks_in_one_new_version_and_all_stops_syncing_it(
+    tmp_path, settings, embeddings, monkeypatch
+):
+    monkeypatch.setenv("KB_DATA_DIR", str(settings.data_dir))
+    runner = CliRunner()
+    keep, old = tmp_path / "keep", tmp_path / "old"
+    write_docs(keep, {"lunch.md": DOCS["lunch.md"]})
+    write_docs(old, {"wifi.md": DOCS["wifi.md"], "parking.md": DOCS["parking.md"]})
+    for folder in (keep, old):
+        assert runner.invoke(app, ["ingest", str(folder), "--kb", KB]).exit_code == 0
+    ledger = Ledger(settings)
+    old_ids = {cid for d in ledger.documents(KB, str(old.resolve())) for cid in d.chunk_ids}
+    index = KnowledgeBaseIndex(settings, KB, embeddings)
+    version = index.version
+
+    shutil.rmtree(old)  # gone from disk: reported, with the way out, and nothing is removed
+    missing = runner.invoke(app, ["ingest", "--all", "--json"])
+    assert missing.exit_code == 1, missing.output
+    (failure,) = json.loads(missing.stdout)[0]["failed"]
+    assert failure["path"] == str(old) and "documents stay in the KB" in failure["reason"]
+    assert f"kb ingest --forget '{old.resolve()}' --kb {KB}" in failure["reason"]
+    assert index.is_live(old_ids) and index.version == version
+
+    wrong_kb = runner.invoke(app, ["ingest", "--forget", str(old), "--kb", "other"])
+    assert wrong_kb.exit_code == 2 and f"is a source of '{KB}': add --kb {KB}" in wrong_kb.stderr
+    inside = runner.invoke(app, ["ingest", "--forget", str(keep / "lunch.md"), "--kb", KB])
+    assert inside.exit_code == 2 and f"part of the source '{keep.resolve()}'" in inside.stderr
+
+    result = runner.invoke(app, ["ingest", "--forget", str(old), "--kb", KB])
+
+    assert result.exit_code == 0, result.output
+    assert "forgot 1 source(s), 2 documents removed" in result.stdout
+    assert index.version == version + 1
+    (v,) = ledger.versions(KB, since=version)
+    assert set(v.removed) == old_ids and v.added == []  # what the semantic cache invalidates
+    assert not any(cid in index.live_ids() for cid in old_ids)  # keyword index
+    assert not any(vid.removesuffix("::q") in old_ids for vid in index.stored_ids())  # Chroma
+    assert_no_orphans(index)
+    assert [c.chunk.source for c in hybrid_search(index, "guest Wi-Fi password", k=5)] == ["lunch.md"]
+    assert [s.root for s in ledger.sources(KB)] == [str(keep.resolve())]
+    assert {d.root for d in ledger.documents(KB)} == {str(keep.resolve())}
+
+    again = runner.invoke(app, ["ingest", "--all", "--json"])
+    assert again.exit_code == 0, again.output
+    (report,) = json.loads(again.stdout)
+    assert report["sources"] == [str(keep.resolve())] and report["failed"] == []
+    assert report["unchanged"] == 1 and report["kb_version"] == version + 1
