@@ -221,7 +221,7 @@ class IncrementalIndexer:
         self.ledger = Ledger(settings)
         self.index = KnowledgeBaseIndex(settings, kb, embeddings)  # the model loads only when there is work
         self.config = hashlib.sha1(
-            f"{CHUNKER_VERSION}|{settings.chunk_size}|{settings.embedding_model or 'bundled-minilm'}".encode()
+            f"{CHUNKER_VERSION}|{settings.chunk_size}|{self.index.embedder_id()}".encode()
         ).hexdigest()[:16]
         self._refs: Counter[str] = Counter()  # live chunk id → documents holding it
         self._tokens: dict[str, list[str]] | None = None  # live chunk id → keyword tokens, loaded at first publish

@@ -274,18 +274,19 @@ class KnowledgeBaseIndex:
     def write_vectors(self, chunks: list[Chunk], *, reuse_stored: bool = True, cache: dict | None = None) -> int:
         """Embed and upsert chunks (not yet live); FAQ chunks get a second, question-only vector.
 
-        Ids are content-addressed, so a vector already stored under a chunk's id is reused, not re-embedded
-        (an unchanged paragraph of an edited file, or work an interrupted ingest already did); only its metadata
-        is refreshed. Identical texts are embedded once (``cache`` carries that across calls). Returns the number
-        of texts embedded.
+        Ids are content-addressed, so a vector already stored under a chunk's id by the same embedding model is
+        reused, not re-embedded (an unchanged paragraph of an edited file, or work an interrupted ingest already
+        did); only its metadata is refreshed. Identical texts are embedded once (``cache`` carries that across
+        calls). Returns the number of texts embedded.
         """
         import hashlib
 
         import numpy as np
 
+        embedder = self.embedder_id()
         ids, texts, embed_texts, metas = [], [], [], []
         for chunk in chunks:
-            meta = chunk.metadata()
+            meta = {**chunk.metadata(), "embedder": embedder}
             ids.append(chunk.id)
             texts.append(chunk.text)
             embed_texts.append(chunk.search_text())
@@ -296,7 +297,7 @@ class KnowledgeBaseIndex:
                 embed_texts.append(chunk.question)
                 metas.append({**meta, "vector": "question"})
         if reuse_stored and ids:
-            stored = self.stored(ids)
+            stored = self.stored(ids, embedder=embedder)
             if stored:
                 reused = [i for i, vid in enumerate(ids) if vid in stored]
                 for start in range(0, len(reused), 2000):
@@ -330,11 +331,21 @@ class KnowledgeBaseIndex:
         tokens.update({c.id: keyword_tokens(c) for c in chunks})
         self.publish(self.version + 1, tokens)
 
-    def stored(self, vector_ids: list[str]) -> set[str]:
-        """Which of these Chroma ids hold a vector."""
+    def embedder_id(self) -> str:
+        """Which model made a stored vector (kept in its metadata): a vector of another model is never reused."""
+        return self.settings.embedding_model or "bundled-minilm"
+
+    def stored(self, vector_ids: list[str], *, embedder: str | None = None) -> set[str]:
+        """Which of these Chroma ids hold a vector (made by ``embedder``, when given)."""
         found: set[str] = set()
         for start in range(0, len(vector_ids), 5000):
-            found.update(self.collection.get(ids=vector_ids[start : start + 5000], include=[])["ids"])
+            part = vector_ids[start : start + 5000]
+            if embedder is None:
+                found.update(self.collection.get(ids=part, include=[])["ids"])
+            else:
+                got = self.collection.get(ids=part, include=["metadatas"])
+                metas = zip(got["ids"], got["metadatas"], strict=True)
+                found.update(i for i, m in metas if (m or {}).get("embedder") == embedder)
         return found
 
     def stored_ids(self) -> list[str]:

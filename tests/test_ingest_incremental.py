@@ -314,3 +314,41 @@ def test_forgetting_a_source_removes_its_chunks_in_one_new_version_and_all_stops
     (report,) = json.loads(again.stdout)
     assert report["sources"] == [str(keep.resolve())] and report["failed"] == []
     assert report["unchanged"] == 1 and report["kb_version"] == version + 1
+
+
+def test_changing_the_chunking_or_embedding_model_settings_reembeds_the_documents_built_with_the_old_ones(
+    tmp_path, settings, embeddings
+):
+    from kb_assistant.embeddings import default_model_path
+
+    folder = tmp_path / "src"
+    long_doc = "# Travel\n\n" + "\n\n".join(
+        f"Rule {n}: a trip of {n} days needs a form signed by the team lead and the finance desk." for n in range(1, 9)
+    )
+    write_docs(folder, {**DOCS, "travel.md": long_doc})
+    first = sync_sources(settings, [folder], KB)
+    ledger = Ledger(settings)
+    before = {d.path: d for d in ledger.documents(KB)}
+
+    smaller = settings.model_copy(update={"chunk_size": 150})
+    rechunked = sync_sources(smaller, [folder], KB)
+
+    assert (rechunked.updated, rechunked.unchanged, rechunked.failed) == (4, 0, [])
+    after = {d.path: d for d in ledger.documents(KB)}
+    assert len(after["travel.md"].chunk_ids) > len(before["travel.md"].chunk_ids)
+    assert after["lunch.md"].chunk_ids == before["lunch.md"].chunk_ids  # same text, same id: its vector is reused
+    old_ids = {cid for d in before.values() for cid in d.chunk_ids}
+    new_ids = {cid for d in after.values() for cid in d.chunk_ids} - old_ids
+    assert rechunked.embedded == len(new_ids) > 0
+    assert len({d.config for d in after.values()}) == 1 and after["lunch.md"].config != before["lunch.md"].config
+    index = KnowledgeBaseIndex(settings, KB, embeddings)
+    assert set(index.live_ids()) == ledger.live_chunk_ids(KB) and rechunked.kb_version == first.kb_version + 1
+    assert_no_orphans(index)
+    assert sync_sources(smaller, [folder], KB).unchanged == 4  # the new settings are now the documents' own
+
+    other_model = smaller.model_copy(update={"embedding_model": default_model_path()})  # same weights, new name
+    remodelled = sync_sources(other_model, [folder], KB, embeddings=embeddings)
+
+    assert (remodelled.updated, remodelled.unchanged) == (4, 0)
+    assert remodelled.embedded == remodelled.chunks == len(ledger.live_chunk_ids(KB)), "vectors of the old model kept"
+    assert sync_sources(other_model, [folder], KB, embeddings=embeddings).unchanged == 4
