@@ -7,6 +7,13 @@ Corpus: generated once per size (seeded) and cached under the work dir: md, txt,
 few pdf. Every document states one fact no other states ("<person> organises the <event> in <city>"), so a
 generated question has a known answer document: retrieval quality is hit@5 (answer document among the top 5).
 
+Dense-only hit@5 is lower for us than for the baseline on this corpus, and the breakdown lines show why: every
+generated question has one template ("Who organises the <event> in <city>?") and each csv FAQ table holds one row
+whose question is that template. We index an FAQ row as its own chunk plus a question-only vector, so those rows
+are near-duplicates of every question and take the dense top 5 from the prose fact; the baseline flattens a table
+into 500-character chunks of several rows, which dilutes them. With FAQ-table chunks left out of the top 5, the
+two are close (questions answered elsewhere). It is not the over-fetch: ``dense_search`` fills its k from live ids.
+
 Baseline: what a LangChain tutorial does — unstructured's auto partitioner per file (UnstructuredFileLoader's
 "single" mode), RecursiveCharacterTextSplitter (chunk_size = ours, overlap 50), HuggingFaceEmbeddings on the same
 bundled MiniLM, langchain_chroma Chroma.from_documents. Each system runs in its own process (peak RSS is its own;
@@ -371,15 +378,19 @@ def run_baseline(corpus: Path, work: Path, items: list[dict], chunk_size: int) -
         collection_metadata={"hnsw:space": "cosine"},
     )
     seconds = time.perf_counter() - started
-    hits = sum(
-        any(d.metadata["source"] == it["file"] for d in store.similarity_search(it["question"], k=5))
-        for it in _sample(items)
-    )
+    sample = _sample(items)
+    found = [[d.metadata["source"] for d in store.similarity_search(it["question"], k=50)] for it in sample]
+    hits = [it["file"] in top[:5] for it, top in zip(sample, found, strict=True)]
+    no_tables = [
+        it["file"] in [s for s in top if not s.endswith(".csv")][:5] for it, top in zip(sample, found, strict=True)
+    ]
     return {
         "first_s": round(seconds, 1),
         "load_s": round(loaded, 1),
         "chunks": len(chunks),
-        "hit5": round(hits / len(_sample(items)), 3),
+        "hit5": round(sum(hits) / len(sample), 3),
+        "hit5_by_kind": _by_kind(sample, hits),
+        "hit5_without_faq_tables": _by_kind(sample, no_tables)["other"],
         "peak_rss_mb": _peak_rss_mb(),
     }
 
@@ -388,6 +399,7 @@ def run_ours(corpus: Path, work: Path, items: list[dict]) -> dict:
     from ingest.pipeline import sync_sources
     from kb_assistant.embeddings import make_embeddings
     from kb_assistant.index import KnowledgeBaseIndex
+    from kb_assistant.rerank import EvidenceReranker
     from kb_assistant.retrieval import hybrid_search
     from kb_assistant.settings import Settings
 
@@ -408,10 +420,21 @@ def run_ours(corpus: Path, work: Path, items: list[dict]) -> dict:
     hybrid = sum(
         any(c.chunk.source == it["file"] for c in hybrid_search(index, it["question"], k=5)[:5]) for it in sample
     )
-    vec = [embeddings.embed_query(it["question"]) for it in sample]
-    dense = sum(
-        any(h.chunk.source == it["file"] for h in index.dense_search(v, 5)) for it, v in zip(sample, vec, strict=False)
+    rerank = EvidenceReranker(index)
+    pipeline = sum(
+        any(
+            c.chunk.source == it["file"]
+            for c in rerank.rerank(it["question"], hybrid_search(index, it["question"], k=settings.candidate_k))[:5]
+        )
+        for it in sample
     )
+    vec = [embeddings.embed_query(it["question"]) for it in sample]
+    found = [index.dense_search(v, 50) for v in vec]
+    hits = [any(h.chunk.source == it["file"] for h in top[:5]) for it, top in zip(sample, found, strict=True)]
+    no_faq = [
+        any(h.chunk.source == it["file"] for h in [h for h in top if h.chunk.kind != "faq"][:5])
+        for it, top in zip(sample, found, strict=True)
+    ]
     return {
         "first_s": first.seconds,
         "chunks": first.total_chunks,
@@ -422,9 +445,22 @@ def run_ours(corpus: Path, work: Path, items: list[dict]) -> dict:
         "one_changed_s": one.seconds,
         "one_changed_report": (one.updated, one.embedded),
         "hit5_hybrid": round(hybrid / len(sample), 3),
-        "hit5_dense": round(dense / len(sample), 3),
+        "hit5_pipeline": round(pipeline / len(sample), 3),
+        "candidate_k": settings.candidate_k,
+        "hit5_dense": round(sum(hits) / len(sample), 3),
+        "hit5_dense_by_kind": _by_kind(sample, hits),
+        "hit5_dense_without_faq_tables": _by_kind(sample, no_faq)["other"],
         "peak_rss_mb": _peak_rss_mb(),
     }
+
+
+def _by_kind(sample: list[dict], hits: list[bool]) -> dict[str, float]:
+    """hit@5 of the questions whose answer is in an FAQ table (csv) and of the others."""
+    out = {}
+    for kind, keep in (("faq_table", True), ("other", False)):
+        got = [h for it, h in zip(sample, hits, strict=True) if it["file"].endswith(".csv") == keep]
+        out[kind] = round(sum(got) / max(len(got), 1), 3)
+    return out
 
 
 def _sample(items: list[dict]) -> list[dict]:
@@ -486,6 +522,19 @@ def main() -> None:
     print(
         f"retrieval hit@5 ({min(200, len(items))} questions): ours hybrid {o['hit5_hybrid']:.3f}, "
         f"ours dense only {o['hit5_dense']:.3f}, baseline {b['hit5']:.3f}"
+    )
+    print(
+        f"  ours with rerank (what a question gets: hybrid top {o['candidate_k']} -> rerank -> top 5) "
+        f"{o['hit5_pipeline']:.3f}; dense only, answer in an FAQ table / elsewhere: ours "
+        f"{o['hit5_dense_by_kind']['faq_table']:.3f} / {o['hit5_dense_by_kind']['other']:.3f}, baseline "
+        f"{b['hit5_by_kind']['faq_table']:.3f} / {b['hit5_by_kind']['other']:.3f}"
+    )
+    print(
+        f"  dense only, answer elsewhere, FAQ-table chunks left out of the top 5: ours "
+        f"{o['hit5_dense_without_faq_tables']:.3f}, baseline {b['hit5_without_faq_tables']:.3f} "
+        "(every question is 'Who organises the <event> in <city>?' and an FAQ row's question is that template: "
+        "our FAQ rows, one chunk and one question vector each, outrank the prose fact; the baseline's table chunks "
+        "are diluted by neighbouring rows)"
     )
     ratio = o["first_s"] / max(o["unchanged_s"], 1e-3)
     print(f"unchanged re-ingest: {o['unchanged_s']:.2f}s -> {ratio:.0f}x faster than the first (target >= 50x)")
