@@ -56,6 +56,9 @@ class IngestReport(BaseModel):
     embedded: int = 0  # texts actually embedded (stored vectors reused and duplicates embedded once)
     total_chunks: int = 0  # live chunks in the KB after the run
     seconds: float = 0.0
+    # where the seconds went (wall clock of this process): scan, waiting for the loaders, embedding, Chroma writes,
+    # ledger commit + keyword index publish; "load_chunk_worker_s" is the loaders' own time, summed over workers
+    timings: dict[str, float] = {}
     kb_version: int = 0
     run_id: int | None = None
 
@@ -118,9 +121,17 @@ class _Loaded:
     error: str | None = None
     chunks: list[Chunk] = field(default_factory=list)
     tokens: list[list[str]] = field(default_factory=list)
+    seconds: float = 0.0
 
 
 def _load_one(task: _Task) -> _Loaded:
+    started = time.perf_counter()
+    out = _load(task)
+    out.seconds = time.perf_counter() - started
+    return out
+
+
+def _load(task: _Task) -> _Loaded:
     out = _Loaded(task)
     path = Path(task.path)
     try:
@@ -228,6 +239,9 @@ class IncrementalIndexer:
         self._pending: list[_Doc] = []
         self._vector_cache: dict[str, list[float]] = {}
         self._forgotten: list[str] = []  # sources whose documents are being removed: forgotten at the last commit
+        self.timings: dict[str, float] = dict.fromkeys(
+            ("scan_s", "wait_load_s", "load_chunk_worker_s", "embed_s", "store_s", "publish_s"), 0.0
+        )
         self._absorbed: dict[str, _Doc] = {}  # file path → deletion of its row under a source now inside another
 
     # --- the run ---------------------------------------------------------------------------------
@@ -243,12 +257,21 @@ class IncrementalIndexer:
         sweep = interrupted or self.full or (not self._refs and self.index.version > 0)
         self._finish_interrupted_publish()
 
+        t = time.perf_counter()
         tasks, deleted = self._scan(roots, report)
+        self._time("scan_s", t)
         self._last_publish = time.monotonic()
         bar = self._progress_bar(len(tasks))
         workers = self.settings.ingest_workers or os.cpu_count() or 1
         try:
-            for loaded in _pool_results(tasks, workers):
+            results = _pool_results(tasks, workers)
+            while True:
+                t = time.perf_counter()
+                loaded = next(results, None)
+                self._time("wait_load_s", t)
+                if loaded is None:
+                    break
+                self.timings["load_chunk_worker_s"] += loaded.seconds
                 self._take(loaded, report)
                 if bar is not None:
                     bar.update(1)
@@ -268,8 +291,12 @@ class IncrementalIndexer:
         report.kb_version = self.index.version
         report.total_chunks = len(self._refs)
         report.seconds = round(time.perf_counter() - started, 2)
+        report.timings = {k: round(v, 2) for k, v in self.timings.items()}
         self.ledger.finish_run(run_id, report.model_dump(mode="json"))
         return report
+
+    def _time(self, key: str, since: float) -> None:
+        self.timings[key] += time.perf_counter() - since
 
     def forget(self, roots: list[Path]) -> IngestReport:
         """Stop remembering sources: their chunks leave the KB (Chroma and keyword index) in one new KB version,
@@ -338,10 +365,10 @@ class IncrementalIndexer:
                 report.sources.append(root_key)
             if owner is None:
                 self.ledger.remember_source(self.kb, root_key)
-                for nested in sorted(r for r in known if r != root_key and Path(r).is_relative_to(target)):
-                    for doc in self._forget_root(nested):  # its documents come back as this folder's
-                        where = Path(nested) / doc.change.path if Path(nested).is_dir() else Path(nested)
-                        self._absorbed[str(where)] = doc
+            for nested in sorted(r for r in known if r != root_key and Path(r).is_relative_to(target)):
+                for doc in self._forget_root(nested):  # its documents come back as this source's
+                    where = Path(nested) / doc.change.path if Path(nested).is_dir() else Path(nested)
+                    self._absorbed[str(where)] = doc
             seen = set()
             for path, rel in iter_files([target]) if root.exists() else ():
                 source = f"{scope}/{rel}" if scope and target.is_dir() else (scope or rel)
@@ -459,9 +486,10 @@ class IncrementalIndexer:
         if new_chunks:
             self._ensure_embeddings()
             self.report.embedded += self.index.write_vectors(
-                new_chunks, reuse_stored=not self.full, cache=self._vector_cache
+                new_chunks, reuse_stored=not self.full, cache=self._vector_cache, timings=self.timings
             )
         self._pause()
+        t = time.perf_counter()
 
         live_before = set(self._refs)
         for d in docs:
@@ -487,6 +515,7 @@ class IncrementalIndexer:
             self._pause()
             if removed:
                 self.index.delete_vectors(removed)
+        self._time("publish_s", t)  # ledger commit, keyword index, deleting replaced vectors
 
     def _finish_interrupted_publish(self) -> None:
         """The ledger committed a version that a killed run never published: publish it now."""

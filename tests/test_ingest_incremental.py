@@ -50,6 +50,8 @@ def test_unchanged_documents_are_skipped_without_loading_or_embedding(tmp_path, 
     first = sync_sources(settings, [folder], KB)
     assert (first.added, first.unchanged, first.failed) == (3, 0, [])
     assert first.embedded == first.chunks == first.total_chunks > 0
+    phases = ("scan_s", "wait_load_s", "embed_s", "store_s", "publish_s")  # where the seconds went, in the report
+    assert first.timings["embed_s"] > 0 and sum(first.timings[p] for p in phases) <= first.seconds + 0.05
 
     def must_not_load(*args, **kwargs):
         raise AssertionError("an unchanged document was loaded")
@@ -60,7 +62,7 @@ def test_unchanged_documents_are_skipped_without_loading_or_embedding(tmp_path, 
 
     assert second.failed == []
     assert (second.added, second.updated, second.unchanged, second.deleted) == (0, 0, 3, 0)
-    assert second.chunks == second.embedded == 0
+    assert second.chunks == second.embedded == 0 and second.timings["embed_s"] == 0
     assert second.kb_version == first.kb_version  # no change, no new version
     assert Ledger(settings).documents(KB, str(folder.resolve()))[0].size > 0
 
