@@ -193,9 +193,16 @@ def commit_version(
     added: list[str],
     removed: list[str],
     version: int | None,
+    *,
+    forget_sources: list[str] = (),
 ) -> None:
-    """Record document changes and (when the live chunks changed) KB ``version``, in one transaction."""
+    """Record document changes and (when the live chunks changed) KB ``version``, in one transaction; sources in
+    ``forget_sources`` stop being remembered in the same transaction (their documents are among the changes)."""
     with ledger.session() as s, s.begin():
+        for root in forget_sources:
+            src = s.get(Source, (kb, root))
+            if src is not None:
+                s.delete(src)
         for ch in changes:
             row = s.get(Document, (kb, ch.root, ch.path))
             if ch.delete:

@@ -27,11 +27,16 @@ from pydantic import BaseModel, computed_field
 from ingest.chunking import chunk_document
 from ingest.ledger import DocumentChange, Ledger, commit_version, kb_lock, touch_documents
 from ingest.loaders import DocumentError, load_document
+from kb_assistant.errors import KBError
 from kb_assistant.index import KnowledgeBaseIndex, keyword_tokens
 from kb_assistant.schema import Chunk
 from kb_assistant.settings import Settings, check_kb_name
 
 CHUNKER_VERSION = "1"  # bump when chunking changes: every document is then rebuilt
+
+
+class UnknownSource(KBError):
+    pass
 
 
 class FileFailure(BaseModel):
@@ -51,6 +56,9 @@ class IngestReport(BaseModel):
     embedded: int = 0  # texts actually embedded (stored vectors reused and duplicates embedded once)
     total_chunks: int = 0  # live chunks in the KB after the run
     seconds: float = 0.0
+    # where the seconds went (wall clock of this process): scan, waiting for the loaders, embedding, Chroma writes,
+    # ledger commit + keyword index publish; "load_chunk_worker_s" is the loaders' own time, summed over workers
+    timings: dict[str, float] = {}
     kb_version: int = 0
     run_id: int | None = None
 
@@ -77,6 +85,21 @@ def iter_files(paths: Iterable[Path]) -> Iterable[tuple[Path, str]]:
             yield root, root.name
 
 
+def _owning_root(target: Path, known_roots: set[str]) -> str | None:
+    """The remembered source folder ``target`` lies strictly inside (the outermost one), if any."""
+    owners = [
+        r for r in known_roots
+        if target != Path(r) and target.is_relative_to(r)
+        and not any(p.startswith(".") for p in target.relative_to(r).parts)  # hidden: the folder sync skips it
+    ]  # fmt: skip
+    return min(owners, key=len) if owners else None
+
+
+def _in_scope(path: str, scope: str) -> bool:
+    """Whether a document (path relative to its source) is ``scope`` or lies under it ("" = everything)."""
+    return not scope or path == scope or path.startswith(scope + "/")
+
+
 # --- the worker: one file → chunks (runs in a pool process) ----------------------------------------------
 @dataclass
 class _Task:
@@ -98,9 +121,17 @@ class _Loaded:
     error: str | None = None
     chunks: list[Chunk] = field(default_factory=list)
     tokens: list[list[str]] = field(default_factory=list)
+    seconds: float = 0.0
 
 
 def _load_one(task: _Task) -> _Loaded:
+    started = time.perf_counter()
+    out = _load(task)
+    out.seconds = time.perf_counter() - started
+    return out
+
+
+def _load(task: _Task) -> _Loaded:
     out = _Loaded(task)
     path = Path(task.path)
     try:
@@ -201,12 +232,17 @@ class IncrementalIndexer:
         self.ledger = Ledger(settings)
         self.index = KnowledgeBaseIndex(settings, kb, embeddings)  # the model loads only when there is work
         self.config = hashlib.sha1(
-            f"{CHUNKER_VERSION}|{settings.chunk_size}|{settings.embedding_model or 'bundled-minilm'}".encode()
+            f"{CHUNKER_VERSION}|{settings.chunk_size}|{self.index.embedder_id()}".encode()
         ).hexdigest()[:16]
         self._refs: Counter[str] = Counter()  # live chunk id → documents holding it
         self._tokens: dict[str, list[str]] | None = None  # live chunk id → keyword tokens, loaded at first publish
         self._pending: list[_Doc] = []
         self._vector_cache: dict[str, list[float]] = {}
+        self._forgotten: list[str] = []  # sources whose documents are being removed: forgotten at the last commit
+        self.timings: dict[str, float] = dict.fromkeys(
+            ("scan_s", "wait_load_s", "load_chunk_worker_s", "embed_s", "store_s", "publish_s"), 0.0
+        )
+        self._absorbed: dict[str, _Doc] = {}  # file path → deletion of its row under a source now inside another
 
     # --- the run ---------------------------------------------------------------------------------
     def sync(self, roots: list[Path]) -> IngestReport:
@@ -221,12 +257,21 @@ class IncrementalIndexer:
         sweep = interrupted or self.full or (not self._refs and self.index.version > 0)
         self._finish_interrupted_publish()
 
+        t = time.perf_counter()
         tasks, deleted = self._scan(roots, report)
+        self._time("scan_s", t)
         self._last_publish = time.monotonic()
         bar = self._progress_bar(len(tasks))
         workers = self.settings.ingest_workers or os.cpu_count() or 1
         try:
-            for loaded in _pool_results(tasks, workers):
+            results = _pool_results(tasks, workers)
+            while True:
+                t = time.perf_counter()
+                loaded = next(results, None)
+                self._time("wait_load_s", t)
+                if loaded is None:
+                    break
+                self.timings["load_chunk_worker_s"] += loaded.seconds
                 self._take(loaded, report)
                 if bar is not None:
                     bar.update(1)
@@ -235,8 +280,9 @@ class IncrementalIndexer:
                 if self._due():
                     self._publish()
             self._pending.extend(deleted)
+            self._pending.extend(self._absorbed.values())
             report.deleted = len(deleted)
-            self._publish()
+            self._publish(final=True)
         finally:
             if bar is not None:
                 bar.close()
@@ -245,26 +291,90 @@ class IncrementalIndexer:
         report.kb_version = self.index.version
         report.total_chunks = len(self._refs)
         report.seconds = round(time.perf_counter() - started, 2)
+        report.timings = {k: round(v, 2) for k, v in self.timings.items()}
         self.ledger.finish_run(run_id, report.model_dump(mode="json"))
         return report
 
+    def _time(self, key: str, since: float) -> None:
+        self.timings[key] += time.perf_counter() - since
+
+    def forget(self, roots: list[Path]) -> IngestReport:
+        """Stop remembering sources: their chunks leave the KB (Chroma and keyword index) in one new KB version,
+        and their ledger rows go in the same transaction. Raises UnknownSource, before changing anything, for a
+        path that is not a remembered source of this KB."""
+        known = self._known_roots()
+        keys = []
+        for root in roots:
+            key = str(root) if str(root) in known else str(root.resolve())
+            if key not in known:
+                raise UnknownSource(self._unknown_source_message(key, known))
+            if key not in keys:
+                keys.append(key)
+        started = time.perf_counter()
+        self.report = report = IngestReport(kb=self.kb, sources=keys)
+        report.run_id, _ = self.ledger.start_run(self.kb)
+        for chunk_ids in (d.chunk_ids for d in self.ledger.documents(self.kb) if d.status == "done"):
+            self._refs.update(chunk_ids)
+        self._finish_interrupted_publish()
+        for key in keys:
+            docs = self._forget_root(key)
+            report.deleted += len(docs)
+            self._pending.extend(docs)
+        self._publish(final=True)
+        report.kb_version = self.index.version
+        report.total_chunks = len(self._refs)
+        report.seconds = round(time.perf_counter() - started, 2)
+        self.ledger.finish_run(report.run_id, report.model_dump(mode="json"))
+        return report
+
+    def _unknown_source_message(self, key: str, known: set[str]) -> str:
+        msg = f"'{key}' is not a remembered source of knowledge base '{self.kb}'"
+        owner = _owning_root(Path(key), known)
+        if owner:
+            return (
+                f"{msg}: it is part of the source '{owner}'; delete or move it and re-sync that source "
+                f"(kb ingest '{owner}' --kb {self.kb}), or forget the whole source"
+            )
+        others = sorted({s.kb for s in self.ledger.sources() if s.root == key})
+        if others:
+            return f"{msg}: it is a source of {', '.join(repr(k) for k in others)}: add --kb {others[0]}"
+        listed = ", ".join(f"'{r}'" for r in sorted(known)) or "none"
+        return f"{msg} (its sources: {listed}; see kb status)"
+
     def _scan(self, roots: list[Path], report: IngestReport) -> tuple[list[_Task], list[_Doc]]:
-        """Stat every file: unchanged ones are settled here; the rest become tasks; vanished ones deletions."""
+        """Stat every file: unchanged ones are settled here; the rest become tasks; vanished ones deletions.
+
+        A path inside a remembered source folder is synced as that part of the source (same document rows, same
+        chunk ids), not as a second source; a folder that contains remembered sources absorbs them.
+        """
         tasks: list[_Task] = []
         deleted: list[_Doc] = []
         max_bytes = int(self.settings.max_file_mb * 1e6)
         self._rows = {}
+        known = self._known_roots()
         for root in roots:
-            if not root.exists():
-                self._fail(root, "no such file or folder", report)
+            target = root.resolve()
+            owner = _owning_root(target, known)
+            root_key = owner or str(target)
+            scope = target.relative_to(owner).as_posix() if owner else ""  # "" = the whole source
+            rows = {d.path: d for d in self.ledger.documents(self.kb, root_key) if _in_scope(d.path, scope)}
+            if not root.exists() and not (owner and rows):  # a file deleted from a source: its rows go below
+                self._fail(root, self._missing_reason(root_key, known), report, root_missing=True)
                 continue
-            root_key = str(root.resolve())
-            report.sources.append(root_key)
-            self.ledger.remember_source(self.kb, root_key)
-            rows = {d.path: d for d in self.ledger.documents(self.kb, root_key)}
+            if root_key not in report.sources:
+                report.sources.append(root_key)
+            if owner is None:
+                self.ledger.remember_source(self.kb, root_key)
+            for nested in sorted(r for r in known if r != root_key and Path(r).is_relative_to(target)):
+                for doc in self._forget_root(nested):  # its documents come back as this source's
+                    where = Path(nested) / doc.change.path if Path(nested).is_dir() else Path(nested)
+                    self._absorbed[str(where)] = doc
             seen = set()
-            for path, source in iter_files([root]):
+            for path, rel in iter_files([target]) if root.exists() else ():
+                source = f"{scope}/{rel}" if scope and target.is_dir() else (scope or rel)
                 seen.add(source)
+                if (root_key, source) in self._rows:  # named twice (a folder and a file in it)
+                    continue
                 row = rows.get(source)
                 self._rows[(root_key, source)] = (path, row)
                 same_config = row is not None and row.status == "done" and row.config == self.config
@@ -285,6 +395,33 @@ class IncrementalIndexer:
                 change = DocumentChange(root_key, source, 0, 0, "", "deleted", [], self.config, delete=True)
                 deleted.append(_Doc(change, old_ids=list(row.chunk_ids) if row.status == "done" else []))
         return tasks, deleted
+
+    def _known_roots(self) -> set[str]:
+        """Remembered sources, and roots that still own documents (a source forgotten by an older version)."""
+        roots = {s.root for s in self.ledger.sources(self.kb)}
+        return roots | {d.root for d in self.ledger.documents(self.kb)}
+
+    def _forget_root(self, root_key: str) -> list[_Doc]:
+        """Deletions of every document of a source; the source itself is forgotten when they are committed."""
+        if root_key in self._forgotten:
+            return []
+        self._forgotten.append(root_key)
+        return [
+            _Doc(
+                DocumentChange(root_key, d.path, 0, 0, "", "deleted", [], self.config, delete=True),
+                old_ids=list(d.chunk_ids) if d.status == "done" else [],
+            )
+            for d in self.ledger.documents(self.kb, root_key)
+        ]
+
+    def _missing_reason(self, root_key: str, known: set[str]) -> str:
+        if root_key not in known:
+            return "no such file or folder"
+        n = sum(1 for d in self.ledger.documents(self.kb, root_key) if d.status == "done")
+        return (
+            f"remembered source is gone from disk: its {n} documents stay in the KB; if it was moved or deleted "
+            f"on purpose, remove them with: kb ingest --forget '{root_key}' --kb {self.kb}"
+        )
 
     def _take(self, loaded: _Loaded, report: IngestReport) -> None:
         t = loaded.task
@@ -317,12 +454,15 @@ class IncrementalIndexer:
                 [c.id for c in loaded.chunks], self.config,
             )  # fmt: skip
             self._pending.append(_Doc(change, old_ids, loaded.chunks, loaded.tokens))
+        absorbed = self._absorbed.pop(str(path), None)
+        if absorbed is not None:  # its copy under the absorbed source goes in the same KB version
+            self._pending.append(absorbed)
         if self.on_file and not loaded.unchanged:
             self.on_file(path, loaded.error)
 
-    def _fail(self, path: Path, reason: str, report: IngestReport) -> None:
+    def _fail(self, path: Path, reason: str, report: IngestReport, *, root_missing: bool = False) -> None:
         report.failed.append(FileFailure(path=str(path), reason=reason))
-        if self.on_file and reason == "no such file or folder":
+        if self.on_file and root_missing:
             self.on_file(path, reason)
 
     def _due(self) -> bool:
@@ -332,19 +472,24 @@ class IncrementalIndexer:
         return bool(self._pending) and time.monotonic() - self._last_publish >= self.settings.ingest_publish_seconds
 
     # --- publishing -------------------------------------------------------------------------------
-    def _publish(self) -> None:
-        """Write vectors, commit the version to the ledger, publish it, delete what it replaced — in that order."""
+    def _publish(self, *, final: bool = False) -> None:
+        """Write vectors, commit the version to the ledger, publish it, delete what it replaced — in that order.
+
+        The last publish of a run also forgets the sources whose documents it removed, in the same transaction.
+        """
         docs, self._pending = self._pending, []
         self._last_publish = time.monotonic()
-        if not docs:
+        forget = self._forgotten if final else []
+        if not docs and not forget:
             return
         new_chunks = [c for d in docs for c in d.chunks]
         if new_chunks:
             self._ensure_embeddings()
             self.report.embedded += self.index.write_vectors(
-                new_chunks, reuse_stored=not self.full, cache=self._vector_cache
+                new_chunks, reuse_stored=not self.full, cache=self._vector_cache, timings=self.timings
             )
         self._pause()
+        t = time.perf_counter()
 
         live_before = set(self._refs)
         for d in docs:
@@ -355,7 +500,9 @@ class IncrementalIndexer:
         removed = sorted(live_before - set(self._refs))
         changed = added or removed
         version = max(self.ledger.latest_version(self.kb), self.index.version) + 1 if changed else None
-        commit_version(self.ledger, self.kb, self.report.run_id, [d.change for d in docs], added, removed, version)
+        changes = [d.change for d in docs]
+        run_id = self.report.run_id
+        commit_version(self.ledger, self.kb, run_id, changes, added, removed, version, forget_sources=forget)
         self._pause()
 
         if changed:
@@ -368,6 +515,7 @@ class IncrementalIndexer:
             self._pause()
             if removed:
                 self.index.delete_vectors(removed)
+        self._time("publish_s", t)  # ledger commit, keyword index, deleting replaced vectors
 
     def _finish_interrupted_publish(self) -> None:
         """The ledger committed a version that a killed run never published: publish it now."""
@@ -429,6 +577,20 @@ def sync_sources(
     with kb_lock(settings, kb, wait=wait, say=say):
         indexer = IncrementalIndexer(settings, kb, embeddings=embeddings, full=full, progress=progress, on_file=on_file)
         return indexer.sync(roots)
+
+
+def forget_sources(
+    settings: Settings,
+    roots: list[Path],
+    kb: str = "default",
+    *,
+    wait: bool = True,
+    say: Callable[[str], None] | None = None,
+) -> IngestReport:
+    """Forget remembered sources of ``kb`` under the KB's lock: their chunks leave the KB in one new version."""
+    check_kb_name(kb)
+    with kb_lock(settings, kb, wait=wait, say=say):
+        return IncrementalIndexer(settings, kb).forget(roots)
 
 
 def sync_all(settings: Settings, **kwargs) -> list[IngestReport]:

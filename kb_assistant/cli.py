@@ -49,18 +49,36 @@ def ingest(
     full: Annotated[bool, typer.Option("--full", help="Rebuild: reload and re-embed every document.")] = False,
     no_wait: Annotated[bool, typer.Option("--no-wait", help="Fail if another ingest holds the KB.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    forget: Annotated[
+        bool, typer.Option("--forget", help="Forget the remembered sources PATH…: remove their chunks from --kb.")
+    ] = False,
 ):
     """Sync documents into a KB: only new and changed files are loaded and embedded, deleted ones removed.
 
     Formats: md, txt, html, pdf, docx, pptx, xlsx, csv FAQ tables. Exit code 1 when any file failed.
     """
-    from ingest.pipeline import sync_all, sync_sources
+    from ingest.pipeline import forget_sources, sync_all, sync_sources
     from kb_assistant.errors import KBError
     from kb_assistant.settings import SettingsError
 
     settings = _settings()
     if bool(paths) == all_sources:
         _fail("give PATH… to sync into --kb, or --all to re-sync every remembered source (not both)")
+    if forget:
+        if all_sources or full:
+            _fail("--forget takes the remembered sources to forget as PATH… (not --all or --full)")
+        try:
+            r = forget_sources(settings, paths, kb, wait=not no_wait, say=lambda m: typer.echo(m, err=True))
+        except (KBError, SettingsError) as exc:
+            _fail(str(exc))
+        if as_json:
+            typer.echo(r.model_dump_json(indent=2))
+        else:
+            typer.echo(
+                f"knowledge base '{r.kb}': forgot {len(r.sources)} source(s), {r.deleted} documents removed, "
+                f"{r.total_chunks} chunks in the KB (KB version {r.kb_version})"
+            )
+        raise typer.Exit(0)
 
     def on_file(path: Path, error: str | None):
         if error:

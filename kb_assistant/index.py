@@ -275,21 +275,26 @@ class KnowledgeBaseIndex:
         """Number of live chunks (FAQ question vectors not counted)."""
         return len(self.live_ids())
 
-    def write_vectors(self, chunks: list[Chunk], *, reuse_stored: bool = True, cache: dict | None = None) -> int:
+    def write_vectors(
+        self, chunks: list[Chunk], *, reuse_stored: bool = True, cache: dict | None = None, timings: dict | None = None
+    ) -> int:
         """Embed and upsert chunks (not yet live); FAQ chunks get a second, question-only vector.
 
-        Ids are content-addressed, so a vector already stored under a chunk's id is reused, not re-embedded
-        (an unchanged paragraph of an edited file, or work an interrupted ingest already did); only its metadata
-        is refreshed. Identical texts are embedded once (``cache`` carries that across calls). Returns the number
-        of texts embedded.
+        Ids are content-addressed, so a vector already stored under a chunk's id by the same embedding model is
+        reused, not re-embedded (an unchanged paragraph of an edited file, or work an interrupted ingest already
+        did); only its metadata is refreshed. Identical texts are embedded once (``cache`` carries that across
+        calls). Returns the number of texts embedded. ``timings`` gets "embed_s" and "store_s" added to it.
         """
         import hashlib
 
         import numpy as np
 
+        embedder = self.embedder_id()
+        timings = {} if timings is None else timings
+        started = time.perf_counter()
         ids, texts, embed_texts, metas = [], [], [], []
         for chunk in chunks:
-            meta = chunk.metadata()
+            meta = {**chunk.metadata(), "embedder": embedder}
             ids.append(chunk.id)
             texts.append(chunk.text)
             embed_texts.append(chunk.search_text())
@@ -300,7 +305,7 @@ class KnowledgeBaseIndex:
                 embed_texts.append(chunk.question)
                 metas.append({**meta, "vector": "question"})
         if reuse_stored and ids:
-            stored = self.stored(ids)
+            stored = self.stored(ids, embedder=embedder)
             if stored:
                 reused = [i for i, vid in enumerate(ids) if vid in stored]
                 for start in range(0, len(reused), 2000):
@@ -308,14 +313,18 @@ class KnowledgeBaseIndex:
                     self.collection.update(ids=[ids[i] for i in part], metadatas=[metas[i] for i in part])
                 keep = [i for i, vid in enumerate(ids) if vid not in stored]
                 ids, texts, embed_texts, metas = ([xs[i] for i in keep] for xs in (ids, texts, embed_texts, metas))
-        if not ids:
+        if not ids:  # every vector reused: only metadata was written
+            timings["store_s"] = timings.get("store_s", 0.0) + time.perf_counter() - started
             return 0
         cache = {} if cache is None else cache
         keys = [hashlib.sha1(t.encode()).digest() for t in embed_texts]
         todo = {k: t for k, t in zip(keys, embed_texts, strict=True) if k not in cache}
+        embed_s = 0.0
         if todo:
             order = sorted(todo, key=lambda k: len(todo[k]))  # similar lengths share a batch: less padding
+            t = time.perf_counter()
             vectors = self.embeddings.embed_documents([todo[k] for k in order])
+            embed_s = time.perf_counter() - t
             cache.update(zip(order, np.asarray(vectors, dtype=np.float32), strict=True))
         batch = 2000
         for start in range(0, len(ids), batch):
@@ -323,6 +332,8 @@ class KnowledgeBaseIndex:
             self.collection.upsert(
                 ids=ids[sl], embeddings=[cache[k] for k in keys[sl]], documents=texts[sl], metadatas=metas[sl]
             )
+        timings["embed_s"] = timings.get("embed_s", 0.0) + embed_s
+        timings["store_s"] = timings.get("store_s", 0.0) + time.perf_counter() - started - embed_s
         return len(todo)
 
     def add(self, chunks: list[Chunk]) -> None:
@@ -334,11 +345,21 @@ class KnowledgeBaseIndex:
         tokens.update({c.id: keyword_tokens(c) for c in chunks})
         self.publish(self.version + 1, tokens)
 
-    def stored(self, vector_ids: list[str]) -> set[str]:
-        """Which of these Chroma ids hold a vector."""
+    def embedder_id(self) -> str:
+        """Which model made a stored vector (kept in its metadata): a vector of another model is never reused."""
+        return self.settings.embedding_model or "bundled-minilm"
+
+    def stored(self, vector_ids: list[str], *, embedder: str | None = None) -> set[str]:
+        """Which of these Chroma ids hold a vector (made by ``embedder``, when given)."""
         found: set[str] = set()
         for start in range(0, len(vector_ids), 5000):
-            found.update(self.collection.get(ids=vector_ids[start : start + 5000], include=[])["ids"])
+            part = vector_ids[start : start + 5000]
+            if embedder is None:
+                found.update(self.collection.get(ids=part, include=[])["ids"])
+            else:
+                got = self.collection.get(ids=part, include=["metadatas"])
+                metas = zip(got["ids"], got["metadatas"], strict=True)
+                found.update(i for i, m in metas if (m or {}).get("embedder") == embedder)
         return found
 
     def stored_ids(self) -> list[str]:
