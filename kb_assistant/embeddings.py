@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
     from kb_assistant.settings import Settings
 
-_LOADED: dict[tuple[str, int], Embeddings] = {}
+_LOADED: dict[tuple[str, int, str], Embeddings] = {}
 _LOCK = threading.Lock()
 
 
@@ -31,10 +31,10 @@ def default_model_path() -> str:
 def make_embeddings(settings: Settings) -> Embeddings:
     """One loaded model per (path, batch size) per process: loading costs seconds, queries milliseconds."""
     path = settings.embedding_model or default_model_path()
-    key = (path, settings.embedding_batch_size)
+    key = (path, settings.embedding_batch_size, settings.embedding_device)
     with _LOCK:
         if key not in _LOADED:
-            _LOADED[key] = QueryMemo(_load(path, settings.embedding_batch_size))
+            _LOADED[key] = QueryMemo(_load(path, settings.embedding_batch_size, settings.embedding_device))
         return _LOADED[key]
 
 
@@ -69,7 +69,7 @@ def QueryMemo(inner: Embeddings, size: int = 1024) -> Embeddings:  # noqa: N802 
     return _QueryMemo()
 
 
-def _load(path: str, batch_size: int) -> Embeddings:
+def _load(path: str, batch_size: int, device: str = "cpu") -> Embeddings:
     # Never reach a model hub at run time: a path or an already-cached name only.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -81,7 +81,7 @@ def _load(path: str, batch_size: int) -> Embeddings:
     try:
         return HuggingFaceEmbeddings(
             model_name=path,
-            model_kwargs={"device": "cpu"},
+            model_kwargs={} if device == "auto" else {"device": device},  # auto: sentence-transformers picks
             encode_kwargs={"normalize_embeddings": True, "batch_size": batch_size},
         )
     except Exception as exc:  # sentence-transformers raises many kinds for a bad path

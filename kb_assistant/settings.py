@@ -33,6 +33,10 @@ class Settings(BaseSettings):
         None, description="sentence-transformers model path or name; unset = bundled all-MiniLM-L6-v2."
     )
     embedding_batch_size: int = Field(64, ge=1, description="Texts per embedding batch.")
+    embedding_device: str = Field(
+        "cpu", pattern=r"^(cpu|auto|cuda(:\d+)?|mps)$",
+        description="Where the embedding model runs: cpu, auto (a GPU when torch sees one), cuda, cuda:N or mps.",
+    )  # fmt: skip
     llm_base_url: str | None = Field(None, description="OpenAI-compatible endpoint; unset = extractive answers.")
     llm_api_key: str | None = Field(None, description="API key for the LLM endpoint.")
     llm_model: str = Field("gpt-4o-mini", description="Model name sent to the LLM endpoint.")

@@ -30,9 +30,11 @@ def test_dotenv_file_is_read(monkeypatch, tmp_path):
 def test_a_bad_setting_names_its_environment_variable(monkeypatch):
     monkeypatch.setenv("KB_LLM_BASE_URL", "localhost:9000")
     monkeypatch.setenv("KB_CONFIDENCE_THRESHOLD", "1.5")
+    monkeypatch.setenv("KB_EMBEDDING_DEVICE", "gpu0")
     with pytest.raises(SettingsError) as err:
         load_settings()
-    assert "KB_LLM_BASE_URL" in str(err.value) and "KB_CONFIDENCE_THRESHOLD" in str(err.value)
+    for name in ("KB_LLM_BASE_URL", "KB_CONFIDENCE_THRESHOLD", "KB_EMBEDDING_DEVICE"):
+        assert name in str(err.value)
 
 
 @pytest.mark.parametrize("bad", ["", "-x", "has space", "a" * 70, "中文"])
