@@ -28,6 +28,7 @@ COLLECTION_PREFIX = "kb_"
 # Low k1: a passage that says a thing once, plainly, should not lose to one that repeats the words around it.
 BM25_K1, BM25_B = 0.3, 0.75
 QUESTION_SUFFIX = "::q"
+EXPANSION_WEIGHT = 0.15  # a glossary synonym's share in keyword search, against the question's own words
 _CLIENTS: dict[str, object] = {}
 _CLIENT_LOCK = threading.Lock()
 
@@ -123,11 +124,15 @@ class KeywordIndex:
         if self._bm25 is None:
             return []
         vocab = self._bm25.vocab_dict
-        terms = query_terms(query) + self.glossary.expansion_tokens(query)  # the concept's other wordings too
-        tokens = [t for t in dict.fromkeys(terms) if t in vocab]
-        if not tokens:
+        own = [t for t in dict.fromkeys(query_terms(query)) if t in vocab]
+        # The other wordings of the glossary concepts the question uses count at a small weight: they find a passage
+        # that says it another way, without drowning the question's own words ("那周末呢" after "几点上班").
+        more = [t for t in self.glossary.expansion_tokens(query) if t in vocab and t not in own]
+        if not own and not more:
             return []
-        scores = self._bm25.get_scores(tokens)
+        scores = self._bm25.get_scores(own) if own else 0.0
+        if more:
+            scores = scores + EXPANSION_WEIGHT * self._bm25.get_scores(more)
         top = scores.argsort()[::-1][: min(k, len(self._ids))]
         return [(self._ids[i], float(scores[i])) for i in top if scores[i] > 0]
 
