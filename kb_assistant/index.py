@@ -28,7 +28,7 @@ COLLECTION_PREFIX = "kb_"
 # Low k1: a passage that says a thing once, plainly, should not lose to one that repeats the words around it.
 BM25_K1, BM25_B = 0.3, 0.75
 QUESTION_SUFFIX = "::q"
-EXPANSION_WEIGHT = 0.15  # a glossary synonym's share in keyword search, against the question's own words
+EXPANSION_WEIGHT = 0.15  # a glossary synonym's share in keyword search when the KB knows the question's own term
 _CLIENTS: dict[str, object] = {}
 _CLIENT_LOCK = threading.Lock()
 
@@ -125,14 +125,20 @@ class KeywordIndex:
             return []
         vocab = self._bm25.vocab_dict
         own = [t for t in dict.fromkeys(query_terms(query)) if t in vocab]
-        # The other wordings of the glossary concepts the question uses count at a small weight: they find a passage
-        # that says it another way, without drowning the question's own words ("那周末呢" after "几点上班").
-        more = [t for t in self.glossary.expansion_tokens(query) if t in vocab and t not in own]
-        if not own and not more:
+        # The other wordings of the glossary concepts the question uses. When the KB never uses a word of the
+        # question's own term ("office" in a Chinese handbook, 老婆), they stand in for it at full weight; when it
+        # does, they only help, at a small weight, so they cannot drown the question's own words ("那周末呢" after
+        # "几点上班" must still find the weekend rule).
+        strong, weak = [], []
+        for m in self.glossary.matches(query):
+            bucket = weak if all(t in vocab for t in m.term.tokens) else strong
+            bucket += [t for alt in m.alternatives for t in alt.tokens if t in vocab and t not in own]
+        if not own and not strong and not weak:
             return []
         scores = self._bm25.get_scores(own) if own else 0.0
-        if more:
-            scores = scores + EXPANSION_WEIGHT * self._bm25.get_scores(more)
+        for extra, weight in ((strong, 1.0), (weak, EXPANSION_WEIGHT)):
+            if extra:
+                scores = scores + weight * self._bm25.get_scores(list(dict.fromkeys(extra)))
         top = scores.argsort()[::-1][: min(k, len(self._ids))]
         return [(self._ids[i], float(scores[i])) for i in top if scores[i] > 0]
 
