@@ -52,12 +52,15 @@ class Match:
         stems = {_stem(x) for x in self.term.tokens}
         return {t for t in tokens if _stem(t) in stems}
 
-    def covered_by(self, text_lower: str, text_stems: set[str]) -> bool:
-        """Does a passage say this concept in any of its wordings? ``text_stems``: ``stems(tokenize(text))``."""
+    def covered_by(self, text_lower: str, text_words: str) -> bool:
+        """Does a passage say this concept in any of its wordings? ``text_words``: ``word_sequence(text)``.
+
+        An English term must appear as a phrase: "business hours" is not said by "business class … 6 hours".
+        """
         for alt in (self.term, *self.alternatives):
             if alt.cjk and alt.text in text_lower:
                 return True
-            if not alt.cjk and all(_stem(t) in text_stems for t in alt.tokens):
+            if not alt.cjk and f" {' '.join(alt.words)} " in text_words:
                 return True
         return False
 
@@ -183,8 +186,9 @@ def _term(raw: str) -> Term | None:
     return Term(text, tokens, tuple(_stem(w) for w in words), is_cjk(text)) if words else None
 
 
-def stems(tokens) -> set[str]:
-    return {_stem(t) for t in tokens}
+def word_sequence(text: str) -> str:
+    """A text's words, stemmed, space-separated and space-padded: what ``Match.covered_by`` looks phrases up in."""
+    return f" {' '.join(_stem(w) for w in tokenize(text, keep_stopwords=True))} "
 
 
 def _stem(word: str) -> str:

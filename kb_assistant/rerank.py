@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 from typing import Protocol
 
-from kb_assistant.glossary import stems
+from kb_assistant.glossary import word_sequence
 from kb_assistant.index import QUESTION_SUFFIX, KeywordIndex, KnowledgeBaseIndex
 from kb_assistant.retrieval import Candidate, fusion_weights
 from kb_assistant.text import query_terms, tokenize
@@ -42,9 +42,9 @@ def weighted_coverage(query: str, text: str, keyword: KeywordIndex) -> float:
     t_tokens = set(tokenize(text))
     covered = q_tokens & t_tokens
     if keyword.glossary:
-        lower, t_stems = text.lower(), stems(t_tokens)
+        lower, words = text.lower(), word_sequence(text)
         for m in keyword.glossary.matches(query):
-            if m.covered_by(lower, t_stems):
+            if m.covered_by(lower, words):
                 covered |= m.question_tokens(q_tokens)
     weights = {t: keyword.idf(t) or 4.0 for t in q_tokens}
     total = sum(weights.values())

@@ -81,6 +81,17 @@ def test_glossary_terms_match_whole_words_and_plurals():
     assert "会议室" in g.expansion_tokens("Where are the meeting rooms?")
 
 
+def test_an_english_term_covers_a_passage_only_as_a_phrase():
+    from kb_assistant.glossary import Glossary, word_sequence
+
+    (m,) = Glossary([["office hours", "business hours", "上班时间"]]).matches("What are the office hours?")
+    said = "Our business hours are 9 to 6."
+    scattered = "Business class is allowed on flights over 6 hours."
+    assert m.covered_by(said.lower(), word_sequence(said))
+    assert not m.covered_by(scattered.lower(), word_sequence(scattered))
+    assert m.covered_by("公司上班时间为 10:00–19:00", word_sequence("公司上班时间为 10:00–19:00"))
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [
