@@ -168,13 +168,20 @@ class Glossary:
             at += len(word)
         return starts
 
-    def expansion_tokens(self, question: str) -> list[str]:
-        """Words of the other wordings of the concepts a question uses, for keyword search."""
-        out: list[str] = []
+    def expansions(self, question: str, known) -> tuple[list[str], list[str]]:
+        """Words of the other wordings of the concepts a question uses, for keyword search, as (stand-ins, extras):
+        stand-ins for a term with a word not in ``known`` (the KB's vocabulary never says it), extras otherwise."""
+        stand_ins: list[str] = []
+        extras: list[str] = []
         for m in self.matches(question):
-            for alt in m.alternatives:
-                out.extend(alt.tokens)
-        return list(dict.fromkeys(out))
+            bucket = extras if all(t in known for t in m.term.tokens) else stand_ins
+            bucket += [t for alt in m.alternatives for t in alt.tokens]
+        return list(dict.fromkeys(stand_ins)), list(dict.fromkeys(extras))
+
+    def expansion_tokens(self, question: str) -> list[str]:
+        """Every word of the other wordings of the concepts a question uses."""
+        stand_ins, extras = self.expansions(question, ())
+        return list(dict.fromkeys(stand_ins + extras))
 
 
 def _term(raw: str) -> Term | None:

@@ -129,16 +129,15 @@ class KeywordIndex:
         # question's own term ("office" in a Chinese handbook, 老婆), they stand in for it at full weight; when it
         # does, they only help, at a small weight, so they cannot drown the question's own words ("那周末呢" after
         # "几点上班" must still find the weekend rule).
-        strong, weak = [], []
-        for m in self.glossary.matches(query):
-            bucket = weak if all(t in vocab for t in m.term.tokens) else strong
-            bucket += [t for alt in m.alternatives for t in alt.tokens if t in vocab and t not in own]
+        strong, weak = (
+            [t for t in words if t in vocab and t not in own] for words in self.glossary.expansions(query, vocab)
+        )
         if not own and not strong and not weak:
             return []
         scores = self._bm25.get_scores(own) if own else 0.0
         for extra, weight in ((strong, 1.0), (weak, EXPANSION_WEIGHT)):
             if extra:
-                scores = scores + weight * self._bm25.get_scores(list(dict.fromkeys(extra)))
+                scores = scores + weight * self._bm25.get_scores(extra)
         top = scores.argsort()[::-1][: min(k, len(self._ids))]
         return [(self._ids[i], float(scores[i])) for i in top if scores[i] > 0]
 

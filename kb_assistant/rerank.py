@@ -41,9 +41,10 @@ def weighted_coverage(query: str, text: str, keyword: KeywordIndex) -> float:
         return 0.0
     t_tokens = set(tokenize(text))
     covered = q_tokens & t_tokens
-    if keyword.glossary:
+    matches = keyword.glossary.matches(query)  # remembered per question: cheap for every candidate and sentence
+    if matches:
         lower, words = text.lower(), word_sequence(text)
-        for m in keyword.glossary.matches(query):
+        for m in matches:
             if m.covered_by(lower, words):
                 covered |= m.question_tokens(q_tokens)
     weights = {t: keyword.idf(t) or 4.0 for t in q_tokens}

@@ -83,7 +83,7 @@ def chunk_language(chunk: Chunk) -> str:
     return _language_of(chunk.search_text()[:400])
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=8192)
 def _language_of(text: str) -> str:
     return detect_language(text)
 
