@@ -120,6 +120,32 @@ EN_STOPWORDS = frozenset(
         "know",
         "want",
         "need",
+        # contractions and fillers: "Can I use my leave while I'm still on probation?" is about use, leave, probation
+        "i'm",
+        "i've",
+        "i'd",
+        "i'll",
+        "you're",
+        "you've",
+        "it's",
+        "what's",
+        "that's",
+        "there's",
+        "don't",
+        "doesn't",
+        "didn't",
+        "can't",
+        "isn't",
+        "aren't",
+        "won't",
+        "while",
+        "still",
+        "yet",
+        "really",
+        "us",
+        "his",
+        "her",
+        "him",
     ]
 )
 ZH_STOPWORDS = frozenset(
@@ -277,7 +303,7 @@ def _tokenize_cached(text: str, keep_stopwords: bool) -> tuple[str, ...]:
             tokens.extend(_LATIN_WORD.findall(run))
     if keep_stopwords:
         return tuple(tokens)
-    return tuple(t for t in tokens if t not in EN_STOPWORDS and t not in ZH_STOPWORDS)
+    return tuple(t for t in tokens if t.replace("’", "'") not in EN_STOPWORDS and t not in ZH_STOPWORDS)
 
 
 def split_sentences(text: str) -> list[str]:
