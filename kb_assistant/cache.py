@@ -237,7 +237,10 @@ class SemanticCache:
             row = rows.get(entry_id)
             if row is None or any(q == row["question"] for q, _ in out.rejected):
                 continue
-            reason = near_miss_reason(question, row["question"], index.keyword.idf)
+            cached_text = json.loads(row["answer"]).get("text", "")  # a swapped word the answer itself says may pass
+            reason = near_miss_reason(
+                question, row["question"], index.keyword.idf, answer=cached_text, glossary=index.glossary
+            )
             if reason is not None:
                 out.rejected.append((row["question"], reason))
                 continue
