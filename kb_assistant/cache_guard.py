@@ -5,7 +5,9 @@ duplicates, so a similar-enough cached question must also pass ``near_miss_reaso
 differ in negation, numbers, dates, named entities or their key content words. In English a content-word
 conflict is a word or two swapped, or a modifier added, in an otherwise identical question ("carry over" /
 "cash out", "leave" / "sick leave"); a question reworded throughout is left to the embedding, which reads
-rewordings well and is fooled by lexical overlap. In Chinese every heavy word must be in both questions, weighted
+rewordings well and is fooled by lexical overlap. Such a swap passes when the cached answer itself says the new
+word ("new" / "novel coronavirus") or the glossary makes both words one concept ("PTO" / "annual leave"): MiniLM's
+own word vectors are no synonym signal (buy/sell and husband/wife score above novel/new and risk/vulnerable). In Chinese every heavy word must be in both questions, weighted
 by the KB's IDF, so a word every document uses ("公司") weighs little; a word the KB has never seen weighs most.
 All checks are conservative on purpose: a rejected paraphrase costs one full answer, a wrong hit serves someone
 the wrong policy.
