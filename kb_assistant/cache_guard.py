@@ -1,14 +1,15 @@
 """What the semantic cache checks besides similarity: the exact-match key, personal questions, near misses.
 
-Embeddings score "can I carry over leave" and "can I cash out leave" (or 上班时间 and 下班时间) as near
-duplicates, so a similar-enough cached question must also pass ``near_miss_reason``: the two questions may not
-differ in negation, numbers, dates, named entities or their key content words. In English a content-word
-conflict is a word or two swapped, or a modifier added, in an otherwise identical question ("carry over" /
-"cash out", "leave" / "sick leave"); a question reworded throughout is left to the embedding, which reads
-rewordings well and is fooled by lexical overlap. Such a swap passes when the cached answer itself says the new
-word ("new" / "novel coronavirus") or the glossary makes both words one concept ("PTO" / "annual leave"): MiniLM's
-own word vectors are no synonym signal (buy/sell and husband/wife score above novel/new and risk/vulnerable). In Chinese every heavy word must be in both questions, weighted
-by the KB's IDF, so a word every document uses ("公司") weighs little; a word the KB has never seen weighs most.
+Embeddings score "can I carry over leave" and "can I cash out leave" (or 上班时间 and 下班时间) as near duplicates, so a
+similar-enough cached question must also pass ``near_miss_reason``: the two questions may not differ in negation,
+numbers, dates, named entities or their key content words. In English a content-word conflict is a word or two
+swapped, or a modifier added, in an otherwise identical question ("carry over" / "cash out", "leave" / "sick
+leave"); a question reworded throughout is left to the embedding, which reads rewordings well and is fooled by
+lexical overlap. Such a swap passes when the cached answer itself says the new word ("new" / "novel coronavirus")
+or the glossary makes both words one concept ("PTO" / "annual leave"): MiniLM's own word vectors are no synonym
+signal (buy/sell and husband/wife score above novel/new and risk/vulnerable). In Chinese every heavy word must be
+in both questions, weighted by the KB's IDF, so a word every document uses ("公司") weighs little; a word the KB has
+never seen weighs most.
 All checks are conservative on purpose: a rejected paraphrase costs one full answer, a wrong hit serves someone
 the wrong policy.
 """
