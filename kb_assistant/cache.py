@@ -9,9 +9,8 @@ model; then embedding similarity (0..1) above a per-language threshold. The last
 also passes the near-miss guard of ``cache_guard`` (no difference in negation, numbers, dates, names or key content
 words; a swapped word the cached answer says, or a glossary synonym, is no difference). MiniLM cannot tell Chinese
 questions apart, so Chinese stops at the wording key by default (``cache_threshold_zh`` = 1.0). Personal questions
-are neither stored nor
-served. An entry is fresh exactly while every chunk it cited is still live in the KB: chunk ids are
-content-addressed, so an ingest that changes or deletes a cited chunk kills exactly the entries that cited it.
+are neither stored nor served. An entry is fresh exactly while every chunk it cited is still live in the KB: chunk
+ids are content-addressed, so an ingest that changes or deletes a cited chunk kills exactly the entries that cited it.
 
 Storage: one SQLite file, ``<data>/cache.sqlite3`` (WAL, busy timeout), holding the entries (question, float32
 embedding, Answer JSON, cited chunk ids, KB version, hits, time saved) and the counters behind ``stats()``.
