@@ -4,13 +4,13 @@
                                           └─ miss: retrieve … answer ─► cache.store (answered, cited, not personal)
 
 Lookup has three layers, keyed per KB and language: the normalised question (NFKC, case, punctuation, width); the
-wording key (the same content words in other function words: "do I get" / "can I get", 怎么/如何, 吗/呢), which
-needs no model; then embedding similarity (0..1) above a per-language threshold. The last two serve a paraphrase
-only if it also passes the near-miss guard of ``cache_guard`` (no difference in negation, numbers, dates, names
-or key content words). MiniLM cannot tell Chinese questions apart, so Chinese stops at the wording key by default
-(``cache_threshold_zh`` = 1.0). Personal questions are neither stored nor
-served. An entry is fresh exactly while every chunk it cited is still live in the KB: chunk ids are
-content-addressed, so an ingest that changes or deletes a cited chunk kills exactly the entries that cited it.
+wording key (the same content words in other function words: "do I get" / "can I get", 怎么/如何, 吗/呢), which needs no
+model; then embedding similarity (0..1) above a per-language threshold. The last two serve a paraphrase only if it
+also passes the near-miss guard of ``cache_guard`` (no difference in negation, numbers, dates, names or key content
+words; a swapped word the cached answer says, or a glossary synonym, is no difference). MiniLM cannot tell Chinese
+questions apart, so Chinese stops at the wording key by default (``cache_threshold_zh`` = 1.0). Personal questions
+are neither stored nor served. An entry is fresh exactly while every chunk it cited is still live in the KB: chunk
+ids are content-addressed, so an ingest that changes or deletes a cited chunk kills exactly the entries that cited it.
 
 Storage: one SQLite file, ``<data>/cache.sqlite3`` (WAL, busy timeout), holding the entries (question, float32
 embedding, Answer JSON, cited chunk ids, KB version, hits, time saved) and the counters behind ``stats()``.
@@ -237,7 +237,10 @@ class SemanticCache:
             row = rows.get(entry_id)
             if row is None or any(q == row["question"] for q, _ in out.rejected):
                 continue
-            reason = near_miss_reason(question, row["question"], index.keyword.idf)
+            cached_text = json.loads(row["answer"]).get("text", "")  # a swapped word the answer itself says may pass
+            reason = near_miss_reason(
+                question, row["question"], index.keyword.idf, answer=cached_text, glossary=index.glossary
+            )
             if reason is not None:
                 out.rejected.append((row["question"], reason))
                 continue

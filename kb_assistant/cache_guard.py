@@ -1,12 +1,15 @@
 """What the semantic cache checks besides similarity: the exact-match key, personal questions, near misses.
 
-Embeddings score "can I carry over leave" and "can I cash out leave" (or 上班时间 and 下班时间) as near
-duplicates, so a similar-enough cached question must also pass ``near_miss_reason``: the two questions may not
-differ in negation, numbers, dates, named entities or their key content words. In English a content-word
-conflict is a word or two swapped, or a modifier added, in an otherwise identical question ("carry over" /
-"cash out", "leave" / "sick leave"); a question reworded throughout is left to the embedding, which reads
-rewordings well and is fooled by lexical overlap. In Chinese every heavy word must be in both questions, weighted
-by the KB's IDF, so a word every document uses ("公司") weighs little; a word the KB has never seen weighs most.
+Embeddings score "can I carry over leave" and "can I cash out leave" (or 上班时间 and 下班时间) as near duplicates, so a
+similar-enough cached question must also pass ``near_miss_reason``: the two questions may not differ in negation,
+numbers, dates, named entities or their key content words. In English a content-word conflict is a word or two
+swapped, or a modifier added, in an otherwise identical question ("carry over" / "cash out", "leave" / "sick
+leave"); a question reworded throughout is left to the embedding, which reads rewordings well and is fooled by
+lexical overlap. Such a swap passes when the cached answer itself says the new word ("new" / "novel coronavirus")
+or the glossary makes both words one concept ("PTO" / "annual leave"): MiniLM's own word vectors are no synonym
+signal (buy/sell and husband/wife score above novel/new and risk/vulnerable). In Chinese every heavy word must be
+in both questions, weighted by the KB's IDF, so a word every document uses ("公司") weighs little; a word the KB has
+never seen weighs most.
 All checks are conservative on purpose: a rejected paraphrase costs one full answer, a wrong hit serves someone
 the wrong policy.
 """
@@ -16,8 +19,12 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from kb_assistant.text import is_cjk, tokenize
+
+if TYPE_CHECKING:
+    from kb_assistant.glossary import Glossary
 
 Idf = Callable[[str], float]
 
@@ -74,8 +81,11 @@ def wording_key(text: str) -> str:
 # About the asker's own data or situation: their balance, their manager, what they have left. "How many days of
 # leave do I get?" is policy and stays cacheable; "my …", "I have …", "我的…", "我还剩…" are not.
 _PERSONAL_EN = re.compile(
-    r"\b(?:my|mine|myself|i['’]ve|i['’]m|i\s+am|am\s+i|i\s+(?:still\s+|already\s+)?(?:have|had|did|was|got|used|"
-    r"took|owe|earn|make)|have\s+i|did\s+i|was\s+i|me\s+personally)\b",
+    r"\b(?:my|mine|am\s+i|have\s+i|did\s+i|was\s+i|me\s+personally)\b"
+    # "I have / I was …" states the asker's situation, but not as a condition ("what if I am sick", "when I'm
+    # abroad") nor as an obligation ("do I have to"); "protect myself" is everyone's question.
+    r"|(?<!\bif\s)(?<!\bwhen\s)\b(?:i['’]ve|i['’]m|i\s+am|i\s+(?:still\s+|already\s+)?(?:have(?!\s+to\b)|had|did|was|"
+    r"got|used|took|owe|earn|make))\b",
     re.IGNORECASE,
 )
 _PERSONAL_ZH = re.compile(
@@ -322,6 +332,11 @@ _LIGHT_WORDS = frozenset(
         "need",
         "needs",
         "against",
+        "myself",  # "should I check myself" / "should I be tested": who is asked, not what
+        "yourself",
+        "ourselves",
+        "themselves",
+        "oneself",
         "一下",
         "知道",
         "想",
@@ -407,18 +422,32 @@ def _covered(token: str, stem: str, other_stems: set[str], other_text: str) -> b
     return False
 
 
-def near_miss_reason(a: str, b: str, idf: Idf, *, max_uncovered: float = 0.15, min_shared: float = 0.5) -> str | None:
-    """Why two similar-looking questions must not share an answer, or None when no difference was found.
+def near_miss_reason(
+    a: str,
+    b: str,
+    idf: Idf,
+    *,
+    answer: str = "",
+    glossary: Glossary | None = None,
+    max_uncovered: float = 0.15,
+    min_shared: float = 0.5,
+) -> str | None:
+    """Why question ``a`` must not get the answer cached for the similar-looking question ``b``, or None when no
+    difference was found.
 
     ``idf(token)`` weighs content words (0 or less: unknown to the KB, weighted as the rarest). A question's key
     content word (its heaviest) must appear in the other question, and the words of either question missing from
-    the other may carry at most ``max_uncovered`` of its weight.
+    the other may carry at most ``max_uncovered`` of its weight. In English, words swapped or added in an
+    otherwise identical question pass when they are one concept of ``glossary`` ("PTO" / "annual leave") or when
+    ``answer`` (the text cached for ``b``) says them: an answer that speaks of what ``a`` asks about answers it.
+    Negation, numbers, dates and names are never excused.
     """
     if negated(a) != negated(b):
         return "negation"
     if numbers(a) != numbers(b):
         return "number"
-    if dates(a) != dates(b):
+    said_alike = _shared_concept_words(a, b, glossary)  # "annual leave" / "PTO": one concept, no date in it
+    if dates(a) - said_alike != dates(b) - said_alike:
         return "date"
     if _kinds_differ(question_kind(a), question_kind(b)):
         return "question kind"
@@ -445,25 +474,32 @@ def near_miss_reason(a: str, b: str, idf: Idf, *, max_uncovered: float = 0.15, m
         if max(lost_a, lost_b) > max_uncovered:
             return "content words " + _listed(words_a, missing_a, words_b, missing_b)
         return None
-    return _swapped_or_narrowed(a, b)
+    return _swapped_or_narrowed(a, b, answer, glossary)
 
 
 def _content_sequence(text: str) -> list[tuple[str, str]]:
-    """(stem, token) of the content words in order, question-frame verbs ("do", "help", "mean") left out."""
+    """(stem, token) of the content words in order, question-frame words ("do", "help", "mean", the "long" of
+    "how long") left out."""
     words = content_words(text)
     keep = set(words.values())
-    return [(_stem(t), t) for t in tokenize(text) if t in keep and t not in _FRAME_WORDS]
+    tokens = tokenize(_HOW_PHRASE.sub("how", text))
+    return [(_stem(t), t) for t in tokens if t in keep and t not in _FRAME_WORDS]
+
+
+_HOW_PHRASE = re.compile(r"\bhow\s+(?:long|often|much|many|far|soon|come)\b", re.IGNORECASE)  # compared as kinds
 
 
 def _same_word(x: str, y: str) -> bool:
     return x == y or (len(x) >= 5 and len(y) >= 5 and _common_prefix(x, y) >= 5)
 
 
-def _swapped_or_narrowed(a: str, b: str) -> str | None:
+def _swapped_or_narrowed(a: str, b: str, answer: str = "", glossary: Glossary | None = None) -> str | None:
     """English: the same question but for one or two words swapped ("carry over" / "cash out") or a modifier added
-    before a shared word ("leave" / "sick leave"). A question reworded throughout is left to the embedding, and
-    so is a word added at the end ("what is community spread" / "… spread mean"): lexical overlap is what fools
-    the embedding, not rewording."""
+    right before a shared word ("leave" / "sick leave"). A question reworded throughout is left to the embedding,
+    and so is a word added at the end ("what is community spread" / "… spread mean") or away from the word it
+    would narrow ("what about importing animals" / "are there regulations about importing animals"): lexical
+    overlap is what fools the embedding, not rewording. A word both questions use, only elsewhere, is moved, not
+    swapped. Words of one glossary concept, or ``a``'s words that ``answer`` (``b``'s) says, are no conflict."""
     sa, sb = _content_sequence(a), _content_sequence(b)
     head = 0
     while head < min(len(sa), len(sb)) and _same_word(sa[head][0], sb[head][0]):
@@ -474,11 +510,62 @@ def _swapped_or_narrowed(a: str, b: str) -> str | None:
     only_a, only_b = sa[head : len(sa) - tail], sb[head : len(sb) - tail]
     if not (only_a or only_b) or head + tail == 0 or max(len(only_a), len(only_b)) > 2:
         return None
-    if only_a and only_b and not _spells_out(only_a, only_b):
+    stems_a, stems_b = {s for s, _ in sa}, {s for s, _ in sb}
+    own_a = [(s, t) for s, t in only_a if s not in stems_b]  # "the disease being called" / "the name of the disease"
+    own_b = [(s, t) for s, t in only_b if s not in stems_a]
+    if only_a and only_b and not (own_a or own_b):  # the same words in other places: "from A to B" / "from B to A"
         return "content words " + " / ".join(", ".join(f"'{t}'" for _, t in side) for side in (only_a, only_b))
-    if tail:  # an added word right before a shared one narrows it: "sick leave", "paid leave"
-        return "content words " + ", ".join(f"'{t}'" for _, t in only_a or only_b) + " added"
+    only_a, only_b = own_a, own_b
+    if not (only_a or only_b) or _one_concept(a, b, only_a, only_b, glossary) or _answer_says(only_a, answer):
+        return None
+    if only_a and only_b:
+        if _spells_out(only_a, only_b):
+            return None
+        return "content words " + " / ".join(", ".join(f"'{t}'" for _, t in side) for side in (only_a, only_b))
+    added, text = (only_a, a) if only_a else (only_b, b)
+    if tail and _right_before(added[-1][1], sa[len(sa) - tail][0] if only_a else sb[len(sb) - tail][0], text):
+        return "content words " + ", ".join(f"'{t}'" for _, t in added) + " added"  # "sick leave", "paid leave"
     return None
+
+
+def _right_before(word: str, next_stem: str, text: str) -> bool:
+    """Does ``word`` come right before a word of stem ``next_stem`` in ``text`` (a modifier of it)?"""
+    tokens = tokenize(text, keep_stopwords=True)
+    return any(t == word and _stem(n) == next_stem for t, n in zip(tokens, tokens[1:], strict=False))
+
+
+def _answer_says(words: list[tuple[str, str]], answer: str) -> bool:
+    """Does the cached answer use every one of the asking question's swapped-in words (stemmed)?"""
+    if not words or not answer:
+        return False
+    said = {_stem(t) for t in tokenize(answer)}
+    return all(s in said for s, _ in words)
+
+
+def _one_concept(a: str, b: str, only_a, only_b, glossary: Glossary | None) -> bool:
+    """Are the words swapped between the questions wordings of one glossary concept (PTO / annual leave)?"""
+    if glossary is None or not (only_a and only_b):
+        return False
+    ma, mb = glossary.matches(a), glossary.matches(b)
+    for x in ma:
+        for y in mb:
+            if y.term in x.alternatives and _accounts(x, only_a) and _accounts(y, only_b):
+                return True
+    return False
+
+
+def _shared_concept_words(a: str, b: str, glossary: Glossary | None) -> frozenset[str]:
+    """The words of the glossary terms by which both questions name one concept, each in its own wording."""
+    if glossary is None:
+        return frozenset()
+    ma, mb = glossary.matches(a), glossary.matches(b)
+    pairs = [(x, y) for x in ma for y in mb if y.term in x.alternatives or y.term == x.term]
+    return frozenset(w for x, y in pairs for m in (x, y) for w in m.term.text.split())
+
+
+def _accounts(match, words: list[tuple[str, str]]) -> bool:
+    """Does a glossary term found in a question account for all of the question's swapped words?"""
+    return all(t in set(match.term.tokens) or t in match.term.text.split() for _, t in words)
 
 
 def _spells_out(x: list[tuple[str, str]], y: list[tuple[str, str]]) -> bool:
