@@ -31,6 +31,31 @@ def test_english_question_gets_an_english_answer_from_the_english_policy(sample_
     assert answer.citations[0].source == "leave-policy.md"
 
 
+def test_english_question_answered_only_by_the_chinese_handbook_quotes_the_chinese_rule(sample_assistant):
+    # The English leave policy mentions "working hours" once (prenatal check-ups); the hours themselves are only
+    # in the Chinese handbook, and that sentence is the answer, not the English one that shares a word.
+    answer = sample_assistant.ask("What are the office hours?")
+    assert answer.answered
+    assert "10:00–19:00" in answer.text and "Prenatal" not in answer.text
+    assert answer.citations[0].source == "员工手册-考勤与工时.md"
+    assert "。 " not in answer.text  # Chinese sentences are joined without a space
+
+
+@pytest.mark.parametrize(
+    ("question", "expected", "not_expected"),
+    [
+        ("午休时间有多长？", "1.5 小时", "午休时间不计入工作时间"),  # how long: the sentence with the duration
+        ("How long is paternity leave?", "10 working days", "within 6 months"),  # the rule, not its deadline
+    ],
+)
+def test_extractive_answer_is_the_sentence_that_answers_not_one_that_repeats_the_question(
+    sample_assistant, question, expected, not_expected
+):
+    answer = sample_assistant.ask(question)
+    assert answer.answered
+    assert expected in answer.text and not_expected not in answer.text
+
+
 def test_faq_table_answers_come_from_the_faq_entry(sample_assistant):
     answer = sample_assistant.ask("工资每个月几号发？")
     assert answer.answered

@@ -90,7 +90,7 @@ class ExtractiveAnswerer:
             follow = sentences[i + 1]
             if weighted_coverage(question, follow, self.keyword) > 0 or sentence.endswith((":", "：")):
                 parts.append(follow)
-        joiner = "" if lang == "zh" else " "
+        joiner = "" if detect_language(sentence) == "zh" else " "  # the passage's language, not the question's
         yield Draft(text=_with_marker(joiner.join(parts), n), found=True)
 
 
