@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import math
+import unicodedata
 from typing import Protocol
 
 from kb_assistant.glossary import word_sequence
@@ -69,15 +70,16 @@ class EvidenceReranker:
     def rerank(self, query: str, candidates: list[Candidate]) -> list[Candidate]:
         if self.dense:
             self._blend_faq_views(query, candidates)
+        keyword = self.index.keyword
         for c in candidates:
             lang = c.extra.get("lang", "en")
-            c.extra["coverage"] = coverage = weighted_coverage(query, c.chunk.search_text(), self.index.keyword)
+            c.extra["coverage"] = coverage = weighted_coverage(query, c.chunk.search_text(), keyword)
             w_dense, w_kw = fusion_weights(lang, dense=self.dense, keyword=self.keyword)
             c.fused = w_dense * c.dense + w_kw * c.keyword
             c.score = (1 - COVERAGE_WEIGHT[lang]) * c.fused + COVERAGE_WEIGHT[lang] * coverage
-            if self.keyword:
-                c.score += FULL_COVERAGE_BONUS[lang] * coverage**16
-        return sorted(candidates, key=lambda c: c.score, reverse=True)
+            if self.keyword and FULL_COVERAGE_BONUS[lang]:
+                c.score += FULL_COVERAGE_BONUS[lang] * _bonus_coverage(query, c, keyword) ** 16
+        return distinct_first(sorted(candidates, key=lambda c: c.score, reverse=True))
 
     def _blend_faq_views(self, query: str, candidates: list[Candidate]) -> None:
         faq = [c for c in candidates if c.chunk.kind == "faq" and c.chunk.question]
@@ -89,7 +91,37 @@ class EvidenceReranker:
         for c in faq:
             q, qa = sims.get(c.chunk.id + QUESTION_SUFFIX), sims.get(c.chunk.id)
             if q is not None and qa is not None:
-                c.dense = FAQ_QUESTION_WEIGHT * q + (1 - FAQ_QUESTION_WEIGHT) * qa
+                # The question view counts most, but an entry whose question + answer matches better than that
+                # blend (a question worded like the answer) is not held back by its question.
+                c.dense = max(FAQ_QUESTION_WEIGHT * q + (1 - FAQ_QUESTION_WEIGHT) * qa, qa)
+
+
+def _bonus_coverage(query: str, c: Candidate, keyword: KeywordIndex) -> float:
+    """What the full-coverage bonus looks at: an FAQ entry's question, any other passage's text.
+
+    An FAQ answer runs to paragraphs and holds most short questions' few content words by chance ("How does X
+    present?" is not about the entry whose answer says "present in faeces"); a question that names every word
+    of the asker's is evidence.
+    """
+    if c.chunk.kind == "faq" and c.chunk.question:
+        return weighted_coverage(query, c.chunk.question, keyword)
+    return c.extra["coverage"]
+
+
+def distinct_first(ranked: list[Candidate]) -> list[Candidate]:
+    """The ranking with repeats moved after the distinct passages: the same FAQ question from a second source, or
+    the same text in a second file, would take one of the few passages shown from a different answer."""
+    seen: set[str] = set()
+    first, repeats = [], []
+    for c in ranked:
+        key = normalised(c.chunk.question if c.chunk.kind == "faq" and c.chunk.question else c.chunk.text or c.chunk.id)
+        (repeats if key in seen else first).append(c)
+        seen.add(key)
+    return first + repeats
+
+
+def normalised(text: str) -> str:
+    return "".join(ch for ch in unicodedata.normalize("NFKC", text).lower() if ch.isalnum())
 
 
 class CrossEncoderReranker:
