@@ -2,14 +2,15 @@
 
 - ``EvidenceReranker`` (default, offline, a few ms): re-scores the shortlist with evidence retrieval does not
   compute. An FAQ entry is scored on a blend of the question's similarity to the FAQ question and to question +
-  answer: a paraphrase is matched best by the first, a question worded like the answer by the second (COVID FAQ:
-  MRR 0.77 with the better of the two, 0.79 with the blend). It also measures how much of the question's
-  IDF-weighted vocabulary each passage covers, which the confidence uses, and which picks the passage that answers
-  *this* question among passages of the same document in Chinese (e.g. standard hours vs flexible hours); in
-  English, where paraphrases share few words with the FAQ, it does not move the order (COVID MRR 0.79 with a
-  0.1 weight, 0.81 without; eval/README.md), except that a passage holding (nearly) every content word of the
-  question gets a bonus: the embedding alone ranks a look-alike ("the charity run in Madrid") above the passage
-  that names the right place.
+  answer, never below the latter: a paraphrase is matched best by the first, a question worded like the answer by
+  the second. It also measures how much of the question's IDF-weighted vocabulary each passage covers, which the
+  confidence uses, and which picks the passage that answers *this* question among passages of the same document
+  in Chinese (e.g. standard hours vs flexible hours); in English, where paraphrases share few words with the FAQ,
+  it does not move the order (COVID MRR 0.79 with a 0.1 weight, 0.81 without; eval/README.md), except that a
+  passage holding (nearly) every content word of the question gets a bonus: the embedding alone ranks a
+  look-alike ("the charity run in Madrid") above the passage that names the right place. For an FAQ entry the
+  bonus looks at its question only: a long answer holds a short question's few words by chance. Repeats (one FAQ
+  question from two sources, one text in two files) go after the distinct passages.
 - ``CrossEncoderReranker``: any sentence-transformers CrossEncoder from a local path (KB_RERANKER_MODEL).
 - ``NoReranker``: keeps the fused order (rerank switched off).
 """
@@ -114,7 +115,8 @@ def distinct_first(ranked: list[Candidate]) -> list[Candidate]:
     seen: set[str] = set()
     first, repeats = [], []
     for c in ranked:
-        key = normalised(c.chunk.question if c.chunk.kind == "faq" and c.chunk.question else c.chunk.text or c.chunk.id)
+        faq = c.chunk.kind == "faq" and c.chunk.question
+        key = "q:" + normalised(c.chunk.question) if faq else "t:" + (c.chunk.text or c.chunk.id)
         (repeats if key in seen else first).append(c)
         seen.add(key)
     return first + repeats
