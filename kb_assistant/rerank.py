@@ -2,14 +2,15 @@
 
 - ``EvidenceReranker`` (default, offline, a few ms): re-scores the shortlist with evidence retrieval does not
   compute. An FAQ entry is scored on a blend of the question's similarity to the FAQ question and to question +
-  answer: a paraphrase is matched best by the first, a question worded like the answer by the second (COVID FAQ:
-  MRR 0.77 with the better of the two, 0.79 with the blend). It also measures how much of the question's
-  IDF-weighted vocabulary each passage covers, which the confidence uses, and which picks the passage that answers
-  *this* question among passages of the same document in Chinese (e.g. standard hours vs flexible hours); in
-  English, where paraphrases share few words with the FAQ, it does not move the order (COVID MRR 0.79 with a
-  0.1 weight, 0.81 without; eval/README.md), except that a passage holding (nearly) every content word of the
-  question gets a bonus: the embedding alone ranks a look-alike ("the charity run in Madrid") above the passage
-  that names the right place.
+  answer, never below the latter: a paraphrase is matched best by the first, a question worded like the answer by
+  the second. It also measures how much of the question's IDF-weighted vocabulary each passage covers, which the
+  confidence uses, and which picks the passage that answers *this* question among passages of the same document
+  in Chinese (e.g. standard hours vs flexible hours); in English, where paraphrases share few words with the FAQ,
+  it does not move the order (COVID MRR 0.79 with a 0.1 weight, 0.81 without; eval/README.md), except that a
+  passage holding (nearly) every content word of the question gets a bonus: the embedding alone ranks a
+  look-alike ("the charity run in Madrid") above the passage that names the right place. For an FAQ entry the
+  bonus looks at its question only: a long answer holds a short question's few words by chance. Repeats (one FAQ
+  question from two sources, one text in two files) go after the distinct passages.
 - ``CrossEncoderReranker``: any sentence-transformers CrossEncoder from a local path (KB_RERANKER_MODEL).
 - ``NoReranker``: keeps the fused order (rerank switched off).
 """
@@ -17,6 +18,7 @@
 from __future__ import annotations
 
 import math
+import unicodedata
 from typing import Protocol
 
 from kb_assistant.glossary import word_sequence
@@ -69,15 +71,16 @@ class EvidenceReranker:
     def rerank(self, query: str, candidates: list[Candidate]) -> list[Candidate]:
         if self.dense:
             self._blend_faq_views(query, candidates)
+        keyword = self.index.keyword
         for c in candidates:
             lang = c.extra.get("lang", "en")
-            c.extra["coverage"] = coverage = weighted_coverage(query, c.chunk.search_text(), self.index.keyword)
+            c.extra["coverage"] = coverage = weighted_coverage(query, c.chunk.search_text(), keyword)
             w_dense, w_kw = fusion_weights(lang, dense=self.dense, keyword=self.keyword)
             c.fused = w_dense * c.dense + w_kw * c.keyword
             c.score = (1 - COVERAGE_WEIGHT[lang]) * c.fused + COVERAGE_WEIGHT[lang] * coverage
-            if self.keyword:
-                c.score += FULL_COVERAGE_BONUS[lang] * coverage**16
-        return sorted(candidates, key=lambda c: c.score, reverse=True)
+            if self.keyword and FULL_COVERAGE_BONUS[lang]:
+                c.score += FULL_COVERAGE_BONUS[lang] * _bonus_coverage(query, c, keyword) ** 16
+        return distinct_first(sorted(candidates, key=lambda c: c.score, reverse=True))
 
     def _blend_faq_views(self, query: str, candidates: list[Candidate]) -> None:
         faq = [c for c in candidates if c.chunk.kind == "faq" and c.chunk.question]
@@ -89,7 +92,38 @@ class EvidenceReranker:
         for c in faq:
             q, qa = sims.get(c.chunk.id + QUESTION_SUFFIX), sims.get(c.chunk.id)
             if q is not None and qa is not None:
-                c.dense = FAQ_QUESTION_WEIGHT * q + (1 - FAQ_QUESTION_WEIGHT) * qa
+                # The question view counts most, but an entry whose question + answer matches better than that
+                # blend (a question worded like the answer) is not held back by its question.
+                c.dense = max(FAQ_QUESTION_WEIGHT * q + (1 - FAQ_QUESTION_WEIGHT) * qa, qa)
+
+
+def _bonus_coverage(query: str, c: Candidate, keyword: KeywordIndex) -> float:
+    """What the full-coverage bonus looks at: an FAQ entry's question, any other passage's text.
+
+    An FAQ answer runs to paragraphs and holds most short questions' few content words by chance ("How does X
+    present?" is not about the entry whose answer says "present in faeces"); a question that names every word
+    of the asker's is evidence.
+    """
+    if c.chunk.kind == "faq" and c.chunk.question:
+        return weighted_coverage(query, c.chunk.question, keyword)
+    return c.extra["coverage"]
+
+
+def distinct_first(ranked: list[Candidate]) -> list[Candidate]:
+    """The ranking with repeats moved after the distinct passages: the same FAQ question from a second source, or
+    the same text in a second file, would take one of the few passages shown from a different answer."""
+    seen: set[str] = set()
+    first, repeats = [], []
+    for c in ranked:
+        faq = c.chunk.kind == "faq" and c.chunk.question
+        key = "q:" + normalised(c.chunk.question) if faq else "t:" + (c.chunk.text or c.chunk.id)
+        (repeats if key in seen else first).append(c)
+        seen.add(key)
+    return first + repeats
+
+
+def normalised(text: str) -> str:
+    return "".join(ch for ch in unicodedata.normalize("NFKC", text).lower() if ch.isalnum())
 
 
 class CrossEncoderReranker:
