@@ -142,7 +142,6 @@ EN_STOPWORDS = frozenset(
         "still",
         "yet",
         "really",
-        "us",
         "his",
         "her",
         "him",
