@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import csv
 import json
-import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from kb_assistant.errors import KBError
 from kb_assistant.schema import Chunk, Citation
+from kb_assistant.text import normalise
 
 DATASETS = Path(__file__).resolve().parent / "datasets"
 GOLDEN = DATASETS / "golden.jsonl"
@@ -61,11 +61,6 @@ class EvalSet:
     # How to build the KB this set is asked against: None = ask an existing KB (golden).
     build: Callable[[object], None] | None = None  # build(index) fills a fresh KnowledgeBaseIndex
     fingerprint: str = ""  # identifies the corpus, to reuse a built KB between runs
-
-
-def normalise(text: str) -> str:
-    text = unicodedata.normalize("NFKC", text or "").lower()
-    return "".join(ch for ch in text if ch.isalnum())
 
 
 def load(path: Path, *, kind: str | None = None, paraphrases: Path | None = None, limit: int | None = None) -> EvalSet:

@@ -5,9 +5,8 @@ from __future__ import annotations
 import re
 from collections import Counter
 
-from eval.datasets import normalise
 from kb_assistant.schema import Answer
-from kb_assistant.text import detect_language, split_sentences, tokenize
+from kb_assistant.text import detect_language, normalise, split_sentences, tokenize
 
 _MARKER = re.compile(r"\[(\d{1,2})\]")
 

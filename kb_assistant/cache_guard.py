@@ -21,7 +21,7 @@ import unicodedata
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from kb_assistant.text import is_cjk, tokenize
+from kb_assistant.text import is_cjk, normalise, tokenize
 
 if TYPE_CHECKING:
     from kb_assistant.glossary import Glossary
@@ -29,12 +29,11 @@ if TYPE_CHECKING:
 Idf = Callable[[str], float]
 
 # --- the exact-match key ----------------------------------------------------------------------------------------
-_NOT_WORD = re.compile(r"[\W_]+", re.UNICODE)
 
 
 def normalize_question(text: str) -> str:
     """Exact-match key: NFKC (full → half width), case-folded, without punctuation and whitespace."""
-    return _NOT_WORD.sub("", unicodedata.normalize("NFKC", text).casefold())
+    return normalise(text)
 
 
 def _words(text: str) -> list[str]:

@@ -18,13 +18,12 @@
 from __future__ import annotations
 
 import math
-import unicodedata
 from typing import Protocol
 
 from kb_assistant.glossary import word_sequence
 from kb_assistant.index import QUESTION_SUFFIX, KeywordIndex, KnowledgeBaseIndex
 from kb_assistant.retrieval import Candidate, fusion_weights
-from kb_assistant.text import query_terms, tokenize
+from kb_assistant.text import normalise, query_terms, tokenize
 
 
 class Reranker(Protocol):
@@ -116,14 +115,10 @@ def distinct_first(ranked: list[Candidate]) -> list[Candidate]:
     first, repeats = [], []
     for c in ranked:
         faq = c.chunk.kind == "faq" and c.chunk.question
-        key = "q:" + normalised(c.chunk.question) if faq else "t:" + (c.chunk.text or c.chunk.id)
+        key = "q:" + normalise(c.chunk.question) if faq else "t:" + (c.chunk.text or c.chunk.id)
         (repeats if key in seen else first).append(c)
         seen.add(key)
     return first + repeats
-
-
-def normalised(text: str) -> str:
-    return "".join(ch for ch in unicodedata.normalize("NFKC", text).lower() if ch.isalnum())
 
 
 class CrossEncoderReranker:

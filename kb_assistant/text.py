@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 import re
+import unicodedata
 from functools import lru_cache
 
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _LATIN_WORD = re.compile(r"[a-z0-9]+(?:[.:'’-][a-z0-9]+)*")
+_NOT_WORD = re.compile(r"[\W_]+")
 # Sentence ends: Chinese full-width marks always; Latin marks only before whitespace/end (keeps 1.5, 10:00).
 _SENTENCE_END = re.compile(r"(?<=[。！？；!?])|(?<=[.;])(?=\s)|\n+")
 
@@ -266,6 +268,11 @@ QUESTION_HINTS = {
 
 def is_cjk(text: str) -> bool:
     return bool(_CJK.search(text))
+
+
+def normalise(text: str) -> str:
+    """Letters and digits only: NFKC (full → half width), case-folded, without punctuation and whitespace."""
+    return _NOT_WORD.sub("", unicodedata.normalize("NFKC", text or "").casefold())
 
 
 def detect_language(text: str) -> str:

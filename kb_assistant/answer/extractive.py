@@ -22,7 +22,7 @@ from kb_assistant.answer import Draft
 from kb_assistant.index import KeywordIndex
 from kb_assistant.rerank import weighted_coverage
 from kb_assistant.retrieval import Candidate
-from kb_assistant.text import detect_language, query_terms, split_sentences, tokenize
+from kb_assistant.text import detect_language, normalise, query_terms, split_sentences, tokenize
 
 _BULLET = re.compile(r"^\s*(?:[-*•·]|\d+[.)、]|[（(]\d+[)）])\s*")
 MAX_CHARS = 320
@@ -95,7 +95,7 @@ class ExtractiveAnswerer:
 
 
 def _char_pairs(text: str) -> set[str]:
-    letters = "".join(ch for ch in text.lower() if ch.isalnum())
+    letters = normalise(text)
     return {letters[i : i + 2] for i in range(len(letters) - 1)}
 
 
