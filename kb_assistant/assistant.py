@@ -169,7 +169,7 @@ class Assistant:
         with _timed(timings, "rerank"):
             candidates = self._reranker(index).rerank(standalone, candidates)
         passages = candidates[: s.top_k]
-        confidence = answer_confidence(passages, lang)
+        confidence = answer_confidence(passages, lang, missing_concepts=index.keyword.missing_concepts(standalone))
 
         answer = Answer(
             question=question, standalone_question=standalone, text="", answered=False,
@@ -346,10 +346,16 @@ def passage_record(n: int, c: Candidate) -> dict:
     }  # fmt: skip
 
 
-def answer_confidence(passages: list[Candidate], lang: str) -> float:
+MISSING_CONCEPT_FACTOR = 0.3  # confidence kept when the question names a workplace concept the KB never mentions
+
+
+def answer_confidence(passages: list[Candidate], lang: str, missing_concepts: list[str] = ()) -> float:
     """0..1 from the evidence of the best passage: question coverage, dense similarity, rerank score.
 
     MiniLM similarities mean little for Chinese, so there coverage of the question's words carries the weight.
+    ``missing_concepts``: glossary concepts the question names and the KB never says in any wording
+    (``KeywordIndex.missing_concepts``); the best passage then answers the rest of the question at most ("公司有
+    上下班班车吗" is well covered by a passage about 上下班 taxis), so the confidence is cut to 0.3 of itself.
     """
     if not passages:
         return 0.0
@@ -363,6 +369,8 @@ def answer_confidence(passages: list[Candidate], lang: str) -> float:
         value = 0.85 * coverage + 0.15 * dense
     else:
         value = 0.5 * coverage + 0.5 * dense
+    if missing_concepts:
+        value *= MISSING_CONCEPT_FACTOR
     return round(min(1.0, max(0.0, value)), 4)
 
 

@@ -141,6 +141,21 @@ class KeywordIndex:
         top = scores.argsort()[::-1][: min(k, len(self._ids))]
         return [(self._ids[i], float(scores[i])) for i in top if scores[i] > 0]
 
+    def missing_concepts(self, query: str) -> list[str]:
+        """The glossary concepts the question names that this KB never uses a wording of (every wording has a word
+        the KB does not hold): a workplace topic the question is about ("公司有班车吗", "dress code") that no
+        passage can answer. Words alone would not do: most words the KB does not know in a question are context
+        ("my wife", "Frankfurt"), not its topic."""
+        self._load()
+        if self._bm25 is None:
+            return []
+        vocab = self._bm25.vocab_dict
+        return [
+            m.term.text
+            for m in self.glossary.matches(query)
+            if not any(t.tokens and all(x in vocab for x in t.tokens) for t in (m.term, *m.alternatives))
+        ]
+
     def idf(self, token: str) -> float:
         """Inverse document frequency of a token in this KB (0 when unknown)."""
         self._load()

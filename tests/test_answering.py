@@ -87,6 +87,31 @@ def test_off_topic_question_is_not_answered_and_gets_the_holding_reply(sample_as
     assert answer.confidence < sample_assistant.settings.confidence_threshold
 
 
+def test_a_workplace_topic_the_kb_never_mentions_is_not_answered_from_a_passage_sharing_its_other_words(
+    settings, embeddings
+):
+    """The handbook speaks of 上下班 (commuting: taxis) but never of a 班车 (shuttle bus), in any wording the glossary
+    knows: a passage holding every other word of the question must not answer it."""
+    from kb_assistant.assistant import Assistant
+    from kb_assistant.index import KnowledgeBaseIndex
+    from kb_assistant.schema import Chunk
+
+    index = KnowledgeBaseIndex(settings, "default", embeddings)
+    index.add([
+        Chunk(id="taxi", text="上下班交通费用不予报销。加班至 21:00 以后打车回家，车费可凭发票报销。", source="报销制度.md",
+              section="交通费"),
+        Chunk(id="hours", text="公司上班时间为周一至周五 10:00–19:00。", source="员工手册.md", section="工作时间"),
+    ])  # fmt: skip
+    assert index.keyword.missing_concepts("公司有上下班班车吗？") == ["班车"]
+    assistant = Assistant(settings)
+
+    shuttle = assistant.ask("公司有上下班班车吗？")
+    assert not shuttle.answered and shuttle.escalation_reason == "low_confidence"
+    taxi = assistant.ask("加班以后打车回家能报销吗？")  # the same passage answers what it does say
+    assert taxi.answered and "21:00" in taxi.text
+    assert index.keyword.missing_concepts("加班以后打车回家能报销吗？") == []
+
+
 def test_second_knowledge_base_is_separate(sample_assistant):
     assert set(sample_assistant.knowledge_bases()) == {"default", "sales"}
     answer = sample_assistant.ask("How long is the free trial of LumenDesk?", kb="sales")
