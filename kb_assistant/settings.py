@@ -30,8 +30,9 @@ class Settings(BaseSettings):
 
     # --- models --------------------------------------------------------------------------------
     embedding_model: str | None = Field(
-        None, description="sentence-transformers model directory, or all-mpnet-base-v2 (requirements-mpnet.txt); "
-        "unset = the bundled all-MiniLM-L6-v2."
+        None,
+        description="sentence-transformers model directory, or all-mpnet-base-v2 (requirements-mpnet.txt); "
+        "unset = the bundled all-MiniLM-L6-v2.",
     )
     embedding_batch_size: int = Field(64, ge=1, description="Texts per embedding batch.")
     embedding_device: str = Field(

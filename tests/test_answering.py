@@ -98,8 +98,8 @@ def test_a_workplace_topic_the_kb_never_mentions_is_not_answered_from_a_passage_
 
     index = KnowledgeBaseIndex(settings, "default", embeddings)
     index.add([
-        Chunk(id="taxi", text="上下班交通费用不予报销。加班至 21:00 以后打车回家，车费可凭发票报销。", source="报销制度.md",
-              section="交通费"),
+        Chunk(id="taxi", text="上下班交通费用不予报销。加班至 21:00 以后打车回家，车费可凭发票报销。",
+              source="报销制度.md", section="交通费"),
         Chunk(id="hours", text="公司上班时间为周一至周五 10:00–19:00。", source="员工手册.md", section="工作时间"),
     ])  # fmt: skip
     assert index.keyword.missing_concepts("公司有上下班班车吗？") == ["班车"]
