@@ -151,6 +151,7 @@ def _rates(hit, same) -> tuple[float, float]:
 
 def run(files: list[tuple[Path, str]], *, sample: int = 4000, seed: int = 0, say=print) -> dict:
     """Evaluate each file; returns {file: (rows, details)}. Callable from `kb eval`."""
+    from kb_assistant.cache import similarity_threshold
     from kb_assistant.embeddings import make_embeddings
     from kb_assistant.glossary import load_glossary
     from kb_assistant.settings import Settings
@@ -179,8 +180,7 @@ def run(files: list[tuple[Path, str]], *, sample: int = 4000, seed: int = 0, say
         rows, details = evaluate_pairs(
             pairs, embeddings, idf, max_wrong=MAX_WRONG.get(lang, 0.01), answers=answers, glossary=glossary
         )
-        default = settings.cache_threshold_zh if lang == "zh" else settings.cache_threshold_en
-        say(report(path.name, lang, rows, details, default))
+        say(report(path.name, lang, rows, details, similarity_threshold(settings, lang)))
         results[str(path)] = (rows, details)
     return results
 

@@ -440,3 +440,15 @@ def test_cache_stats_and_clear_on_the_command_line(kb_assistant, monkeypatch):
     out = runner.invoke(app, ["cache", "clear", "--kb", "default"])
     assert out.exit_code == 0 and "cleared 1" in out.output
     assert kb_assistant.cache.stats().entries == 0
+
+
+def test_the_english_threshold_defaults_to_the_one_measured_for_the_embedding_model(monkeypatch):
+    from kb_assistant.cache import similarity_threshold
+    from kb_assistant.settings import Settings
+
+    assert similarity_threshold(Settings(), "en") == 0.70  # MiniLM
+    assert similarity_threshold(Settings(embedding_model="all-mpnet-base-v2"), "en") == 0.80
+    assert similarity_threshold(Settings(embedding_model="all-mpnet-base-v2", cache_threshold_en=0.75), "en") == 0.75
+    monkeypatch.setenv("KB_CACHE_THRESHOLD_EN", "0.9")
+    assert similarity_threshold(Settings(embedding_model="all-mpnet-base-v2"), "en") == 0.9
+    assert similarity_threshold(Settings(embedding_model="all-mpnet-base-v2"), "zh") == 1.0
