@@ -142,19 +142,40 @@ class KeywordIndex:
         return [(self._ids[i], float(scores[i])) for i in top if scores[i] > 0]
 
     def missing_concepts(self, query: str) -> list[str]:
-        """The glossary concepts the question names that this KB never uses a wording of (every wording has a word
-        the KB does not hold): a workplace topic the question is about ("公司有班车吗", "dress code") that no
-        passage can answer. Words alone would not do: most words the KB does not know in a question are context
-        ("my wife", "Frankfurt"), not its topic."""
+        """The glossary concepts the question names that this KB never says in any wording (no chunk holds every
+        word of any of its wordings): a workplace topic the question is about ("公司有班车吗", "sabbatical leave")
+        that no passage can answer. Words alone would not do: most words the KB does not know in a question are
+        context ("my wife", "Frankfurt"), not its topic."""
         self._load()
         if self._bm25 is None:
             return []
-        vocab = self._bm25.vocab_dict
         return [
             m.term.text
             for m in self.glossary.matches(query)
-            if not any(t.tokens and all(x in vocab for x in t.tokens) for t in (m.term, *m.alternatives))
+            if not any(self._held_together(t.tokens) for t in (m.term, *m.alternatives))
         ]
+
+    def _held_together(self, tokens: tuple[str, ...]) -> bool:
+        """Does one chunk hold every one of ``tokens``? (Remembered: the answer only changes with the index.)"""
+        memo = self.__dict__.setdefault("_together", {})
+        if tokens not in memo:
+            memo[tokens] = self._chunk_with_all(tokens)
+        return memo[tokens]
+
+    def _chunk_with_all(self, tokens: tuple[str, ...]) -> bool:
+        import numpy as np
+
+        vocab = self._bm25.vocab_dict
+        if not tokens or any(t not in vocab for t in tokens):
+            return False
+        indptr, indices = self._bm25.scores["indptr"], self._bm25.scores["indices"]
+        rows = sorted((indices[indptr[vocab[t]] : indptr[vocab[t] + 1]] for t in tokens), key=len)  # rarest first
+        common = rows[0]
+        for row in rows[1:]:
+            common = np.intersect1d(common, row)
+            if not len(common):
+                return False
+        return bool(len(common))
 
     def idf(self, token: str) -> float:
         """Inverse document frequency of a token in this KB (0 when unknown)."""
