@@ -5,7 +5,8 @@
   answer, never below the latter: a paraphrase is matched best by the first, a question worded like the answer by
   the second. It also measures how much of the question's IDF-weighted vocabulary each passage covers, which the
   confidence uses, and which picks the passage that answers *this* question among passages of the same document
-  in Chinese (e.g. standard hours vs flexible hours); in English, where paraphrases share few words with the FAQ,
+  in Chinese (e.g. standard hours vs flexible hours: coverage reorders passages within a document, never
+  documents); in English, where paraphrases share few words with the FAQ,
   it does not move the order (COVID MRR 0.79 with a 0.1 weight, 0.81 without; eval/README.md), except that a
   passage holding (nearly) every content word of the question gets a bonus: the embedding alone ranks a
   look-alike ("the charity run in Madrid") above the passage that names the right place. For an FAQ entry the
@@ -71,15 +72,18 @@ class EvidenceReranker:
         if self.dense:
             self._blend_faq_views(query, candidates)
         keyword = self.index.keyword
+        across: dict[str, float] = {}
         for c in candidates:
             lang = c.extra.get("lang", "en")
             c.extra["coverage"] = coverage = weighted_coverage(query, c.chunk.search_text(), keyword)
             w_dense, w_kw = fusion_weights(lang, dense=self.dense, keyword=self.keyword)
             c.fused = w_dense * c.dense + w_kw * c.keyword
-            c.score = (1 - COVERAGE_WEIGHT[lang]) * c.fused + COVERAGE_WEIGHT[lang] * coverage
+            bonus = 0.0
             if self.keyword and FULL_COVERAGE_BONUS[lang]:
-                c.score += FULL_COVERAGE_BONUS[lang] * _bonus_coverage(query, c, keyword) ** 16
-        return distinct_first(sorted(candidates, key=lambda c: c.score, reverse=True))
+                bonus = FULL_COVERAGE_BONUS[lang] * _bonus_coverage(query, c, keyword) ** 16
+            c.score = (1 - COVERAGE_WEIGHT[lang]) * c.fused + COVERAGE_WEIGHT[lang] * coverage + bonus
+            across[c.chunk.id] = c.fused + bonus
+        return distinct_first(within_documents(candidates, across))
 
     def _blend_faq_views(self, query: str, candidates: list[Candidate]) -> None:
         faq = [c for c in candidates if c.chunk.kind == "faq" and c.chunk.question]
@@ -94,6 +98,22 @@ class EvidenceReranker:
                 # The question view counts most, but an entry whose question + answer matches better than that
                 # blend (a question worded like the answer) is not held back by its question.
                 c.dense = max(FAQ_QUESTION_WEIGHT * q + (1 - FAQ_QUESTION_WEIGHT) * qa, qa)
+
+
+def within_documents(candidates: list[Candidate], across: dict[str, float]) -> list[Candidate]:
+    """Documents keep the places ``across`` (fused score + full-coverage bonus) gives their passages; within one
+    document, its passages take those places in the order of their score (which adds question coverage).
+
+    Coverage is a cruder relevance signal than BM25 (no term saturation, no length norm): across documents it
+    cost CMRC2018 MRR (0.9774 fused -> 0.9755, below BM25 alone, 0.9759), where every paragraph is its own
+    document; within one document it picks the section that answers this question (standard vs flexible hours).
+    """
+    order = sorted(candidates, key=lambda c: across[c.chunk.id], reverse=True)
+    by_source: dict[str, list[Candidate]] = {}
+    for c in order:
+        by_source.setdefault(c.chunk.source, []).append(c)
+    queues = {src: sorted(cs, key=lambda c: c.score, reverse=True) for src, cs in by_source.items()}
+    return [queues[c.chunk.source].pop(0) for c in order]
 
 
 def _bonus_coverage(query: str, c: Candidate, keyword: KeywordIndex) -> float:

@@ -94,3 +94,20 @@ def test_one_faq_question_asked_in_two_sources_takes_one_of_the_top_passages(set
     first_five = questions[:5]
     assert first_five.count(leave[0]) == 1 and sick[0] in first_five  # the repeat gave its place to another answer
     assert questions.index(leave[0], 1) >= len(set(questions))  # it comes after every distinct question
+
+
+def test_question_coverage_reorders_passages_within_a_document_never_the_documents():
+    """Chinese rerank: coverage picks the section of a document that answers this question (standard vs flexible
+    hours); which document comes first stays fusion's call (on CMRC2018 letting coverage move documents cost MRR)."""
+    from kb_assistant.rerank import within_documents
+    from kb_assistant.retrieval import Candidate
+    from kb_assistant.schema import Chunk
+
+    def cand(cid, source, fused, score):
+        return Candidate(Chunk(id=cid, text=cid, source=source), fused=fused, score=score)
+
+    flexible = cand("flexible hours", "handbook.md", fused=0.9, score=0.6)
+    standard = cand("standard hours", "handbook.md", fused=0.5, score=0.95)
+    other = cand("expenses", "expenses.pdf", fused=0.7, score=0.99)  # best coverage, but fusion ranks it 2nd
+    ranked = within_documents([flexible, other, standard], {c.chunk.id: c.fused for c in (flexible, other, standard)})
+    assert [c.chunk.id for c in ranked] == ["standard hours", "expenses", "flexible hours"]
