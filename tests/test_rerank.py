@@ -97,7 +97,7 @@ def test_one_faq_question_asked_in_two_sources_takes_one_of_the_top_passages(set
 
 
 def test_question_coverage_reorders_passages_within_a_document_never_the_documents():
-    """Chinese rerank: coverage picks the section of a document that answers this question (standard vs flexible
+    """For a Chinese question coverage picks the section of a document that answers it (standard vs flexible
     hours); which document comes first stays fusion's call (on CMRC2018 letting coverage move documents cost MRR)."""
     from kb_assistant.rerank import within_documents
     from kb_assistant.retrieval import Candidate
