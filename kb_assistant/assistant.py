@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 from kb_assistant.errors import QuestionError, UnknownKnowledgeBase, UnknownTicket
@@ -349,7 +349,7 @@ def passage_record(n: int, c: Candidate) -> dict:
 MISSING_CONCEPT_FACTOR = 0.3  # confidence kept when the question names a workplace concept the KB never mentions
 
 
-def answer_confidence(passages: list[Candidate], lang: str, missing_concepts: list[str] = ()) -> float:
+def answer_confidence(passages: list[Candidate], lang: str, missing_concepts: Sequence[str] = ()) -> float:
     """0..1 from the evidence of the best passage: question coverage, dense similarity, rerank score.
 
     MiniLM similarities mean little for Chinese, so there coverage of the question's words carries the weight.

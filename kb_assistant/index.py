@@ -82,6 +82,7 @@ class KeywordIndex:
         self._ids: list[str] = []
         self._id_set: frozenset[str] = frozenset()
         self._loaded = False
+        self._together: dict[tuple[str, ...], bool] = {}  # _held_together's answers: fixed for this index version
 
     @staticmethod
     def write(directory: Path, tokens: dict[str, list[str]]) -> None:
@@ -157,10 +158,9 @@ class KeywordIndex:
 
     def _held_together(self, tokens: tuple[str, ...]) -> bool:
         """Does one chunk hold every one of ``tokens``? (Remembered: the answer only changes with the index.)"""
-        memo = self.__dict__.setdefault("_together", {})
-        if tokens not in memo:
-            memo[tokens] = self._chunk_with_all(tokens)
-        return memo[tokens]
+        if tokens not in self._together:
+            self._together[tokens] = self._chunk_with_all(tokens)
+        return self._together[tokens]
 
     def _chunk_with_all(self, tokens: tuple[str, ...]) -> bool:
         import numpy as np
