@@ -212,7 +212,8 @@ class SemanticCache:
                 "SELECT * FROM cache_entries WHERE kb=? AND language=? AND key=?", (kb, lang, key)
             ).fetchone()
         if row is not None and self._fresh(row, index):
-            return Lookup(self._serve(row), "exact", True, entry_id=row["id"], full_ms=row["full_ms"])
+            cached = Answer.model_validate_json(row["answer"])
+            return Lookup(self._serve(cached), "exact", True, entry_id=row["id"], full_ms=row["full_ms"])
         model, embedder = self.embedder(lang)
         space = self._space(kb, lang, model)
         out = Lookup(cacheable=True)
@@ -253,21 +254,20 @@ class SemanticCache:
             row = rows.get(entry_id)
             if row is None or any(q == row["question"] for q, _ in out.rejected):
                 continue
-            cached_text = json.loads(row["answer"]).get("text", "")  # a swapped word the answer itself says may pass
-            reason = near_miss_reason(
-                question, row["question"], index.keyword.idf, answer=cached_text, glossary=index.glossary
+            cached = Answer.model_validate_json(row["answer"])
+            reason = near_miss_reason(  # a swapped word the cached answer itself says may pass
+                question, row["question"], index.keyword.idf, answer=cached.text, glossary=index.glossary
             )
             if reason is not None:
                 out.rejected.append((row["question"], reason))
                 continue
             if self._fresh(row, index):
-                out.answer, out.kind, out.entry_id, out.full_ms = self._serve(row), kind, row["id"], row["full_ms"]
+                out.answer, out.kind, out.entry_id, out.full_ms = self._serve(cached), kind, row["id"], row["full_ms"]
                 return True
         return False
 
-    def _serve(self, row: sqlite3.Row) -> Answer:
-        answer = Answer.model_validate_json(row["answer"])
-        return answer.model_copy(update={"id": uuid4().hex, "cached": True, "ticket_id": None, "session_id": None})
+    def _serve(self, cached: Answer) -> Answer:
+        return cached.model_copy(update={"id": uuid4().hex, "cached": True, "ticket_id": None, "session_id": None})
 
     def _record_hit(self, kb: str, found: Lookup, elapsed_ms: float) -> None:
         answer, entry_id = found.answer, found.entry_id

@@ -226,8 +226,9 @@ class TicketQueue:
             # An answered question's id is a fresh uuid: only a replayed spool record can already be there. Skipping
             # the look-up saves a third of the log write that every answer, a cache hit too, pays. An unanswered
             # one is looked up (its ticket is returned again).
-            if (replay or not entry.answered) and s.get(AnswerLog, entry.id) is not None:  # recorded before
-                return format_ticket_id(s.get(AnswerLog, entry.id).ticket_id) if not entry.answered else None
+            recorded = s.get(AnswerLog, entry.id) if (replay or not entry.answered) else None
+            if recorded is not None:
+                return format_ticket_id(recorded.ticket_id) if not entry.answered else None
             row = AnswerLog(
                 id=entry.id, kb=entry.kb, session_id=entry.session_id, user=entry.user, question=entry.question,
                 standalone_question=entry.standalone_question, language=entry.language, text=entry.text,
