@@ -13,6 +13,7 @@ publish, reuses the vectors already written (ids are content-addressed), and swe
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import os
 import sys
@@ -194,10 +195,18 @@ def _pool_results(tasks: list[_Task], workers: int) -> Iterator[_Loaded]:
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    # fork: workers inherit the imports and start at once; they never touch torch or Chroma
+    # fork: workers inherit the imports and start at once; they never touch torch or Chroma. A fork copies the
+    # locks other threads hold at that instant (SQLite's, when a question is answered meanwhile): a worker whose
+    # garbage collector then frees an inherited SQLite object waits on that lock forever. Frozen, the objects that
+    # exist at fork time are never collected in the worker.
     ctx = multiprocessing.get_context("fork")
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_die_with_parent) as pool:
-        yield from pool.map(_load_one, tasks, chunksize=max(1, min(16, len(tasks) // (workers * 8))))
+        gc.freeze()
+        try:  # map submits every task at once: the workers are forked before it returns
+            results = pool.map(_load_one, tasks, chunksize=max(1, min(16, len(tasks) // (workers * 8))))
+        finally:
+            gc.unfreeze()
+        yield from results
 
 
 # --- the indexer ---------------------------------------------------------------------------------------
