@@ -137,17 +137,62 @@ def _load_table(sheets: list[tuple[str, list[list[str]]]], path: Path) -> Loaded
             continue
         if sheet:
             doc.blocks.append(Block(sheet, "heading"))
-        for row in body:  # a plain table: one "column: value" line per row keeps each row self-contained
-            cells = [
-                f"{h.strip()}: {c.strip()}" if h.strip() else c.strip()
-                for h, c in zip(header, row, strict=False)
-                if c.strip()
-            ]
-            if cells:
-                doc.blocks.append(Block(" | ".join(cells), "table"))
+        doc.blocks += [Block(line, "table") for line in _row_lines(header, body)]
     if not doc.faq and not doc.blocks:
         raise DocumentError("table has a header but no rows")
     return doc
+
+
+def _row_lines(header: list[str], body: list[list[str]]) -> list[str]:
+    """A plain table as one "column: value | column: value" line per row: each row says what its cells are, so a
+    row answers on its own ("Years of service: Less than 5 years | Paid annual leave per year: 10 working days")."""
+    lines = []
+    for row in body:
+        cells = [
+            f"{h.strip()}: {c.strip()}" if h.strip() else c.strip()
+            for h, c in zip(header, row, strict=False)
+            if c.strip()
+        ]
+        if cells:
+            lines.append(" | ".join(cells))
+    return lines
+
+
+def _html_rows(html: str) -> list[list[str]]:
+    """The cells of an HTML table (unstructured's ``text_as_html``), row by row."""
+    from html.parser import HTMLParser
+
+    rows: list[list[str]] = []
+
+    class Cells(HTMLParser):
+        cell: list[str] | None = None
+
+        def handle_starttag(self, tag, attrs):
+            if tag == "tr":
+                rows.append([])
+            elif tag in ("td", "th") and rows:
+                self.cell = []
+
+        def handle_endtag(self, tag):
+            if tag in ("td", "th") and self.cell is not None:
+                rows[-1].append(" ".join("".join(self.cell).split()))
+                self.cell = None
+
+        def handle_data(self, data):
+            if self.cell is not None:
+                self.cell.append(data)
+
+    Cells().feed(html)
+    return [r for r in rows if any(r)]
+
+
+def _table_lines(text: str, html: str | None) -> list[str]:
+    """A document's table as row lines under its header row; as unstructured flattened it when it has no header
+    and body (one row, one column) or no HTML."""
+    rows = _html_rows(html) if html else []
+    if len(rows) < 2 or max(len(r) for r in rows) < 2:
+        return [text]
+    return _row_lines(rows[0], rows[1:]) or [text]
 
 
 # --- documents through unstructured ----------------------------------------------------------------
@@ -290,7 +335,8 @@ def _load_with_unstructured(path: Path, suffix: str, text: str | None = None) ->
         if el.category == "Title" and _looks_like_heading(body, el.metadata.category_depth):
             doc.blocks.append(Block(body, "heading", depth=el.metadata.category_depth or 0, page=page))
         elif el.category == "Table":
-            doc.blocks.append(Block(body, "table", page=page))
+            html = getattr(el.metadata, "text_as_html", None)
+            doc.blocks += [Block(line, "table", page=page) for line in _table_lines(body, html)]
         else:
             doc.blocks.append(Block(body, "text", page=page))
     if doc.blocks and all(b.kind == "heading" for b in doc.blocks):

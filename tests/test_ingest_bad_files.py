@@ -254,3 +254,21 @@ def test_chunk_ids_are_stable_and_reingest_adds_no_duplicates(tmp_path, settings
     assert len(set(ids_second)) == len(ids_second)
     assert index.count() == len(ids_first)
     assert second.kb_version == first.kb_version  # nothing changed: the KB version (and any cache) stays
+
+
+def test_a_document_table_becomes_one_self_describing_line_per_row(tmp_path):
+    """A row read on its own says what its cells are; a table with no header row stays as unstructured read it."""
+    from ingest.loaders import load_document
+
+    md = tmp_path / "leave.md"
+    md.write_text("# Leave\n\n| Years of service | Annual leave |\n| --- | --- |\n| Under 5 years | 10 days |\n"
+                  "| 5 years or more | 15 days |\n\nText after the table.\n", encoding="utf-8")  # fmt: skip
+    html = tmp_path / "wifi.html"
+    html.write_text("<h1>Wi-Fi</h1><table><tr><td>网络</td><td>密码</td></tr><tr><td>Lumen-Guest</td>"
+                    "<td>每周一更新</td></tr></table><table><tr><td>only</td><td>one row</td></tr></table>",
+                    encoding="utf-8")  # fmt: skip
+    rows = [b.text for b in load_document(md, max_bytes=10**6).blocks if b.kind == "table"]
+    assert rows == ["Years of service: Under 5 years | Annual leave: 10 days",
+                    "Years of service: 5 years or more | Annual leave: 15 days"]  # fmt: skip
+    rows = [b.text for b in load_document(html, max_bytes=10**6).blocks if b.kind == "table"]
+    assert rows == ["网络: Lumen-Guest | 密码: 每周一更新", "only one row"]
