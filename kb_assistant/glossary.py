@@ -5,6 +5,11 @@ A glossary file is UTF-8 text, one concept per line, its terms separated by tabs
     年假	带薪年休假	annual leave	vacation days	PTO
     配偶	老婆	妻子	spouse	wife
 
+A line ``narrower > broader`` (a wording of each of two concepts) says that the first concept is a kind of the second,
+whose rules govern it: ``国庆节 > 法定节假日``, ``辞职 > 离职``. Such a concept is not out of the KB's scope when the
+KB speaks of its broader concept (``KeywordIndex.missing_concepts``); keyword search and coverage do not use the
+link.
+
 Any term of a line stands for any other. Keyword search adds the other terms' words to a question that uses one
 of them, and a passage covers a question's word when it holds that word or another term of the same concept.
 That is what lets an English question find a Chinese-only handbook section ("office hours" → 上班时间) and a
@@ -44,6 +49,7 @@ class Match:
 
     term: Term
     alternatives: tuple[Term, ...]
+    broader: tuple[Term, ...] = ()  # every wording of the concepts this one is a kind of, transitively
 
     def question_tokens(self, tokens) -> set[str]:
         """The question's tokens this term accounts for (jieba may cut the term differently in context)."""
@@ -66,7 +72,8 @@ class Match:
 
 
 class Glossary:
-    def __init__(self, concepts: list[list[str]]):
+    def __init__(self, concepts: list[list[str]], links: list[tuple[str, str]] = (), where: list[str] = ()):
+        """``links``: (narrower, broader) wordings; ``where``: the file and line of each link, for errors."""
         self.concepts: list[tuple[Term, ...]] = []
         self._latin: dict[tuple[str, ...], list[tuple[Term, int]]] = {}
         self._cjk: list[tuple[Term, int]] = []
@@ -83,15 +90,44 @@ class Glossary:
                     self._latin.setdefault(term.words, []).append((term, n))
         self._cjk.sort(key=lambda item: -len(item[0].text))  # longest first: 带薪年休假 before 年假
         self._max_words = max((len(k) for k in self._latin), default=0)
+        self._broader = self._resolve(links, where)
         self._memo: dict[str, list[Match]] = {}
         self._jieba = None  # a private jieba that knows the terms (the keyword index's own cut stays as it is)
 
     def __len__(self) -> int:
         return len(self.concepts)
 
+    def _resolve(self, links, where) -> dict[int, tuple[Term, ...]]:
+        """Each concept's broader concepts' wordings, transitively (a cycle ends where it comes back)."""
+        concept_of: dict[str, int] = {}
+        for n, terms in enumerate(self.concepts):
+            for term in terms:
+                concept_of.setdefault(term.text, n)
+        parents: dict[int, list[int]] = {}
+        for i, pair in enumerate(links):
+            found = [concept_of.get(x.strip().lower()) for x in pair]
+            for x, n in zip(pair, found):
+                if n is None:
+                    at = where[i] if i < len(where) else "glossary"
+                    raise GlossaryError(f"{at}: {x.strip()!r} is no term of any concept (in {pair[0]} > {pair[1]})")
+            if found[0] != found[1]:
+                parents.setdefault(found[0], []).append(found[1])
+        closure: dict[int, tuple[Term, ...]] = {}
+        for n in parents:
+            seen, todo = {n}, list(parents[n])
+            while todo:
+                p = todo.pop()
+                if p not in seen:
+                    seen.add(p)
+                    todo += parents.get(p, [])
+            closure[n] = tuple(t for p in sorted(seen - {n}) for t in self.concepts[p])
+        return closure
+
     @classmethod
     def load(cls, paths: list[Path]) -> Glossary:
         concepts: list[list[str]] = []
+        links: list[tuple[str, str]] = []
+        where: list[str] = []
         for path in paths:
             try:
                 lines = Path(path).read_text(encoding="utf-8").splitlines()
@@ -103,13 +139,20 @@ class Glossary:
                 line = line.split("#", 1)[0].strip()
                 if not line:
                     continue
+                if ">" in line:
+                    pair = [x.strip() for x in line.split(">")]
+                    if len(pair) != 2 or not all(pair):
+                        raise GlossaryError(f"{path}, line {n}: a link is 'narrower > broader', got {line!r}")
+                    links.append((pair[0], pair[1]))
+                    where.append(f"{path}, line {n}")
+                    continue
                 terms = [t.strip() for t in line.split("\t") if t.strip()]
                 if len(terms) < 2:
                     raise GlossaryError(
                         f"{path}, line {n}: a concept needs at least two terms separated by tabs, got {line!r}"
                     )
                 concepts.append(terms)
-        return cls(concepts)
+        return cls(concepts, links, where)
 
     def matches(self, question: str) -> list[Match]:
         """The glossary terms a question uses (a concept at most once; a longer term wins over one inside it)."""
@@ -148,7 +191,10 @@ class Glossary:
                     if n not in found:
                         found[n] = term
                         used[i : i + size] = [True] * size
-        return [Match(term, tuple(t for t in self.concepts[n] if t is not term)) for n, term in found.items()]
+        return [
+            Match(term, tuple(t for t in self.concepts[n] if t is not term), self._broader.get(n, ()))
+            for n, term in found.items()
+        ]
 
     def _word_starts(self, text: str) -> set[int]:
         if self._jieba is None:

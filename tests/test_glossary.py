@@ -92,10 +92,26 @@ def test_an_english_term_covers_a_passage_only_as_a_phrase():
     assert m.covered_by("公司上班时间为 10:00–19:00", word_sequence("公司上班时间为 10:00–19:00"))
 
 
+def test_a_kind_of_concept_names_its_broader_concepts_wordings_transitively(tmp_path):
+    from kb_assistant.glossary import Glossary
+
+    path = tmp_path / "g.tsv"
+    path.write_text("国庆节\tNational Day\n法定节假日\tpublic holiday\n假日\tholiday\n"
+                    "National Day > 法定节假日  # a named holiday is governed by the holiday rules\n"
+                    "public holiday > 假日\n假日 > 国庆节\n", encoding="utf-8")  # fmt: skip
+    g = Glossary.load([path])
+    (m,) = g.matches("国庆节加班怎么算？")
+    assert {t.text for t in m.broader} == {"法定节假日", "public holiday", "假日", "holiday"}  # the cycle ends
+    (m,) = g.matches("Do I work on public holidays?")
+    assert {t.text for t in m.broader} == {"假日", "holiday", "国庆节", "national day"}
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [
         ("年假\tannual leave\n病假\n", "line 2"),
+        ("年假\tannual leave\n\n病假 > 假期\n", r"line 3: '病假' is no term of any concept"),
+        ("年假\tannual leave\n年假 > \n", "line 2: a link is 'narrower > broader'"),
         (b"\xff\xfe\x00bad", "not UTF-8"),
     ],
 )
