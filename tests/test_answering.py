@@ -91,7 +91,8 @@ def test_a_workplace_topic_the_kb_never_mentions_is_not_answered_from_a_passage_
     settings, embeddings
 ):
     """The handbook speaks of 上下班 (commuting: taxis) but never of a 班车 (shuttle bus), in any wording the glossary
-    knows: a passage holding every other word of the question must not answer it."""
+    knows: a passage holding every other word of the question must not answer it. A concept the KB speaks of only
+    through its broader concept (国庆节 through 法定节假日) is in scope."""
     from kb_assistant.assistant import Assistant
     from kb_assistant.index import KnowledgeBaseIndex
     from kb_assistant.schema import Chunk
@@ -101,6 +102,8 @@ def test_a_workplace_topic_the_kb_never_mentions_is_not_answered_from_a_passage_
         Chunk(id="taxi", text="上下班交通费用不予报销。加班至 21:00 以后打车回家，车费可凭发票报销。",
               source="报销制度.md", section="交通费"),
         Chunk(id="hours", text="公司上班时间为周一至周五 10:00–19:00。", source="员工手册.md", section="工作时间"),
+        Chunk(id="holiday", text="法定节假日加班的，按小时工资的 300% 支付加班费。", source="员工手册.md",
+              section="加班补偿"),
     ])  # fmt: skip
     assert index.keyword.missing_concepts("公司有上下班班车吗？") == ["班车"]
     assistant = Assistant(settings)
@@ -110,6 +113,10 @@ def test_a_workplace_topic_the_kb_never_mentions_is_not_answered_from_a_passage_
     taxi = assistant.ask("加班以后打车回家能报销吗？")  # the same passage answers what it does say
     assert taxi.answered and "21:00" in taxi.text
     assert index.keyword.missing_concepts("加班以后打车回家能报销吗？") == []
+    # 国庆节 is never said either, but it is a 法定节假日 (the glossary's broader concept), whose rule answers it
+    assert index.keyword.missing_concepts("国庆节来公司加班有加班费吗？") == []
+    national_day = assistant.ask("国庆节来公司加班有加班费吗？")
+    assert national_day.answered and "300%" in national_day.text
 
 
 def test_second_knowledge_base_is_separate(sample_assistant):
@@ -166,3 +173,12 @@ def test_retrieval_is_a_langchain_retriever(sample_assistant):
     assert len(docs) == 3
     assert docs[0].metadata["source"] == "leave-policy.md"
     assert all(0.0 <= d.metadata["score"] <= 1.0 for d in docs)
+
+
+def test_a_table_row_answers_with_its_whole_short_table(sample_assistant):
+    """"After six years" needs the "5 years or more" row as much as the row the question's words match."""
+    answer = sample_assistant.ask("年假有几天？")
+    assert answer.answered
+    assert "不满 5 年 | 每年带薪年假: 10 个工作日" in answer.text
+    assert "满 5 年及以上 | 每年带薪年假: 15 个工作日" in answer.text
+    assert answer.citations[0].section.endswith("2.1 年假天数")
