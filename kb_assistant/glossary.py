@@ -106,7 +106,7 @@ class Glossary:
         parents: dict[int, list[int]] = {}
         for i, pair in enumerate(links):
             found = [concept_of.get(x.strip().lower()) for x in pair]
-            for x, n in zip(pair, found):
+            for x, n in zip(pair, found, strict=True):
                 if n is None:
                     at = where[i] if i < len(where) else "glossary"
                     raise GlossaryError(f"{at}: {x.strip()!r} is no term of any concept (in {pair[0]} > {pair[1]})")

@@ -145,8 +145,9 @@ class KeywordIndex:
     def missing_concepts(self, query: str) -> list[str]:
         """The glossary concepts the question names that this KB never says in any wording (no chunk holds every
         word of any of its wordings), nor any concept they are a kind of (国庆节 is said by 法定节假日): a workplace
-        topic the question is about ("公司有班车吗", "sabbatical leave") that no passage can answer. Words alone would not do: most words the KB does not know in a question are
-        context ("my wife", "Frankfurt"), not its topic."""
+        topic the question is about ("公司有班车吗", "sabbatical leave") that no passage can answer. Words alone
+        would not do: most words the KB does not know in a question are context ("my wife", "Frankfurt"), not its
+        topic."""
         self._load()
         if self._bm25 is None:
             return []

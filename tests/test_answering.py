@@ -176,7 +176,7 @@ def test_retrieval_is_a_langchain_retriever(sample_assistant):
 
 
 def test_a_table_row_answers_with_its_whole_short_table(sample_assistant):
-    """"After six years" needs the "5 years or more" row as much as the row the question's words match."""
+    """A table row answers with its table: "after six years" needs the "5 years or more" row too."""
     answer = sample_assistant.ask("年假有几天？")
     assert answer.answered
     assert "不满 5 年 | 每年带薪年假: 10 个工作日" in answer.text
