@@ -158,11 +158,13 @@ def _row_lines(header: list[str], body: list[list[str]]) -> list[str]:
     return lines
 
 
-def _html_rows(html: str) -> list[list[str]]:
-    """The cells of an HTML table (unstructured's ``text_as_html``), row by row."""
+def _html_rows(html: str) -> tuple[list[list[str]], bool]:
+    """The cells of an HTML table (unstructured's ``text_as_html``), row by row, and whether its first row is
+    marked as a header (``<th>``)."""
     from html.parser import HTMLParser
 
     rows: list[list[str]] = []
+    header_cells: list[int] = []  # the rows that hold a <th>
 
     class Cells(HTMLParser):
         cell: list[str] | None = None
@@ -172,6 +174,8 @@ def _html_rows(html: str) -> list[list[str]]:
                 rows.append([])
             elif tag in ("td", "th") and rows:
                 self.cell = []
+                if tag == "th":
+                    header_cells.append(len(rows) - 1)
 
         def handle_endtag(self, tag):
             if tag in ("td", "th") and self.cell is not None:
@@ -183,15 +187,19 @@ def _html_rows(html: str) -> list[list[str]]:
                 self.cell.append(data)
 
     Cells().feed(html)
-    return [r for r in rows if any(r)]
+    headed = bool(header_cells) and header_cells[0] == 0
+    return [r for r in rows if any(r)], headed
 
 
 def _table_lines(text: str, html: str | None) -> list[str]:
-    """A document's table as row lines under its header row; as unstructured flattened it when it has no header
-    and body (one row, one column) or no HTML."""
-    rows = _html_rows(html) if html else []
+    """A document's table as row lines: under its header row, or "key: value" for a two-column table whose first
+    row is not marked as a header (a word processor's key / value table: 名称 | 流明科技, 税号 | 9131…); as
+    unstructured flattened it when it has one row or one column, or no HTML."""
+    rows, headed = _html_rows(html) if html else ([], False)
     if len(rows) < 2 or max(len(r) for r in rows) < 2:
         return [text]
+    if not headed and all(len(r) == 2 for r in rows):
+        return [f"{k}: {v}" if k and v else k or v for k, v in rows]
     return _row_lines(rows[0], rows[1:]) or [text]
 
 

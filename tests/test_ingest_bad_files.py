@@ -257,18 +257,20 @@ def test_chunk_ids_are_stable_and_reingest_adds_no_duplicates(tmp_path, settings
 
 
 def test_a_document_table_becomes_one_self_describing_line_per_row(tmp_path):
-    """A row read on its own says what its cells are; a table with no header row stays as unstructured read it."""
+    """A row read on its own says what its cells are; a one-row table stays as unstructured read it."""
     from ingest.loaders import load_document
 
     md = tmp_path / "leave.md"
     md.write_text("# Leave\n\n| Years of service | Annual leave |\n| --- | --- |\n| Under 5 years | 10 days |\n"
                   "| 5 years or more | 15 days |\n\nText after the table.\n", encoding="utf-8")  # fmt: skip
     html = tmp_path / "wifi.html"
-    html.write_text("<h1>Wi-Fi</h1><table><tr><td>网络</td><td>密码</td></tr><tr><td>Lumen-Guest</td>"
-                    "<td>每周一更新</td></tr></table><table><tr><td>only</td><td>one row</td></tr></table>",
+    html.write_text("<h1>Wi-Fi</h1><table><tr><th>网络</th><th>密码</th></tr><tr><td>Lumen-Guest</td>"
+                    "<td>每周一更新</td></tr></table><table><tr><td>only</td><td>one row</td></tr></table>"
+                    "<table><tr><td>开票名称</td><td>流明科技</td></tr><tr><td>税号</td><td>91310104</td></tr></table>",
                     encoding="utf-8")  # fmt: skip
     rows = [b.text for b in load_document(md, max_bytes=10**6).blocks if b.kind == "table"]
     assert rows == ["Years of service: Under 5 years | Annual leave: 10 days",
                     "Years of service: 5 years or more | Annual leave: 15 days"]  # fmt: skip
     rows = [b.text for b in load_document(html, max_bytes=10**6).blocks if b.kind == "table"]
-    assert rows == ["网络: Lumen-Guest | 密码: 每周一更新", "only one row"]
+    # a two-column table with no header row is read as key: value (a header row would garble it)
+    assert rows == ["网络: Lumen-Guest | 密码: 每周一更新", "only one row", "开票名称: 流明科技", "税号: 91310104"]
