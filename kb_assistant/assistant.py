@@ -169,7 +169,7 @@ class Assistant:
         with _timed(timings, "rerank"):
             candidates = self._reranker(index).rerank(standalone, candidates)
         passages = candidates[: s.top_k]
-        confidence = answer_confidence(passages, lang, missing_concepts=index.keyword.missing_concepts(standalone))
+        confidence = answer_confidence(passages, lang, missing_concepts=index.missing_concepts(standalone))
 
         answer = Answer(
             question=question, standalone_question=standalone, text="", answered=False,
@@ -354,7 +354,7 @@ def answer_confidence(passages: list[Candidate], lang: str, missing_concepts: Se
 
     MiniLM similarities mean little for Chinese, so there coverage of the question's words carries the weight.
     ``missing_concepts``: glossary concepts the question names and the KB never says in any wording
-    (``KeywordIndex.missing_concepts``); the best passage then answers the rest of the question at most ("公司有
+    (``KnowledgeBaseIndex.missing_concepts``); the best passage then answers the rest of the question at most ("公司有
     上下班班车吗" is well covered by a passage about 上下班 taxis), so the confidence is cut to 0.3 of itself.
     """
     if not passages:

@@ -7,7 +7,7 @@ A glossary file is UTF-8 text, one concept per line, its terms separated by tabs
 
 A line ``narrower > broader`` (a wording of each of two concepts) says that the first concept is a kind of the second,
 whose rules govern it: ``国庆节 > 法定节假日``, ``辞职 > 离职``. Such a concept is not out of the KB's scope when the
-KB speaks of its broader concept (``KeywordIndex.missing_concepts``); keyword search and coverage do not use the
+KB speaks of its broader concept (``KnowledgeBaseIndex.missing_concepts``); keyword search and coverage do not use the
 link.
 
 Any term of a line stands for any other. Keyword search adds the other terms' words to a question that uses one
@@ -42,6 +42,11 @@ class Term:
     words: tuple[str, ...]  # every word, stemmed: what a question must contain in a row ("may day" ≠ "day")
     cjk: bool
 
+    def said_in(self, text_lower: str, text_words: str) -> bool:
+        """Does a text say this term? ``text_words``: ``word_sequence(text)``. An English term must appear as a
+        phrase: "business hours" is not said by "business class … 6 hours"."""
+        return self.text in text_lower if self.cjk else f" {' '.join(self.words)} " in text_words
+
 
 @dataclass(frozen=True)
 class Match:
@@ -59,16 +64,8 @@ class Match:
         return {t for t in tokens if _stem(t) in stems}
 
     def covered_by(self, text_lower: str, text_words: str) -> bool:
-        """Does a passage say this concept in any of its wordings? ``text_words``: ``word_sequence(text)``.
-
-        An English term must appear as a phrase: "business hours" is not said by "business class … 6 hours".
-        """
-        for alt in (self.term, *self.alternatives):
-            if alt.cjk and alt.text in text_lower:
-                return True
-            if not alt.cjk and f" {' '.join(alt.words)} " in text_words:
-                return True
-        return False
+        """Does a passage say this concept in any of its wordings? ``text_words``: ``word_sequence(text)``."""
+        return any(t.said_in(text_lower, text_words) for t in (self.term, *self.alternatives))
 
 
 class Glossary:

@@ -16,18 +16,22 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
-from kb_assistant.glossary import Glossary, load_glossary
+from kb_assistant.glossary import Glossary, Term, load_glossary
 from kb_assistant.schema import Chunk
 from kb_assistant.settings import Settings, SettingsError, check_kb_name
 from kb_assistant.text import query_terms, tokenize
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from langchain_core.embeddings import Embeddings
 
 COLLECTION_PREFIX = "kb_"
 # Low k1: a passage that says a thing once, plainly, should not lose to one that repeats the words around it.
 BM25_K1, BM25_B = 0.3, 0.75
 QUESTION_SUFFIX = "::q"
+CHANCE_MEETING = 0.05  # a wording's words met in a chunk count as saying it when chance would do that < 5%
+PHRASE_CHECK_LIMIT = 500  # chunks looked at for a wording's phrase (of those holding all its words)
 EXPANSION_WEIGHT = 0.15  # a glossary synonym's share in keyword search when the KB knows the question's own term
 _CLIENTS: dict[str, object] = {}
 _CLIENT_LOCK = threading.Lock()
@@ -82,7 +86,7 @@ class KeywordIndex:
         self._ids: list[str] = []
         self._id_set: frozenset[str] = frozenset()
         self._loaded = False
-        self._together: dict[tuple[str, ...], bool] = {}  # _held_together's answers: fixed for this index version
+        self._together: dict[tuple[Term, bool], bool] = {}  # _said's answers: fixed for this index version
 
     @staticmethod
     def write(directory: Path, tokens: dict[str, list[str]]) -> None:
@@ -142,41 +146,60 @@ class KeywordIndex:
         top = scores.argsort()[::-1][: min(k, len(self._ids))]
         return [(self._ids[i], float(scores[i])) for i in top if scores[i] > 0]
 
-    def missing_concepts(self, query: str) -> list[str]:
-        """The glossary concepts the question names that this KB never says in any wording (no chunk holds every
-        word of any of its wordings), nor any concept they are a kind of (国庆节 is said by 法定节假日): a workplace
-        topic the question is about ("公司有班车吗", "sabbatical leave") that no passage can answer. Words alone
-        would not do: most words the KB does not know in a question are context ("my wife", "Frankfurt"), not its
-        topic."""
+    def missing_concepts(self, query: str, texts: Callable[[list[str]], list[str]] | None = None) -> list[str]:
+        """The glossary concepts the question names that this KB never says in any wording, nor any concept they
+        are a kind of (国庆节 is said by 法定节假日): a workplace topic the question is about ("公司有班车吗",
+        "sabbatical leave") that no passage can answer. Words alone would not do: most words the KB does not know
+        in a question are context ("my wife", "Frankfurt"), not its topic.
+
+        A one-word wording is said where a chunk holds it. A chunk holding every word of a longer one says it when
+        that is unlikely by chance (hotel / 标准: two words of a few chunks each), or when it holds them in a row
+        (stopwords aside): 远程 / 工作 and work / home meet in some chunk of most handbooks, "work from home" does
+        not.
+        ``texts`` gives chunks' search texts by chunk id, for the phrase check; without it any chunk holding every
+        word says the wording."""
         self._load()
         if self._bm25 is None:
             return []
         return [
             m.term.text
             for m in self.glossary.matches(query)
-            if not any(self._held_together(t.tokens) for t in (m.term, *m.alternatives, *m.broader))
+            if not any(self._said(t, texts) for t in (m.term, *m.alternatives, *m.broader))
         ]
 
-    def _held_together(self, tokens: tuple[str, ...]) -> bool:
-        """Does one chunk hold every one of ``tokens``? (Remembered: the answer only changes with the index.)"""
-        if tokens not in self._together:
-            self._together[tokens] = self._chunk_with_all(tokens)
-        return self._together[tokens]
+    def _said(self, term: Term, texts) -> bool:
+        """Does some chunk say ``term``? (Remembered: the answer only changes with the index.)"""
+        key = (term, texts is not None)
+        if key not in self._together:
+            self._together[key] = self._chunk_saying(term, texts)
+        return self._together[key]
 
-    def _chunk_with_all(self, tokens: tuple[str, ...]) -> bool:
+    def _chunk_saying(self, term: Term, texts) -> bool:
+        import math
+
         import numpy as np
 
         vocab = self._bm25.vocab_dict
-        if not tokens or any(t not in vocab for t in tokens):
+        if not term.tokens or any(t not in vocab for t in term.tokens):
             return False
         indptr, indices = self._bm25.scores["indptr"], self._bm25.scores["indices"]
-        rows = sorted((indices[indptr[vocab[t]] : indptr[vocab[t] + 1]] for t in tokens), key=len)  # rarest first
-        common = rows[0]
+        rows = sorted((indices[indptr[vocab[t]] : indptr[vocab[t] + 1]] for t in term.tokens), key=len)
+        common = rows[0]  # rarest first
         for row in rows[1:]:
             common = np.intersect1d(common, row)
             if not len(common):
                 return False
-        return bool(len(common))
+        n = len(self._ids)
+        chance = n * math.prod(len(r) / n for r in rows)  # chunks expected to hold them all if words fell at random
+        if len(rows) == 1 or texts is None or 1 - math.exp(-chance) < CHANCE_MEETING:
+            return True
+        size = len(term.tokens)
+        for start in range(0, min(len(common), PHRASE_CHECK_LIMIT), 100):
+            for text in texts([self._ids[i] for i in common[start : start + 100]]):
+                held = tokenize(text)  # as the index holds it: a phrase is its words in a row, stopwords aside
+                if any(tuple(held[i : i + size]) == term.tokens for i in range(len(held) - size + 1)):
+                    return True
+        return False
 
     def idf(self, token: str) -> float:
         """Inverse document frequency of a token in this KB (0 when unknown)."""
@@ -418,6 +441,10 @@ class KnowledgeBaseIndex:
         ids = vector_ids(chunk_ids)
         for start in range(0, len(ids), 5000):
             self.collection.delete(ids=ids[start : start + 5000])
+
+    def missing_concepts(self, query: str) -> list[str]:
+        """``KeywordIndex.missing_concepts``, with this KB's chunk texts for its phrase check."""
+        return self.keyword.missing_concepts(query, texts=lambda ids: [c.search_text() for c in self.get(ids).values()])
 
     def all_chunks(self) -> list[Chunk]:
         """The live chunks."""

@@ -105,16 +105,16 @@ def test_a_workplace_topic_the_kb_never_mentions_is_not_answered_from_a_passage_
         Chunk(id="holiday", text="法定节假日加班的，按小时工资的 300% 支付加班费。", source="员工手册.md",
               section="加班补偿"),
     ])  # fmt: skip
-    assert index.keyword.missing_concepts("公司有上下班班车吗？") == ["班车"]
+    assert index.missing_concepts("公司有上下班班车吗？") == ["班车"]
     assistant = Assistant(settings)
 
     shuttle = assistant.ask("公司有上下班班车吗？")
     assert not shuttle.answered and shuttle.escalation_reason == "low_confidence"
     taxi = assistant.ask("加班以后打车回家能报销吗？")  # the same passage answers what it does say
     assert taxi.answered and "21:00" in taxi.text
-    assert index.keyword.missing_concepts("加班以后打车回家能报销吗？") == []
+    assert index.missing_concepts("加班以后打车回家能报销吗？") == []
     # 国庆节 is never said either, but it is a 法定节假日 (the glossary's broader concept), whose rule answers it
-    assert index.keyword.missing_concepts("国庆节来公司加班有加班费吗？") == []
+    assert index.missing_concepts("国庆节来公司加班有加班费吗？") == []
     national_day = assistant.ask("国庆节来公司加班有加班费吗？")
     assert national_day.answered and "300%" in national_day.text
 
@@ -182,3 +182,25 @@ def test_a_table_row_answers_with_its_whole_short_table(sample_assistant):
     assert "不满 5 年 | 每年带薪年假: 10 个工作日" in answer.text
     assert "满 5 年及以上 | 每年带薪年假: 15 个工作日" in answer.text
     assert answer.citations[0].section.endswith("2.1 年假天数")
+
+
+def test_a_concept_is_said_by_its_words_in_a_row_or_by_words_too_rare_to_meet_by_chance(settings, embeddings):
+    """远程 and 工作 meet in a VPN note that says nothing of working from home: words that common meet by chance,
+    so only "远程工作" in a row says it. 住宿 and 标准, each in one chunk of 33, do not meet by chance."""
+    from kb_assistant.index import KnowledgeBaseIndex
+    from kb_assistant.schema import Chunk
+
+    rules = [Chunk(id=f"rule{i}", text=f"第 {i} 条：员工应按时完成工作任务。", source="守则.md", section=f"第 {i} 条")
+             for i in range(31)]  # fmt: skip
+    vpn = Chunk(id="vpn", text="出差期间可通过 VPN 远程访问内网，不影响工作。", source="IT.md", section="VPN")
+    hotel = Chunk(id="hotel", text="出差住宿：酒店按城市等级报销，一线城市的标准为每晚 600 元。", source="差旅.md",
+                  section="住宿")  # fmt: skip
+    handbook = KnowledgeBaseIndex(settings, "handbook", embeddings)
+    handbook.add([*rules, vpn, hotel])
+    assert handbook.missing_concepts("公司允许在家办公吗？") == ["在家办公"]
+    assert handbook.missing_concepts("出差的住宿标准是多少？") == []
+
+    remote = KnowledgeBaseIndex(settings, "remote", embeddings)
+    wfh = Chunk(id="wfh", text="员工可申请远程工作，每周最多 2 天。", source="守则.md", section="远程")
+    remote.add([*rules, vpn, wfh])
+    assert remote.missing_concepts("公司允许在家办公吗？") == []
