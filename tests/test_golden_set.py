@@ -21,8 +21,9 @@ def test_expected_source_is_in_the_top_5_and_unanswerable_questions_are_handed_o
     misses = [r["question"] for r in rows if r["answerable"] and not r["rank"]]
     assert summary["hit@5"] >= 0.94, misses
     assert summary["mrr"] >= 0.85
-    # at the default threshold: measured 0.773 / 0.85 (eval/README.md); the target is 0.9 / 0.9
+    # at the default threshold: measured 0.857 / 0.90 (eval/README.md); the target is 0.9 / 0.9
     threshold = sample_assistant.settings.confidence_threshold
     answered = [r["question"] for r in rows if not r["answerable"] and r["confidence"] >= threshold]
-    assert summary["refusal_recall"] >= 0.8, answered
-    assert summary["refusal_precision"] >= 0.75
+    assert summary["refusal_recall"] >= 0.85, answered
+    refused = [r["question"] for r in rows if r["answerable"] and r["confidence"] < threshold]
+    assert summary["refusal_precision"] >= 0.8, refused
