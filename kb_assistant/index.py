@@ -86,7 +86,7 @@ class KeywordIndex:
         self._ids: list[str] = []
         self._id_set: frozenset[str] = frozenset()
         self._loaded = False
-        self._together: dict[tuple[Term, bool], bool] = {}  # _said's answers: fixed for this index version
+        self._said_memo: dict[tuple[Term, bool], bool] = {}  # _said's answers: fixed for this index version
 
     @staticmethod
     def write(directory: Path, tokens: dict[str, list[str]]) -> None:
@@ -170,9 +170,9 @@ class KeywordIndex:
     def _said(self, term: Term, texts) -> bool:
         """Does some chunk say ``term``? (Remembered: the answer only changes with the index.)"""
         key = (term, texts is not None)
-        if key not in self._together:
-            self._together[key] = self._chunk_saying(term, texts)
-        return self._together[key]
+        if key not in self._said_memo:
+            self._said_memo[key] = self._chunk_saying(term, texts)
+        return self._said_memo[key]
 
     def _chunk_saying(self, term: Term, texts) -> bool:
         import math
