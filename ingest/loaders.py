@@ -164,7 +164,7 @@ def _html_rows(html: str) -> tuple[list[list[str]], bool]:
     from html.parser import HTMLParser
 
     rows: list[list[str]] = []
-    header_cells: list[int] = []  # the rows that hold a <th>
+    headed = False
 
     class Cells(HTMLParser):
         cell: list[str] | None = None
@@ -173,9 +173,9 @@ def _html_rows(html: str) -> tuple[list[list[str]], bool]:
             if tag == "tr":
                 rows.append([])
             elif tag in ("td", "th") and rows:
+                nonlocal headed
                 self.cell = []
-                if tag == "th":
-                    header_cells.append(len(rows) - 1)
+                headed = headed or (tag == "th" and len(rows) == 1)
 
         def handle_endtag(self, tag):
             if tag in ("td", "th") and self.cell is not None:
@@ -187,7 +187,6 @@ def _html_rows(html: str) -> tuple[list[list[str]], bool]:
                 self.cell.append(data)
 
     Cells().feed(html)
-    headed = bool(header_cells) and header_cells[0] == 0
     return [r for r in rows if any(r)], headed
 
 

@@ -69,8 +69,8 @@ class Match:
 
 
 class Glossary:
-    def __init__(self, concepts: list[list[str]], links: list[tuple[str, str]] = (), where: list[str] = ()):
-        """``links``: (narrower, broader) wordings; ``where``: the file and line of each link, for errors."""
+    def __init__(self, concepts: list[list[str]], links: list[tuple[str, str, str]] = ()):
+        """``links``: (narrower, broader, where) — two wordings, and the file and line that says so, for errors."""
         self.concepts: list[tuple[Term, ...]] = []
         self._latin: dict[tuple[str, ...], list[tuple[Term, int]]] = {}
         self._cjk: list[tuple[Term, int]] = []
@@ -87,26 +87,25 @@ class Glossary:
                     self._latin.setdefault(term.words, []).append((term, n))
         self._cjk.sort(key=lambda item: -len(item[0].text))  # longest first: 带薪年休假 before 年假
         self._max_words = max((len(k) for k in self._latin), default=0)
-        self._broader = self._resolve(links, where)
+        self._broader = self._resolve(links)
         self._memo: dict[str, list[Match]] = {}
         self._jieba = None  # a private jieba that knows the terms (the keyword index's own cut stays as it is)
 
     def __len__(self) -> int:
         return len(self.concepts)
 
-    def _resolve(self, links, where) -> dict[int, tuple[Term, ...]]:
+    def _resolve(self, links) -> dict[int, tuple[Term, ...]]:
         """Each concept's broader concepts' wordings, transitively (a cycle ends where it comes back)."""
         concept_of: dict[str, int] = {}
         for n, terms in enumerate(self.concepts):
             for term in terms:
                 concept_of.setdefault(term.text, n)
         parents: dict[int, list[int]] = {}
-        for i, pair in enumerate(links):
-            found = [concept_of.get(x.strip().lower()) for x in pair]
-            for x, n in zip(pair, found, strict=True):
+        for narrower, broader, where in links:
+            found = [concept_of.get(x.strip().lower()) for x in (narrower, broader)]
+            for x, n in zip((narrower, broader), found, strict=True):
                 if n is None:
-                    at = where[i] if i < len(where) else "glossary"
-                    raise GlossaryError(f"{at}: {x.strip()!r} is no term of any concept (in {pair[0]} > {pair[1]})")
+                    raise GlossaryError(f"{where}: {x.strip()!r} is no term of any concept (in {narrower} > {broader})")
             if found[0] != found[1]:
                 parents.setdefault(found[0], []).append(found[1])
         closure: dict[int, tuple[Term, ...]] = {}
@@ -123,8 +122,7 @@ class Glossary:
     @classmethod
     def load(cls, paths: list[Path]) -> Glossary:
         concepts: list[list[str]] = []
-        links: list[tuple[str, str]] = []
-        where: list[str] = []
+        links: list[tuple[str, str, str]] = []
         for path in paths:
             try:
                 lines = Path(path).read_text(encoding="utf-8").splitlines()
@@ -140,8 +138,7 @@ class Glossary:
                     pair = [x.strip() for x in line.split(">")]
                     if len(pair) != 2 or not all(pair):
                         raise GlossaryError(f"{path}, line {n}: a link is 'narrower > broader', got {line!r}")
-                    links.append((pair[0], pair[1]))
-                    where.append(f"{path}, line {n}")
+                    links.append((pair[0], pair[1], f"{path}, line {n}"))
                     continue
                 terms = [t.strip() for t in line.split("\t") if t.strip()]
                 if len(terms) < 2:
@@ -149,7 +146,7 @@ class Glossary:
                         f"{path}, line {n}: a concept needs at least two terms separated by tabs, got {line!r}"
                     )
                 concepts.append(terms)
-        return cls(concepts, links, where)
+        return cls(concepts, links)
 
     def matches(self, question: str) -> list[Match]:
         """The glossary terms a question uses (a concept at most once; a longer term wins over one inside it)."""

@@ -146,7 +146,7 @@ class KeywordIndex:
         top = scores.argsort()[::-1][: min(k, len(self._ids))]
         return [(self._ids[i], float(scores[i])) for i in top if scores[i] > 0]
 
-    def missing_concepts(self, query: str, texts: Callable[[list[str]], list[str]] | None = None) -> list[str]:
+    def missing_concepts(self, query: str, tokens: Callable[[list[str]], list[list[str]]] | None = None) -> list[str]:
         """The glossary concepts the question names that this KB never says in any wording, nor any concept they
         are a kind of (国庆节 is said by 法定节假日): a workplace topic the question is about ("公司有班车吗",
         "sabbatical leave") that no passage can answer. Words alone would not do: most words the KB does not know
@@ -156,25 +156,25 @@ class KeywordIndex:
         that is unlikely by chance (hotel / 标准: two words of a few chunks each), or when it holds them in a row
         (stopwords aside): 远程 / 工作 and work / home meet in some chunk of most handbooks, "work from home" does
         not.
-        ``texts`` gives chunks' search texts by chunk id, for the phrase check; without it any chunk holding every
-        word says the wording."""
+        ``tokens`` gives chunks' keyword tokens by chunk id, for the in-a-row check; without it any chunk holding
+        every word says the wording."""
         self._load()
         if self._bm25 is None:
             return []
         return [
             m.term.text
             for m in self.glossary.matches(query)
-            if not any(self._said(t, texts) for t in (m.term, *m.alternatives, *m.broader))
+            if not any(self._said(t, tokens) for t in (m.term, *m.alternatives, *m.broader))
         ]
 
-    def _said(self, term: Term, texts) -> bool:
+    def _said(self, term: Term, tokens) -> bool:
         """Does some chunk say ``term``? (Remembered: the answer only changes with the index.)"""
-        key = (term, texts is not None)
+        key = (term, tokens is not None)
         if key not in self._said_memo:
-            self._said_memo[key] = self._chunk_saying(term, texts)
+            self._said_memo[key] = self._chunk_saying(term, tokens)
         return self._said_memo[key]
 
-    def _chunk_saying(self, term: Term, texts) -> bool:
+    def _chunk_saying(self, term: Term, tokens) -> bool:
         import math
 
         import numpy as np
@@ -191,12 +191,11 @@ class KeywordIndex:
                 return False
         n = len(self._ids)
         chance = n * math.prod(len(r) / n for r in rows)  # chunks expected to hold them all if words fell at random
-        if len(rows) == 1 or texts is None or 1 - math.exp(-chance) < CHANCE_MEETING:
+        if len(rows) == 1 or tokens is None or 1 - math.exp(-chance) < CHANCE_MEETING:
             return True
         size = len(term.tokens)
         for start in range(0, min(len(common), PHRASE_CHECK_LIMIT), 100):
-            for text in texts([self._ids[i] for i in common[start : start + 100]]):
-                held = tokenize(text)  # as the index holds it: a phrase is its words in a row, stopwords aside
+            for held in tokens([self._ids[i] for i in common[start : start + 100]]):  # stopwords left out
                 if any(tuple(held[i : i + size]) == term.tokens for i in range(len(held) - size + 1)):
                     return True
         return False
@@ -443,8 +442,10 @@ class KnowledgeBaseIndex:
             self.collection.delete(ids=ids[start : start + 5000])
 
     def missing_concepts(self, query: str) -> list[str]:
-        """``KeywordIndex.missing_concepts``, with this KB's chunk texts for its phrase check."""
-        return self.keyword.missing_concepts(query, texts=lambda ids: [c.search_text() for c in self.get(ids).values()])
+        """``KeywordIndex.missing_concepts``, with this KB's chunks' keyword tokens for its in-a-row check."""
+        return self.keyword.missing_concepts(
+            query, tokens=lambda ids: [keyword_tokens(c) for c in self.get(ids).values()]
+        )
 
     def all_chunks(self) -> list[Chunk]:
         """The live chunks."""
