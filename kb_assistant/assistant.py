@@ -146,7 +146,7 @@ class Assistant:
                                                       "session_id": session_id, "timings_ms": {}})  # fmt: skip
             yield StreamEvent(type="delta", text=answer.text)
             with _timed(timings, "log"):
-                self._record(answer, [], history, user)
+                self._record(answer, [], history, user, ms=sum(timings.values()))
             timings["total"] = round(sum(timings.values()), 2)
             answer.timings_ms = timings
             yield StreamEvent(type="final", answer=answer)
@@ -197,14 +197,14 @@ class Assistant:
         if not answer.answered:
             answer.citations = []
             with _timed(timings, "escalate"):
-                answer.ticket_id = self._record(answer, passages, history, user)
+                answer.ticket_id = self._record(answer, passages, history, user, ms=sum(timings.values()))
             answer.text = self._holding_reply(lang, answer.ticket_id)
             yield StreamEvent(type="delta", text=answer.text)
         else:
             if self.chat_model is None:
                 yield StreamEvent(type="delta", text=answer.text)  # extractive answers arrive whole
             with _timed(timings, "log"):
-                self._record(answer, passages, history, user)
+                self._record(answer, passages, history, user, ms=sum(timings.values()))
         timings["total"] = round(sum(timings.values()), 2)
         answer.timings_ms = timings  # pydantic copied the dict at construction
         if cached is not None and cached.cacheable:
@@ -225,7 +225,7 @@ class Assistant:
         )  # fmt: skip
         timings: dict[str, float] = {}
         with _timed(timings, "escalate"):
-            answer.ticket_id = self._record(answer, [], history, user)
+            answer.ticket_id = self._record(answer, [], history, user, ms=0.0)
         answer.text = self._holding_reply(lang, answer.ticket_id)
         answer.timings_ms = {**timings, "total": timings["escalate"]}
         yield StreamEvent(type="delta", text=answer.text)
@@ -238,7 +238,9 @@ class Assistant:
             text += note.format(ticket=ticket_id)
         return text
 
-    def _record(self, answer: Answer, passages: list[Candidate], history: list[dict] | None, user) -> str | None:
+    def _record(
+        self, answer: Answer, passages: list[Candidate], history: list[dict] | None, user, ms: float = 0.0
+    ) -> str | None:
         """Log the answer (one insert); an unanswered one opens or joins a ticket, whose id is returned.
         The queue spools what it cannot write, so this never fails the user's question."""
         from kb_assistant.queue.store import AnswerRecord
@@ -254,7 +256,10 @@ class Assistant:
             or [{**p.model_dump(exclude={"snippet"}), "text": p.snippet[:1000]} for p in answer.passages],
             conversation=[{"role": m.get("role", ""), "content": str(m.get("content", ""))[:4000]}
                           for m in (history or [])[-20:]],
-            embedding=embedding,
+            embedding=embedding, cached=answer.cached, answer_ms=round(ms, 2),
+            prompt_tokens=answer.usage.prompt_tokens if answer.usage else 0,
+            completion_tokens=answer.usage.completion_tokens if answer.usage else 0,
+            cited=list(dict.fromkeys(c.source for c in answer.citations)),
         )  # fmt: skip
         return self.queue.record(entry)
 

@@ -44,6 +44,10 @@ class Settings(BaseSettings):
     llm_model: str = Field("gpt-4o-mini", description="Model name sent to the LLM endpoint.")
     llm_temperature: float = Field(0.0, ge=0.0, le=2.0)
     llm_timeout_s: float = Field(60.0, gt=0)
+    llm_price_prompt_per_1m: float = Field(0.15, ge=0, description="Dashboard cost: price per 1M prompt tokens.")
+    llm_price_completion_per_1m: float = Field(
+        0.60, ge=0, description="Dashboard cost: price per 1M completion tokens."
+    )
 
     # --- ingest --------------------------------------------------------------------------------
     chunk_size: int = Field(500, ge=100, description="Target chunk size in characters.")

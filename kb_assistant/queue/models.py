@@ -97,6 +97,12 @@ class AnswerLog(Base):
     rating: Mapped[str | None] = mapped_column(String(8))
     feedback_comment: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    # for the admin dashboard (migration 0002)
+    cached: Mapped[bool] = mapped_column(Boolean, default=False)
+    answer_ms: Mapped[float] = mapped_column(Float, default=0.0)
+    prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    completion_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    cited: Mapped[list | None] = mapped_column()  # the sources its citations name
 
 
 class AgentUser(Base):

@@ -61,6 +61,11 @@ class AnswerRecord:
     passages: list[dict] = field(default_factory=list)
     conversation: list[dict] = field(default_factory=list)
     embedding: list[float] | None = None
+    cached: bool = False
+    answer_ms: float = 0.0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cited: list[str] = field(default_factory=list)
 
 
 def format_ticket_id(number: int) -> str:
@@ -234,6 +239,8 @@ class TicketQueue:
                 standalone_question=entry.standalone_question, language=entry.language, text=entry.text,
                 answered=entry.answered, confidence=entry.confidence, reason=entry.reason, passages=entry.passages,
                 conversation=entry.conversation, embedding=None if entry.answered else entry.embedding,
+                cached=entry.cached, answer_ms=entry.answer_ms, prompt_tokens=entry.prompt_tokens,
+                completion_tokens=entry.completion_tokens, cited=entry.cited,
             )  # fmt: skip
             s.add(row)
             if entry.answered:
