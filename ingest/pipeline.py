@@ -397,8 +397,8 @@ class IncrementalIndexer:
                         if self.on_file:
                             self.on_file(path, None)
                         continue
-                known = row.content_hash if same_config and not self.full else None
-                tasks.append(_Task(root_key, str(path), source, known, max_bytes, self.settings.chunk_size))
+                known_hash = row.content_hash if same_config and not self.full else None
+                tasks.append(_Task(root_key, str(path), source, known_hash, max_bytes, self.settings.chunk_size))
             for source in sorted(set(rows) - seen):
                 row = rows[source]
                 change = DocumentChange(root_key, source, 0, 0, "", "deleted", [], self.config, delete=True)

@@ -11,6 +11,7 @@ clients show the message); bad input is a 4xx, never a 500.
     POST /v1/chat/completions     OpenAI-compatible, streaming too; citations in the text and in `citations`
     GET  /healthz  /metrics       liveness (checks the vector store) and Prometheus metrics
     GET  /widget.js  /widget/demo the embeddable chat widget and a page that embeds it
+    /admin  /admin/api            the admin pages and their HTTP API (admins only: ui/admin_app.py)
     /console  /                   the Gradio agent console (when present) and the Gradio chat
 """
 
@@ -482,12 +483,14 @@ class RequestMetricsMiddleware:
 
 
 def mount_gradio_uis(app, assistant: Assistant) -> None:
-    """The agent console at /console (agents log in) and the chat at /."""
+    """The admin pages at /admin, the agent console at /console (agents log in) and the chat at /."""
     import gradio as gr
 
+    from ui.admin_app import mount_admin
     from ui.chat import build_chat_app
     from ui.console import build_console_app, console_auth
 
+    mount_admin(app, assistant)  # /admin/api and the admin pages at /admin
     gr.mount_gradio_app(
         app, build_console_app(assistant), path="/console", footer_links=[], auth=console_auth(assistant.queue),
         auth_message="kb-assistant agent console: sign in as an agent (kb user add NAME --role agent)",
