@@ -143,7 +143,7 @@ class DocumentLibrary:
             raise KBError(f"a knowledge base named {kb!r} already exists: upload into it")
         folder = self.uploads_dir(kb)
         folder.mkdir(parents=True, exist_ok=True)
-        KnowledgeBaseIndex(self.settings, kb, self.assistant.embeddings).collection  # noqa: B018 (creates it)
+        KnowledgeBaseIndex(self.settings, kb, None).collection  # noqa: B018 (creates it; no model needed)
         Ledger(self.settings).remember_source(kb, str(folder))
         return kb
 

@@ -21,7 +21,7 @@ from kb_assistant.assistant import Assistant
 from kb_assistant.errors import KBError
 from ui.admin import DocumentLibrary, admin_login, report_line, require_admin
 
-DOC_COLUMNS = ["document", "status", "reason", "chunks", "changed", "last synced", "source", "key"]
+DOC_COLUMNS = ["document", "status", "reason", "chunks", "changed", "last synced", "source"]
 CHUNK_COLUMNS = ["#", "section", "page", "text"]
 RUN_COLUMNS = ["run", "started", "finished", "status", "summary", "failed files"]
 ALL = "(all)"
@@ -33,7 +33,7 @@ def _e(text) -> str:
 
 def doc_rows(library: DocumentLibrary, kb: str) -> list[list]:
     return [
-        [d.source, d.status, d.reason, d.chunks, d.changed, d.synced, "upload" if d.uploaded else d.root, d.key]
+        [d.source, d.status, d.reason, d.chunks, d.changed, d.synced, "upload" if d.uploaded else d.root]
         for d in library.documents(kb)
     ]
 
@@ -186,12 +186,13 @@ def build_admin_app(assistant: Assistant):
 
         upload.click(do_upload, [kb, files], [progress, docs]).then(**refresh_docs)
 
-        def pick(evt: gr.SelectData, request: gr.Request):
+        def pick(kb_name, evt: gr.SelectData, request: gr.Request):
             admin_of(request)
-            row = evt.row_value or []
-            return row[-1] if row else ""
+            rows = library.documents(kb_name) if kb_name else []
+            n = evt.index[0] if isinstance(evt.index, list | tuple) else evt.index
+            return rows[n].key if isinstance(n, int) and 0 <= n < len(rows) else ""
 
-        docs.select(pick, None, key)
+        docs.select(pick, kb, key)
 
         def do_show(kb_name, doc_key, request: gr.Request):
             admin_of(request)
