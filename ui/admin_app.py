@@ -25,6 +25,7 @@ DOC_COLUMNS = ["document", "status", "reason", "chunks", "changed", "last synced
 CHUNK_COLUMNS = ["#", "section", "page", "text"]
 RUN_COLUMNS = ["run", "started", "finished", "status", "summary", "failed files"]
 ALL = "(all)"
+DAY_AXIS = {"x": "day", "x_label_angle": -45, "height": 250}
 
 
 def _e(text) -> str:
@@ -99,14 +100,14 @@ def build_admin_app(assistant: Assistant):
                 dash_refresh = gr.Button("Refresh", scale=0, elem_id="dash-refresh")
             totals = gr.Markdown(elem_id="dash-totals")
             with gr.Row():
-                questions_plot = gr.LinePlot(x="day", y="questions", title="Questions per day", height=260)
-                outcomes_plot = gr.BarPlot(x="day", y="count", color="outcome", title="Answered vs escalated",
-                                           height=260)  # fmt: skip
+                questions_plot = gr.LinePlot(**DAY_AXIS, y="questions", title="Questions per day")
+                outcomes_plot = gr.BarPlot(**DAY_AXIS, y="count", color="outcome", title="Answered vs escalated",
+                                           )  # fmt: skip
             with gr.Row():
-                tokens_plot = gr.BarPlot(x="day", y="llm_tokens", title="LLM tokens per day", height=240)
-                cost_plot = gr.LinePlot(x="day", y="cost", title="Estimated LLM cost per day", height=240)
+                tokens_plot = gr.BarPlot(**DAY_AXIS, y="llm_tokens", title="LLM tokens per day")
+                cost_plot = gr.LinePlot(**DAY_AXIS, y="cost", title="Estimated LLM cost per day ($)")
             with gr.Row():
-                cache_plot = gr.BarPlot(x="day", y="cache_hits", title="Cache hits per day", height=240)
+                cache_plot = gr.BarPlot(**DAY_AXIS, y="cache_hits", title="Cache hits per day")
                 reasons_plot = gr.BarPlot(x="reason", y="count", title="Escalations by reason", height=240)
             with gr.Row():
                 top_q = gr.Dataframe(label="Top questions", interactive=False, wrap=True, elem_id="dash-top")
