@@ -235,10 +235,10 @@ def queue_promote(
 @user_app.command("add")
 def user_add(
     name: str,
-    role: Annotated[str, typer.Option(help="agent or admin.")] = "agent",
+    role: Annotated[str, typer.Option(help="agent (tickets, gaps) or admin (also KBs, documents, stats).")] = "agent",
     password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the password from stdin.")] = False,
 ):
-    """Create an agent (or change their password); the password is stored as a bcrypt hash."""
+    """Create a console user, agent or admin (or change their role and password); stored as a bcrypt hash."""
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     else:

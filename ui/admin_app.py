@@ -108,7 +108,8 @@ def build_admin_app(assistant: Assistant):
                 cost_plot = gr.LinePlot(**DAY_AXIS, y="cost", title="Estimated LLM cost per day ($)")
             with gr.Row():
                 cache_plot = gr.BarPlot(**DAY_AXIS, y="cache_hits", title="Cache hits per day")
-                reasons_plot = gr.BarPlot(x="reason", y="count", title="Escalations by reason", height=240)
+                reasons_plot = gr.BarPlot(x="reason", y="count", title="Escalations by reason", height=250,
+                                          y_lim=[0, None])  # fmt: skip
             with gr.Row():
                 top_q = gr.Dataframe(label="Top questions", interactive=False, wrap=True, elem_id="dash-top")
                 gaps = gr.Dataframe(label="Top unanswered (work them in the console's Gaps tab)", interactive=False,
