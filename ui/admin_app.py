@@ -112,8 +112,9 @@ def build_admin_app(assistant: Assistant):
                                           y_lim=[0, None])  # fmt: skip
             with gr.Row():
                 top_q = gr.Dataframe(label="Top questions", interactive=False, wrap=True, elem_id="dash-top")
-                gaps = gr.Dataframe(label="Top unanswered (work them in the console's Gaps tab)", interactive=False,
-                                    wrap=True)  # fmt: skip
+                with gr.Column():
+                    gaps = gr.Dataframe(label="Top unanswered", interactive=False, wrap=True)
+                    gr.Markdown("Grouped by meaning, and worked, in the [agent console's Gaps tab](/console).")
             with gr.Row():
                 cited = gr.Dataframe(label="Most cited documents", interactive=False)
                 never = gr.Dataframe(label="Never cited documents", interactive=False)
