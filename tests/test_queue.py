@@ -180,7 +180,7 @@ def test_the_migrations_build_exactly_the_models_schema(tmp_path):
     assert queue.available()
     with queue.engine.connect() as conn:
         assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
-        assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == "0001"
+        assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == "0002"
 
 
 def test_agents_passwords_are_stored_as_bcrypt_hashes(tmp_path):

@@ -308,6 +308,8 @@ class TicketQueue:
         ).all()
         best, best_sim = None, self.settings.ticket_group_similarity
         for t in candidates:
+            if not _is_vector(t.embedding, len(embedding)):  # a row this code did not write: not comparable
+                continue
             sim = cosine(embedding, t.embedding)
             other = t.standalone_question
             if sim >= best_sim and same_numbers(text, other) and word_overlap(text, other) >= 0.5:
@@ -544,6 +546,14 @@ def cosine(a: list[float], b: list[float]) -> float:
     va, vb = np.asarray(a, dtype=np.float32), np.asarray(b, dtype=np.float32)
     denom = float(np.linalg.norm(va) * np.linalg.norm(vb))
     return float(va @ vb) / denom if denom else 0.0
+
+
+def _is_vector(value, size: int) -> bool:
+    return (
+        isinstance(value, list)
+        and len(value) == size
+        and all(isinstance(x, int | float) and not isinstance(x, bool) for x in value)
+    )
 
 
 def same_numbers(a: str, b: str) -> bool:
