@@ -129,6 +129,7 @@ class Assistant:
         user: str | None = None,
     ) -> Iterator[StreamEvent]:
         question = self._check_question(question)
+        history = self._bound_history(history)
         timings: dict[str, float] = {}
         lang = detect_language(question)
         index = self.index(kb)
@@ -139,6 +140,8 @@ class Assistant:
 
         with _timed(timings, "condense"):
             standalone = self._condenser().condense(question, history)
+            if len(standalone) > s.max_question_chars:  # history is context, not a way past the limit
+                standalone = question
         with _timed(timings, "cache"):  # keyed on the standalone question: a follow-up never hits another's entry
             cached = self.cache.lookup(index, standalone, lang) if s.cache_enabled else None
         if cached is not None and cached.answer is not None:
@@ -302,15 +305,38 @@ class Assistant:
         return chunk.source
 
     def _check_question(self, question: str) -> str:
-        if not isinstance(question, str) or not question.strip():
+        if not isinstance(question, str):
             raise QuestionError("the question is empty: type a question")
-        question = question.strip()
+        if _SURROGATE.search(question):
+            raise QuestionError(
+                "the question holds an unpaired UTF-16 surrogate (e.g. \\ud800), which is not text: "
+                "send it as valid UTF-8"
+            )
+        question = _INVISIBLE.sub("", question).strip()  # NULs, zero-width spaces, BOMs, control characters
+        if not question:
+            raise QuestionError("the question is empty: type a question")
         if len(question) > self.settings.max_question_chars:
             raise QuestionError(
                 f"the question is {len(question)} characters long, over the limit of "
                 f"{self.settings.max_question_chars} (KB_MAX_QUESTION_CHARS): shorten it"
             )
         return question
+
+    def _bound_history(self, history: list[dict] | None) -> list[dict]:
+        """The last ``KB_MAX_HISTORY_MESSAGES`` turns, each cut to ``KB_MAX_QUESTION_CHARS`` and cleaned like a
+        question: a follow-up is condensed from bounded context, and the ticket stores no invalid text."""
+        limit, kept = self.settings.max_question_chars, []
+        for m in (history or [])[-self.settings.max_history_messages :]:
+            if not isinstance(m, dict):
+                continue
+            content = _INVISIBLE.sub("", _SURROGATE.sub("\ufffd", str(m.get("content") or ""))).strip()
+            kept.append({"role": str(m.get("role") or ""), "content": content[:limit]})
+        return kept
+
+
+# Unpaired surrogates cannot be encoded (UTF-8, SQLite, Postgres); the rest is invisible and never a question.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_INVISIBLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u00ad\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]")
 
 
 def is_handoff_request(question: str, phrases: list[str]) -> bool:

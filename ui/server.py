@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import html
 import json
+import logging
 import re
 import threading
 import time
@@ -36,12 +37,20 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from kb_assistant.apikeys import ApiKey, ApiKeyStore
 from kb_assistant.assistant import Assistant
-from kb_assistant.errors import KBError, QuestionError, UnknownKnowledgeBase, UnknownTicket
+from kb_assistant.errors import (
+    KBError,
+    QuestionError,
+    QueueUnavailable,
+    UnknownKnowledgeBase,
+    UnknownTicket,
+    public_message,
+)
 from kb_assistant.schema import Answer, Citation
 from kb_assistant.settings import KB_NAME_RE, Settings, SettingsError
 from ui.metrics import Metrics
 
 WIDGET_DIR = Path(__file__).parent / "widget"
+log = logging.getLogger("kb_assistant.server")
 SOURCES_TITLE = {"zh": "来源：", "en": "Sources:"}
 
 
@@ -98,7 +107,20 @@ def error_body(message: str, type_: str, code: str | None = None) -> dict:
 
 
 def api_error_for(exc: Exception, settings: Settings, question: str | None = None) -> ApiError:
-    """The HTTP status and error type for an error a user caused."""
+    """The HTTP status and error type for an error a user caused; the message without server paths or URLs
+    (the full one is logged here)."""
+    error = _api_error_for(exc, settings, question)
+    shown = public_message(error.message)
+    if shown != error.message or error.status >= 500:
+        log.warning("%s %s: %s", error.status, type(exc).__name__, error.message)
+    error.message = shown
+    return error
+
+
+def _api_error_for(exc: Exception, settings: Settings, question: str | None = None) -> ApiError:
+    if isinstance(exc, QueueUnavailable):
+        return ApiError(503, "the ticket database is busy or unavailable: try again in a minute", "server_error",
+                        "queue_unavailable")  # fmt: skip
     if isinstance(exc, QuestionError):
         too_long = question is not None and len(question.strip()) > settings.max_question_chars
         return ApiError(413 if too_long else 400, str(exc), "invalid_request_error", "invalid_question")
@@ -199,6 +221,7 @@ def build_app(assistant: Assistant, settings: Settings | None = None, *, mount_u
 
     @app.exception_handler(Exception)
     async def _bug(request: Request, exc: Exception):  # our bug: say so without a traceback to the client
+        log.error("internal error on %s %s", request.method, request.url.path, exc_info=exc)
         return JSONResponse(error_body(f"internal error ({type(exc).__name__})", "server_error"), status_code=500)
 
     # --- API keys -----------------------------------------------------------------------------------------------
@@ -351,7 +374,9 @@ def build_app(assistant: Assistant, settings: Settings | None = None, *, mount_u
         try:
             kbs = assistant.knowledge_bases()
         except Exception as exc:  # the store is down: that is what a health check is for
-            return JSONResponse({"status": "error", "error": f"{type(exc).__name__}: {exc}"}, status_code=503)
+            log.warning("healthz: %s: %s", type(exc).__name__, exc)
+            return JSONResponse({"status": "error", "error": public_message(f"{type(exc).__name__}: {exc}")},
+                                status_code=503)  # fmt: skip
         return {"status": "ok", "knowledge_bases": kbs}
 
     @app.get("/metrics", tags=["operations"], response_class=PlainTextResponse)
@@ -388,6 +413,7 @@ def build_app(assistant: Assistant, settings: Settings | None = None, *, mount_u
 
     # --- middleware: metrics inside, CORS outside (it answers pre-flight requests) ------------------------------
     app.add_middleware(RequestMetricsMiddleware, metrics=metrics)
+    app.add_middleware(BodySizeLimitMiddleware, limit=settings.max_request_bytes)
     origins = settings.allowed_origins
     app.add_middleware(
         CORSMiddleware,
@@ -448,6 +474,54 @@ def _kb_answer(answer: Answer) -> dict:
         "ticket_id": answer.ticket_id, "escalation_reason": answer.escalation_reason, "cached": answer.cached,
         "language": answer.language,
     }  # fmt: skip
+
+
+class BodySizeLimitMiddleware:
+    """Refuses request bodies over ``KB_MAX_REQUEST_BYTES`` with 413: by Content-Length before reading, else
+    (a chunked body) by counting while it is read here, before the app sees any of it."""
+
+    def __init__(self, app, limit: int):
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope.get("headers") or []).get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.limit):
+            await self._refuse(send)
+            return
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":  # the client went away
+                return
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            if size > self.limit:
+                await self._refuse(send)
+                return
+            if not message.get("more_body"):
+                break
+        replayed = [False]
+
+        async def replay():
+            if not replayed[0]:
+                replayed[0] = True
+                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+            return await receive()  # later calls wait for the disconnect, as streaming responses do
+
+        await self.app(scope, replay, send)
+
+    async def _refuse(self, send) -> None:
+        body = json.dumps(error_body(
+            f"the request body is over the limit of {self.limit} bytes (KB_MAX_REQUEST_BYTES): send less",
+            "invalid_request_error", "request_too_large",
+        )).encode()  # fmt: skip
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                   (b"connection", b"close")]  # fmt: skip
+        await send({"type": "http.response.start", "status": 413, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
 
 
 class RequestMetricsMiddleware:

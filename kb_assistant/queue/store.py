@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from kb_assistant.errors import KBError, QuestionError, UnknownTicket
+from kb_assistant.errors import KBError, QuestionError, QueueUnavailable, UnknownTicket
 from kb_assistant.queue.models import (
     OPEN_STATUSES,
     AgentUser,
@@ -37,10 +37,6 @@ _TICKET_ID = re.compile(r"^\s*#?\s*(?:T-?)?0*(\d{1,12})\s*$", re.IGNORECASE)
 _REF = re.compile(r"^\s*P-[0-9a-f]{10}\s*$")
 _NUMBER = re.compile(r"\d+")
 _USER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,99}$")
-
-
-class QueueUnavailable(KBError):
-    """The queue database cannot be reached (it is named in the message)."""
 
 
 @dataclass
@@ -378,13 +374,39 @@ class TicketQueue:
         reason: str | None = None,
         older_than: timedelta | None = None,
         newer_than: timedelta | None = None,
-        limit: int = 500,
+        limit: int | None = 500,
+        offset: int = 0,
     ) -> list[Ticket]:
-        """Tickets, oldest first; status 'open' means open or claimed, 'all' or None means any."""
-        from sqlalchemy import select
+        """Tickets, oldest first; status 'open' means open or claimed, 'all' or None means any. A page of
+        ``limit`` (None: all) from ``offset``; ``count_tickets`` with the same filters says how many there are."""
         from sqlalchemy.orm import selectinload
 
-        q = select(Ticket).options(selectinload(Ticket.requests))
+        q = self._tickets_where(kb, status, reason, older_than, newer_than).options(selectinload(Ticket.requests))
+        q = q.order_by(Ticket.id).offset(max(0, offset))
+        with self._session() as s:
+            return list(s.scalars(q if limit is None else q.limit(limit)).all())
+
+    def count_tickets(
+        self,
+        *,
+        kb: str | None = None,
+        status: str | list[str] | None = None,
+        reason: str | None = None,
+        older_than: timedelta | None = None,
+        newer_than: timedelta | None = None,
+    ) -> int:
+        """How many tickets match (every ticket, by default)."""
+        from sqlalchemy import func, select
+
+        q = self._tickets_where(kb, status, reason, older_than, newer_than).subquery()
+        with self._session() as s:
+            return int(s.scalar(select(func.count()).select_from(q)))
+
+    @staticmethod
+    def _tickets_where(kb, status, reason, older_than, newer_than):
+        from sqlalchemy import select
+
+        q = select(Ticket)
         if status and status != "all":
             statuses = list(OPEN_STATUSES) if status == "open" else [status] if isinstance(status, str) else status
             q = q.where(Ticket.status.in_(statuses))
@@ -397,14 +419,7 @@ class TicketQueue:
             q = q.where(Ticket.created_at <= now - older_than)
         if newer_than is not None:
             q = q.where(Ticket.created_at >= now - newer_than)
-        with self._session() as s:
-            return list(s.scalars(q.order_by(Ticket.id).limit(limit)).all())
-
-    def count_tickets(self) -> int:
-        from sqlalchemy import func, select
-
-        with self._session() as s:
-            return int(s.scalar(select(func.count()).select_from(Ticket)))
+        return q
 
     def unanswered(self, *, kb: str | None = None, since: datetime | None = None) -> list[AnswerLog]:
         """The gap log: questions the KB could not answer (handoff requests are not gaps)."""
