@@ -6,7 +6,7 @@ clients show the message); bad input is a 4xx, never a 500.
 
     POST /api/ask                 the Answer JSON; stream=true: server-sent events delta… citations, answer
     POST /api/feedback            👍/👎 (+ comment) on an answer
-    GET  /api/tickets/{id}        a ticket's status and the agent's answer
+    GET  /api/tickets/{id}        a ticket's status and the agent's answer, for its asker (?token=ticket_token)
     GET  /v1/models               each knowledge base is a model
     POST /v1/chat/completions     OpenAI-compatible, streaming too; citations in the text and in `citations`
     GET  /healthz  /metrics       liveness (checks the vector store) and Prometheus metrics
@@ -289,12 +289,20 @@ def build_app(assistant: Assistant, settings: Settings | None = None, *, mount_u
         return result.model_dump(mode="json")
 
     @app.get("/api/tickets/{ticket_id}", tags=["api"])
-    def ticket(ticket_id: str, key: ApiKey | None = Depends(api_key)):
-        """A ticket's status and, once an agent has answered, the answer."""
+    def ticket(
+        request: Request,
+        ticket_id: str,
+        token: str = Query("", max_length=200, description="The ticket_token of the answer that opened it."),
+        key: ApiKey | None = Depends(api_key),
+    ):
+        """A ticket's status and, once an agent has answered, the answer: for its asker only, who sends the
+        ``ticket_token`` that came with the answer (or 👎) that opened it, as ``?token=`` or ``X-Ticket-Token``.
+        Without it, or with another's, the ticket reads as unknown (404)."""
         if not _TICKET_ID.match(ticket_id):
             raise ApiError(404, "no such ticket", "invalid_request_error", "unknown_ticket")
+        token = token or request.headers.get("x-ticket-token", "")
         try:
-            view = assistant.ticket(ticket_id)
+            view = assistant.ticket(ticket_id, token)
         except (KBError, NotImplementedError) as exc:
             raise api_error_for(exc, settings) from None
         check_scope(key, view.kb)
@@ -419,7 +427,7 @@ def build_app(assistant: Assistant, settings: Settings | None = None, *, mount_u
         CORSMiddleware,
         allow_origins=["*"] if "*" in origins else origins,
         allow_methods=["GET", "POST", "OPTIONS"],
-        allow_headers=["Authorization", "Content-Type"],
+        allow_headers=["Authorization", "Content-Type", "X-Ticket-Token"],
         max_age=600,
     )
 
@@ -471,7 +479,8 @@ def _usage(answer: Answer) -> dict:
 def _kb_answer(answer: Answer) -> dict:
     return {
         "answer_id": answer.id, "answered": answer.answered, "confidence": answer.confidence,
-        "ticket_id": answer.ticket_id, "escalation_reason": answer.escalation_reason, "cached": answer.cached,
+        "ticket_id": answer.ticket_id, "ticket_token": answer.ticket_token,
+        "escalation_reason": answer.escalation_reason, "cached": answer.cached,
         "language": answer.language,
     }  # fmt: skip
 

@@ -71,6 +71,7 @@ class TicketRequest(Base):
     user: Mapped[str | None] = mapped_column(String(100))
     answer_id: Mapped[str | None] = mapped_column(String(32), index=True)
     comment: Mapped[str | None] = mapped_column(Text)
+    access_hash: Mapped[str | None] = mapped_column(String(64))  # SHA-256 of the asker's token (queue/access.py)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     ticket: Mapped[Ticket] = relationship(back_populates="requests")
