@@ -159,6 +159,9 @@ def build_chat_app(assistant: Assistant):
     chat = gr.ChatInterface(
         fn=fn,
         additional_inputs=[kb_picker, session],
+        # open: Gradio mounts the components of a closed accordion only when it is opened, and the session's
+        # BrowserState reads and writes localStorage only while mounted (closed, every reload was a new session)
+        additional_inputs_accordion=gr.Accordion(label="Knowledge base / 知识库", open=True),
         additional_outputs=[session],
         examples=examples or None,
         title="kb-assistant",
