@@ -19,6 +19,7 @@ from __future__ import annotations
 import html
 import json
 import logging
+import os
 import re
 import threading
 import time
@@ -73,6 +74,16 @@ class FeedbackRequest(BaseModel):
     rating: Literal["up", "down"]
     comment: str = Field("", max_length=4000)
     session_id: str | None = Field(None, max_length=200)
+
+
+class LocalIngestRequest(BaseModel):
+    """A `kb ingest` handed to this server by another process on the same machine (ingest/handoff.py)."""
+
+    paths: list[str] = Field([], max_length=10_000)
+    kb: str = "default"
+    full: bool = False
+    all: bool = False
+    forget: bool = False
 
 
 class ChatMessage(BaseModel):
@@ -204,6 +215,7 @@ def build_app(assistant: Assistant, settings: Settings | None = None, *, mount_u
         openapi_url="/api/openapi.json",
     )
     app.state.assistant, app.state.metrics, app.state.keys = assistant, metrics, keys
+    app.state.local_token = None  # set by serve(): lets `kb ingest` on this data dir hand its job to us
 
     # --- errors as JSON ---------------------------------------------------------------------------------------
     @app.exception_handler(ApiError)
@@ -378,10 +390,12 @@ def build_app(assistant: Assistant, settings: Settings | None = None, *, mount_u
     # --- operations ---------------------------------------------------------------------------------------------------
     @app.get("/healthz", tags=["operations"])
     def healthz():
-        """200 when the vector store answers (lists the knowledge bases), 503 otherwise."""
+        """200 when every knowledge base answers a real (cheap) vector-store probe, 503 otherwise, naming it."""
         try:
             kbs = assistant.knowledge_bases()
-        except Exception as exc:  # the store is down: that is what a health check is for
+            for kb in kbs:
+                probe_kb(assistant, kb)
+        except Exception as exc:  # the store is down, or a KB would fail its questions: that is what this is for
             log.warning("healthz: %s: %s", type(exc).__name__, exc)
             return JSONResponse({"status": "error", "error": public_message(f"{type(exc).__name__}: {exc}")},
                                 status_code=503)  # fmt: skip
@@ -412,6 +426,21 @@ def build_app(assistant: Assistant, settings: Settings | None = None, *, mount_u
         for name, value in (("LANG", lang), ("KB", kb), ("KEY", key), ("POLL_MS", str(poll_ms))):
             page = page.replace("{{" + name + "}}", html.escape(value, quote=True))
         return HTMLResponse(page)
+
+    @app.post("/api/local/ingest", include_in_schema=False)
+    def local_ingest(request: Request, body: LocalIngestRequest):
+        """`kb ingest` from another process on this machine: run it here, the one writer of embedded Chroma."""
+        from ingest.handoff import TOKEN_HEADER, run_job, token_ok
+
+        client = request.client.host if request.client else ""
+        if client not in ("127.0.0.1", "::1") or not token_ok(app.state.local_token, request.headers.get(TOKEN_HEADER)):
+            raise ApiError(403, "only `kb ingest` on this machine, with the server's local token, may ingest here",
+                           "permission_error", "not_local")  # fmt: skip
+        try:
+            reports = run_job(settings, body.model_dump(), embeddings=assistant.embeddings)
+        except (KBError, SettingsError) as exc:
+            raise ApiError(400, str(exc), "invalid_request_error", "ingest_refused") from None
+        return {"reports": [r.model_dump(mode="json") for r in reports]}
 
     # registered last, so the routes above match first
     @app.api_route("/api/{rest:path}", methods=["GET", "POST", "PUT", "DELETE", "PATCH"], include_in_schema=False)
@@ -579,6 +608,35 @@ def mount_gradio_uis(app, assistant: Assistant) -> None:
     gr.mount_gradio_app(app, chat, path="/", footer_links=[])
 
 
+class KnowledgeBaseUnhealthy(Exception):
+    pass
+
+
+_STARTED_AT = time.time()
+
+
+def probe_kb(assistant: Assistant, kb: str) -> None:
+    """What a question does, cheaply: the collection answers a nearest-neighbour query with one of its own
+    vectors. With embedded Chroma, a KB version published by another process is refused too: this process's
+    Chroma cannot see what that process wrote, so questions reaching it would fail."""
+    index = assistant.index(kb)
+    state = index.state()
+    writer = state.get("writer_pid")
+    if (
+        not assistant.settings.chroma_url
+        and writer not in (None, os.getpid())
+        and float(state.get("published_at", 0)) > _STARTED_AT
+    ):
+        raise KnowledgeBaseUnhealthy(
+            f"knowledge base {kb!r} was changed by another process (pid {writer}) while this server runs on "
+            "embedded Chroma: restart the server; ingest through it (kb ingest does while it runs) or use "
+            "KB_CHROMA_URL"
+        )
+    got = index.collection.get(limit=1, include=["embeddings"])
+    if got["ids"]:
+        index.collection.query(query_embeddings=[got["embeddings"][0]], n_results=1, include=["metadatas"])
+
+
 def warm_up(assistant: Assistant) -> None:
     """Load the model and every KB's indexes before the first user waits (and before threads race to)."""
     assistant.embeddings  # noqa: B018
@@ -588,17 +646,19 @@ def warm_up(assistant: Assistant) -> None:
 
 def serve(settings: Settings) -> None:
     """`kb serve`: everything on one port."""
-    import os
-
     import uvicorn
 
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    from ingest.handoff import registered_server
+
     assistant = Assistant(settings)
-    warm_up(assistant)
-    app = build_app(assistant, settings)
-    print(f"kb-assistant on http://{settings.host}:{settings.port}  (API docs: /api/docs, widget demo: /widget/demo)",
-          flush=True)  # fmt: skip
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", timeout_graceful_shutdown=5)
+    with registered_server(settings, settings.port) as local_token:  # `kb ingest` elsewhere hands its job to us
+        warm_up(assistant)
+        app = build_app(assistant, settings)
+        app.state.local_token = local_token
+        print(f"kb-assistant on http://{settings.host}:{settings.port}  (API docs: /api/docs, widget demo: "
+              "/widget/demo)", flush=True)  # fmt: skip
+        uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", timeout_graceful_shutdown=5)
 
 
 @contextmanager
