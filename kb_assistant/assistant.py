@@ -129,6 +129,7 @@ class Assistant:
         user: str | None = None,
     ) -> Iterator[StreamEvent]:
         question = self._check_question(question)
+        history = self._bound_history(history)
         timings: dict[str, float] = {}
         lang = detect_language(question)
         index = self.index(kb)
@@ -139,6 +140,8 @@ class Assistant:
 
         with _timed(timings, "condense"):
             standalone = self._condenser().condense(question, history)
+            if len(standalone) > s.max_question_chars:  # history is context, not a way past the limit
+                standalone = question
         with _timed(timings, "cache"):  # keyed on the standalone question: a follow-up never hits another's entry
             cached = self.cache.lookup(index, standalone, lang) if s.cache_enabled else None
         if cached is not None and cached.answer is not None:
@@ -241,11 +244,14 @@ class Assistant:
     def _record(self, answer: Answer, passages: list[Candidate], history: list[dict] | None, user) -> str | None:
         """Log the answer (one insert); an unanswered one opens or joins a ticket, whose id is returned.
         The queue spools what it cannot write, so this never fails the user's question."""
+        from kb_assistant.queue.access import new_ticket_token, token_hash
         from kb_assistant.queue.store import AnswerRecord
 
-        embedding = None
+        embedding = access_hash = None
         if not answer.answered:  # for grouping near-identical open questions and clustering gaps
             embedding = [round(float(x), 5) for x in self.embeddings.embed_query(answer.standalone_question)]
+            answer.ticket_token = new_ticket_token()  # the asker's key to the ticket; the queue keeps its hash
+            access_hash = token_hash(answer.ticket_token)
         entry = AnswerRecord(
             id=answer.id, kb=answer.kb, question=answer.question, standalone_question=answer.standalone_question,
             language=answer.language, text=answer.text, answered=answer.answered, confidence=answer.confidence,
@@ -254,31 +260,40 @@ class Assistant:
             or [{**p.model_dump(exclude={"snippet"}), "text": p.snippet[:1000]} for p in answer.passages],
             conversation=[{"role": m.get("role", ""), "content": str(m.get("content", ""))[:4000]}
                           for m in (history or [])[-20:]],
-            embedding=embedding,
+            embedding=embedding, access_hash=access_hash,
         )  # fmt: skip
         return self.queue.record(entry)
 
     # --- the human queue -----------------------------------------------------------------------------
     def feedback(self, answer_id: str, rating: str, comment: str = "", session_id: str | None = None) -> Feedback:
-        """Record 👍/👎 on an answer; 👎 with a comment escalates it and evicts it from the cache."""
-        ticket_id = self.queue.feedback(answer_id, rating, comment, session_id)
+        """Record 👍/👎 on an answer; 👎 with a comment escalates it and evicts it from the cache. The Feedback
+        carries the ticket and the token that reads it (``ticket()``)."""
+        from kb_assistant.queue.access import new_ticket_token, token_hash
+
+        token = new_ticket_token()
+        ticket_id = self.queue.feedback(answer_id, rating, comment, session_id, access_hash=token_hash(token))
         if rating == "down":
             self._on_downvote(answer_id)
-        return Feedback(answer_id=answer_id, rating=rating, comment=comment or "", ticket_id=ticket_id)
+        return Feedback(answer_id=answer_id, rating=rating, comment=comment or "", ticket_id=ticket_id,
+                        ticket_token=token if ticket_id else None)  # fmt: skip
 
     def _on_downvote(self, answer_id: str) -> None:
         """A 👎'd answer leaves the semantic cache and is not stored again until its sources change."""
         if self.settings.cache_enabled:
             self.cache.evict(answer_id)
 
-    def ticket(self, ticket_id: str) -> TicketView:
-        """A ticket's status and answer, for the user who asked (raises UnknownTicket)."""
+    def ticket(self, ticket_id: str, token: str | None) -> TicketView:
+        """A ticket's status and answer, for the user who asked: ``token`` is the ``ticket_token`` of the Answer
+        (or Feedback) that opened their request. Anyone else gets UnknownTicket, as for a ticket that does not
+        exist. Agents read tickets through ``queue`` (console, `kb queue`)."""
         if not isinstance(ticket_id, str) or not ticket_id.strip():
             raise UnknownTicket("no ticket id given: ticket ids look like T-000123")
-        return self.queue.view(ticket_id)
+        return self.queue.view(ticket_id, token)
 
     def replies(self, session_id: str) -> list[TicketView]:
-        """The tickets of one chat session, answered ones with the agent's answer."""
+        """The tickets of one chat session, answered ones with the agent's answer. The session id is the key:
+        a surface showing replies must use ids nobody else can know or pick (the chat derives its from a secret
+        kept in the browser: ``queue.access.chat_session_id``), never one a client merely supplies."""
         return self.queue.session_replies(session_id) if session_id else []
 
     def promote(self, ticket_id: str, question: str | None = None) -> str:
@@ -302,15 +317,38 @@ class Assistant:
         return chunk.source
 
     def _check_question(self, question: str) -> str:
-        if not isinstance(question, str) or not question.strip():
+        if not isinstance(question, str):
             raise QuestionError("the question is empty: type a question")
-        question = question.strip()
+        if _SURROGATE.search(question):
+            raise QuestionError(
+                "the question holds an unpaired UTF-16 surrogate (e.g. \\ud800), which is not text: "
+                "send it as valid UTF-8"
+            )
+        question = _INVISIBLE.sub("", question).strip()  # NULs, zero-width spaces, BOMs, control characters
+        if not question:
+            raise QuestionError("the question is empty: type a question")
         if len(question) > self.settings.max_question_chars:
             raise QuestionError(
                 f"the question is {len(question)} characters long, over the limit of "
                 f"{self.settings.max_question_chars} (KB_MAX_QUESTION_CHARS): shorten it"
             )
         return question
+
+    def _bound_history(self, history: list[dict] | None) -> list[dict]:
+        """The last ``KB_MAX_HISTORY_MESSAGES`` turns, each cut to ``KB_MAX_QUESTION_CHARS`` and cleaned like a
+        question: a follow-up is condensed from bounded context, and the ticket stores no invalid text."""
+        limit, kept = self.settings.max_question_chars, []
+        for m in (history or [])[-self.settings.max_history_messages :]:
+            if not isinstance(m, dict):
+                continue
+            content = _INVISIBLE.sub("", _SURROGATE.sub("\ufffd", str(m.get("content") or ""))).strip()
+            kept.append({"role": str(m.get("role") or ""), "content": content[:limit]})
+        return kept
+
+
+# Unpaired surrogates cannot be encoded (UTF-8, SQLite, Postgres); the rest is invisible and never a question.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_INVISIBLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u00ad\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]")
 
 
 def is_handoff_request(question: str, phrases: list[str]) -> bool:

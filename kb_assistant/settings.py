@@ -78,6 +78,9 @@ class Settings(BaseSettings):
     )
     confidence_threshold: float = Field(0.25, ge=0.0, le=1.0, description="Below it the question is not answered.")
     max_question_chars: int = Field(4000, ge=1)
+    max_history_messages: int = Field(
+        20, ge=0, description="Earlier turns a question is condensed with (the newest); each cut to max_question_chars."
+    )
     holding_reply_zh: str = "这个问题我们还在研究，请你等待我们的回复。"
     holding_reply_en: str = "We're still looking into this question. Please wait for our reply."
 
@@ -121,6 +124,7 @@ class Settings(BaseSettings):
     # --- serving -------------------------------------------------------------------------------
     host: str = "127.0.0.1"
     port: int = Field(7860, ge=1, le=65535)
+    max_request_bytes: int = Field(1_000_000, ge=1024, description="Larger HTTP request bodies are refused (413).")
     allowed_origins: Annotated[list[str], NoDecode] = Field(
         [],
         description="Origins (scheme://host[:port]) whose pages may embed the widget and call the API from the "
