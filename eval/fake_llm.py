@@ -174,6 +174,9 @@ class FakeLLM(ThreadingHTTPServer):
         self.stopping.set()
         super().shutdown()
 
+    def handle_error(self, request, client_address):  # a client that gave up on a slow reply is no news here
+        pass
+
 
 _LOCK = threading.Lock()
 

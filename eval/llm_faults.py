@@ -2,8 +2,8 @@
 
     python -m eval.llm_faults [--timeout-s 2] [--question "How many days of sick leave do I get?"]
 
-Each row: the fault, the outcome (answered by the LLM, extractive fallback, holding reply + ticket, or the error
-that reached the user), the escalation reason and the seconds to answer. "refused" is a closed port.
+Each row: the fault, the outcome (the LLM's answer, the extractive fallback, the holding reply + ticket, or the
+error that reached the user), the escalation reason and the seconds to answer. "refused" is a closed port.
 """
 
 from __future__ import annotations
@@ -42,7 +42,9 @@ def run_matrix(data_dir: Path, question: str, timeout_s: float, embeddings=None)
             start = time.perf_counter()
             try:
                 answer = assistant.ask(question)
-                outcome = "answered" if answer.answered else f"holding, ticket {answer.ticket_id}"
+                fell_back = getattr(assistant, "llm_health", None) and assistant.llm_health.fallbacks.get("extractive")
+                outcome = "extractive" if fell_back else "LLM answer"
+                outcome = outcome if answer.answered else f"holding, ticket {answer.ticket_id}"
                 reason = answer.escalation_reason or ""
                 text = answer.text
             except Exception as exc:  # what the user would have got instead of an answer
