@@ -90,14 +90,12 @@ class Assistant:
 
         return LLMClient.for_settings(self.chat_model, self.llm_health, self.settings)
 
-    def _condenser(self, deadline: float):
+    def _condenser(self, budget):
         from kb_assistant.condense import LLMCondenser, TopicCarryover
 
         if self.chat_model is None:
             return TopicCarryover()
-        # a third of the question's LLM time at most: the answer needs the rest
-        deadline = min(deadline, time.monotonic() + self.settings.llm_timeout_s / 3)
-        return LLMCondenser(self.chat_model, client=self._llm_client(), deadline=deadline)
+        return LLMCondenser(self.chat_model, client=self._llm_client(), budget=budget)
 
     def _reranker(self, index: KnowledgeBaseIndex):
         from kb_assistant import rerank
@@ -108,11 +106,11 @@ class Assistant:
             return rerank.CrossEncoderReranker(self.settings.reranker_model, index.keyword)
         return rerank.EvidenceReranker(index, dense=self.settings.dense_search, keyword=self.settings.keyword_search)
 
-    def _answerer(self, index: KnowledgeBaseIndex, deadline: float | None = None):
+    def _answerer(self, index: KnowledgeBaseIndex, budget=None):
         if self.chat_model is not None:
             from kb_assistant.answer.llm import LLMAnswerer
 
-            return LLMAnswerer(self.chat_model, client=self._llm_client(), deadline=deadline)
+            return LLMAnswerer(self.chat_model, client=self._llm_client(), budget=budget)
         from kb_assistant.answer.extractive import ExtractiveAnswerer
 
         return ExtractiveAnswerer(index.keyword)
@@ -142,8 +140,9 @@ class Assistant:
         user: str | None = None,
     ) -> Iterator[StreamEvent]:
         question = self._check_question(question)
-        self.chat_model  # noqa: B018 - built (langchain imported) before the LLM's clock starts
-        deadline = time.monotonic() + self.settings.llm_timeout_s  # the most this question waits for the LLM
+        from kb_assistant.answer.llm import LLMBudget
+
+        budget = LLMBudget(self.settings.llm_timeout_s)  # the most this question waits for the LLM
         timings: dict[str, float] = {}
         lang = detect_language(question)
         index = self.index(kb)
@@ -153,7 +152,7 @@ class Assistant:
             return
 
         with _timed(timings, "condense"):
-            standalone = self._condenser(deadline).condense(question, history)
+            standalone = self._condenser(budget).condense(question, history)
         with _timed(timings, "cache"):  # keyed on the standalone question: a follow-up never hits another's entry
             cached = self.cache.lookup(index, standalone, lang) if s.cache_enabled else None
         if cached is not None and cached.answer is not None:
@@ -168,14 +167,14 @@ class Assistant:
             return
         try:
             yield from self._answer(
-                question, standalone, lang, index, timings, session_id, cached, history, user, deadline=deadline
+                question, standalone, lang, index, timings, session_id, cached, history, user, budget=budget
             )
         finally:
             if cached is not None:
                 cached.release()  # askers of the same question waiting on this answer look again
 
     def _answer(
-        self, question, standalone, lang, index, timings, session_id, cached, history, user, deadline=None
+        self, question, standalone, lang, index, timings, session_id, cached, history, user, budget=None
     ) -> Iterator[StreamEvent]:
         s = self.settings
         with _timed(timings, "retrieve"):
@@ -197,7 +196,7 @@ class Assistant:
             answer.escalation_reason = "low_confidence"
         else:
             with _timed(timings, "answer"):
-                draft = self._draft(standalone, passages, lang, index, deadline, confidence)
+                draft = self._draft(standalone, passages, lang, index, budget, confidence)
             answer.usage = draft.usage if draft else None
             if draft is None:  # the LLM is unavailable and the passages support no extractive answer
                 answer.escalation_reason = "llm_unavailable"
@@ -225,14 +224,14 @@ class Assistant:
             self.cache.store(index, standalone, lang, answer, full_ms=timings["total"], vector=cached.query_vector)
         yield StreamEvent(type="final", answer=answer)
 
-    def _draft(self, standalone, passages, lang, index, deadline, confidence):
+    def _draft(self, standalone, passages, lang, index, budget, confidence):
         """The answerer's Draft (its streamed deltas held back: only an accepted answer is shown). When the LLM
         is unavailable: the extractive answer if the confidence reaches the fallback's bar, else None."""
         from kb_assistant.answer.extractive import ExtractiveAnswerer
         from kb_assistant.answer.llm import LLMUnavailable
 
         try:
-            return _last_draft(self._answerer(index, deadline).generate(standalone, passages, lang))
+            return _last_draft(self._answerer(index, budget).generate(standalone, passages, lang))
         except LLMUnavailable:
             if self.chat_model is None:
                 raise

@@ -67,13 +67,14 @@ def _replace_same_head(previous: str, core: str) -> str | None:
 
 
 class LLMCondenser:
-    """The LLM rewrites the follow-up; when it fails or runs out of time (``client``, ``deadline``: see
-    answer/llm.py), ``fallback`` condenses instead: a follow-up never fails because the LLM did."""
+    """The LLM rewrites the follow-up; when it fails or runs out of time (``client``, ``budget``: see
+    answer/llm.py), ``fallback`` condenses instead: a follow-up never fails because the LLM did. It takes a third
+    of the question's LLM time at most: the answer needs the rest."""
 
-    def __init__(self, chat_model, fallback: Condenser | None = None, *, client=None, deadline: float | None = None):
+    def __init__(self, chat_model, fallback: Condenser | None = None, *, client=None, budget=None):
         self.chat_model = chat_model
         self.fallback = fallback or TopicCarryover()
-        self.client, self.deadline = client, deadline
+        self.client, self.budget = client, budget
 
     def condense(self, question: str, history: History | None) -> str:
         if not previous_user_question(history):
@@ -91,7 +92,8 @@ class LLMCondenser:
             if self.client is None:
                 rewritten = str(self.chat_model.invoke(prompt).content).strip()
             else:
-                rewritten = self.client.invoke_text(prompt, self.deadline or time.monotonic() + 60.0).strip()
+                deadline = self.budget.deadline(cap_s=self.budget.seconds / 3) if self.budget else time.monotonic() + 60
+                rewritten = self.client.invoke_text(prompt, deadline).strip()
         except Exception:  # LLMUnavailable, or any error of a chat model used directly
             if self.client is not None:
                 self.client.health.count_fallback("topic_carryover")

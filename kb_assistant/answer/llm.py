@@ -4,7 +4,7 @@ The rules are the system message; the passages travel in the user message as del
 by us: any ``[n]`` a document writes itself is neutralised, so the prompt never holds two ``[2]``s). The reply
 ``NOT_IN_CONTEXT`` is the structured signal that the passages do not hold the answer.
 
-A failing endpoint never fails the question: ``LLMClient`` bounds every call by the question's deadline
+A failing endpoint never fails the question: ``LLMClient`` bounds every call by the question's ``LLMBudget``
 (``KB_LLM_TIMEOUT_S``), retries with backoff while time is left, and ``LLMHealth`` opens a circuit breaker after
 ``KB_LLM_BREAKER_THRESHOLD`` failed questions in a row. What is left is ``LLMUnavailable``, on which the
 assistant answers extractively or with the holding reply.
@@ -117,6 +117,22 @@ class LLMHealth:
 
 
 # --- the client: deadline, retries, breaker ---------------------------------------------------------------------
+class LLMBudget:
+    """One question's time for the LLM (KB_LLM_TIMEOUT_S), condense and answer together. The clock starts at
+    the first LLM call, so retrieval on a busy machine does not eat the LLM's time."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        self._deadline: float | None = None
+
+    def deadline(self, cap_s: float | None = None) -> float:
+        """time.monotonic() by which the LLM must have replied; ``cap_s``: at most this much from now."""
+        now = time.monotonic()
+        if self._deadline is None:
+            self._deadline = now + self.seconds
+        return self._deadline if cap_s is None else min(self._deadline, now + cap_s)
+
+
 class LLMClient:
     """Calls a LangChain chat model within a deadline (time.monotonic()), retrying with backoff."""
 
@@ -254,10 +270,10 @@ def format_passages(passages: list[Candidate]) -> str:
 
 
 class LLMAnswerer:
-    def __init__(self, chat_model, *, client: LLMClient | None = None, deadline: float | None = None):
+    def __init__(self, chat_model, *, client: LLMClient | None = None, budget: LLMBudget | None = None):
         self.chat_model = chat_model
         self.client = client or LLMClient(chat_model, LLMHealth())
-        self.deadline = deadline
+        self.budget = budget or LLMBudget(60.0)
 
     def messages(self, question: str, passages: list[Candidate], lang: str) -> list[tuple[str, str]]:
         user = (
@@ -269,8 +285,7 @@ class LLMAnswerer:
 
     def generate(self, question: str, passages: list[Candidate], lang: str) -> Iterator[str | Draft]:
         """One Draft (no deltas: the reply is judged whole); raises LLMUnavailable."""
-        deadline = self.deadline if self.deadline is not None else time.monotonic() + 60.0
-        text, usage = self.client.stream_text(self.messages(question, passages, lang), deadline)
+        text, usage = self.client.stream_text(self.messages(question, passages, lang), self.budget.deadline())
         if not text.strip() or NOT_FOUND in text:
             yield Draft(text="", found=False, usage=usage, reason="not_in_context")
             return
