@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
+from kb_assistant.answer.grounding import sentences
 from kb_assistant.errors import QuestionError, UnknownKnowledgeBase, UnknownTicket
 from kb_assistant.index import KnowledgeBaseIndex, list_kbs
 from kb_assistant.retrieval import Candidate, hybrid_search
@@ -31,6 +32,9 @@ class Assistant:
         self._indexes: dict[str, KnowledgeBaseIndex] = {}
         self._cache = None
         self._queue = None
+        from kb_assistant.answer.llm import LLMHealth
+
+        self.llm_health = LLMHealth.for_settings(self.settings)  # failures and the circuit breaker, for /metrics
 
     # --- wiring (lazy: nothing heavy is loaded until the first question) --------------------------
     @property
@@ -81,10 +85,17 @@ class Assistant:
             self._indexes[kb] = KnowledgeBaseIndex(self.settings, kb, self.embeddings)
         return self._indexes[kb]
 
-    def _condenser(self):
+    def _llm_client(self):
+        from kb_assistant.answer.llm import LLMClient
+
+        return LLMClient.for_settings(self.chat_model, self.llm_health, self.settings)
+
+    def _condenser(self, budget):
         from kb_assistant.condense import LLMCondenser, TopicCarryover
 
-        return LLMCondenser(self.chat_model) if self.chat_model is not None else TopicCarryover()
+        if self.chat_model is None:
+            return TopicCarryover()
+        return LLMCondenser(self.chat_model, client=self._llm_client(), budget=budget)
 
     def _reranker(self, index: KnowledgeBaseIndex):
         from kb_assistant import rerank
@@ -95,11 +106,11 @@ class Assistant:
             return rerank.CrossEncoderReranker(self.settings.reranker_model, index.keyword)
         return rerank.EvidenceReranker(index, dense=self.settings.dense_search, keyword=self.settings.keyword_search)
 
-    def _answerer(self, index: KnowledgeBaseIndex):
+    def _answerer(self, index: KnowledgeBaseIndex, budget=None):
         if self.chat_model is not None:
             from kb_assistant.answer.llm import LLMAnswerer
 
-            return LLMAnswerer(self.chat_model)
+            return LLMAnswerer(self.chat_model, client=self._llm_client(), budget=budget)
         from kb_assistant.answer.extractive import ExtractiveAnswerer
 
         return ExtractiveAnswerer(index.keyword)
@@ -130,6 +141,9 @@ class Assistant:
     ) -> Iterator[StreamEvent]:
         question = self._check_question(question)
         history = self._bound_history(history)
+        from kb_assistant.answer.llm import LLMBudget
+
+        budget = LLMBudget(self.settings.llm_timeout_s)  # the most this question waits for the LLM
         timings: dict[str, float] = {}
         lang = detect_language(question)
         index = self.index(kb)
@@ -139,7 +153,7 @@ class Assistant:
             return
 
         with _timed(timings, "condense"):
-            standalone = self._condenser().condense(question, history)
+            standalone = self._condenser(budget).condense(question, history)
             if len(standalone) > s.max_question_chars:  # history is context, not a way past the limit
                 standalone = question
         with _timed(timings, "cache"):  # keyed on the standalone question: a follow-up never hits another's entry
@@ -155,13 +169,15 @@ class Assistant:
             yield StreamEvent(type="final", answer=answer)
             return
         try:
-            yield from self._answer(question, standalone, lang, index, timings, session_id, cached, history, user)
+            yield from self._answer(
+                question, standalone, lang, index, timings, session_id, cached, history, user, budget=budget
+            )
         finally:
             if cached is not None:
                 cached.release()  # askers of the same question waiting on this answer look again
 
     def _answer(
-        self, question, standalone, lang, index, timings, session_id, cached, history, user
+        self, question, standalone, lang, index, timings, session_id, cached, history, user, budget=None
     ) -> Iterator[StreamEvent]:
         s = self.settings
         with _timed(timings, "retrieve"):
@@ -182,21 +198,18 @@ class Assistant:
         if confidence < s.confidence_threshold:
             answer.escalation_reason = "low_confidence"
         else:
-            draft = None
             with _timed(timings, "answer"):
-                for item in self._answerer(index).generate(standalone, passages, lang):
-                    if isinstance(item, str):
-                        yield StreamEvent(type="delta", text=item)
-                    else:
-                        draft = item
-            answer.usage = draft.usage
-            if draft.found:
+                draft = self._draft(standalone, passages, lang, index, budget, confidence)
+            answer.usage = draft.usage if draft else None
+            if draft is None:  # the LLM is unavailable and the passages support no extractive answer
+                answer.escalation_reason = "llm_unavailable"
+            elif draft.found:
                 answer.text, answer.answered = draft.text, True
                 answer.citations = cite(draft.text, passages)
                 if not answer.citations:  # an answer that cites nothing is not supported by the KB
                     answer.answered, answer.escalation_reason = False, "no_citation"
             else:
-                answer.escalation_reason = "not_in_context"
+                answer.escalation_reason = draft.reason or "not_in_context"
         if not answer.answered:
             answer.citations = []
             with _timed(timings, "escalate"):
@@ -204,8 +217,8 @@ class Assistant:
             answer.text = self._holding_reply(lang, answer.ticket_id)
             yield StreamEvent(type="delta", text=answer.text)
         else:
-            if self.chat_model is None:
-                yield StreamEvent(type="delta", text=answer.text)  # extractive answers arrive whole
+            for piece in sentences(answer.text) if self.chat_model is not None else [answer.text]:
+                yield StreamEvent(type="delta", text=piece)  # only text accepted as the answer is ever sent
             with _timed(timings, "log"):
                 self._record(answer, passages, history, user)
         timings["total"] = round(sum(timings.values()), 2)
@@ -213,6 +226,27 @@ class Assistant:
         if cached is not None and cached.cacheable:
             self.cache.store(index, standalone, lang, answer, full_ms=timings["total"], vector=cached.query_vector)
         yield StreamEvent(type="final", answer=answer)
+
+    def _draft(self, standalone, passages, lang, index, budget, confidence):
+        """The answerer's Draft (its streamed deltas held back: only an accepted answer is shown). When the LLM
+        is unavailable: the extractive answer if the confidence reaches the fallback's bar, else None."""
+        from kb_assistant.answer.extractive import ExtractiveAnswerer
+        from kb_assistant.answer.llm import LLMUnavailable
+
+        try:
+            return _last_draft(self._answerer(index, budget).generate(standalone, passages, lang))
+        except LLMUnavailable:
+            if self.chat_model is None:
+                raise
+        s = self.settings
+        floor = s.confidence_threshold if s.llm_fallback_min_confidence is None else s.llm_fallback_min_confidence
+        if confidence >= floor:
+            draft = _last_draft(ExtractiveAnswerer(index.keyword).generate(standalone, passages, lang))
+            if draft.found:
+                self.llm_health.count_fallback("extractive")
+                return draft
+        self.llm_health.count_fallback("holding_reply")
+        return None
 
     # --- escalation ----------------------------------------------------------------------------------
     def _hand_off(self, question, history, kb, lang, session_id, user) -> Iterator[StreamEvent]:
@@ -349,6 +383,14 @@ class Assistant:
 # Unpaired surrogates cannot be encoded (UTF-8, SQLite, Postgres); the rest is invisible and never a question.
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _INVISIBLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u00ad\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]")
+
+
+def _last_draft(items):
+    draft = None
+    for item in items:
+        if not isinstance(item, str):
+            draft = item
+    return draft
 
 
 def is_handoff_request(question: str, phrases: list[str]) -> bool:

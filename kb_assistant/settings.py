@@ -43,7 +43,25 @@ class Settings(BaseSettings):
     llm_api_key: str | None = Field(None, description="API key for the LLM endpoint.")
     llm_model: str = Field("gpt-4o-mini", description="Model name sent to the LLM endpoint.")
     llm_temperature: float = Field(0.0, ge=0.0, le=2.0)
-    llm_timeout_s: float = Field(60.0, gt=0)
+    llm_timeout_s: float = Field(
+        60.0, gt=0, description="The most one question waits for the LLM (condense and answer, retries included); "
+        "then it is answered without it.",
+    )  # fmt: skip
+    llm_max_retries: int = Field(2, ge=0, le=10, description="Retries of a failed LLM call, within llm_timeout_s.")
+    llm_retry_backoff_s: float = Field(
+        0.25, ge=0, description="First retry's wait; it doubles each retry (with jitter), bounded by llm_timeout_s."
+    )
+    llm_breaker_threshold: int = Field(
+        3, ge=1, description="After this many questions in a row the LLM failed, stop calling it for a while."
+    )
+    llm_breaker_cooldown_s: float = Field(
+        30.0, gt=0, description="How long a failing LLM is left alone (answers are extractive meanwhile)."
+    )
+    llm_fallback_min_confidence: float | None = Field(
+        None, ge=0.0, le=1.0,
+        description="Confidence an extractive answer needs when the LLM is unavailable; below it the question "
+        "gets the holding reply and a ticket (llm_unavailable). Unset = confidence_threshold.",
+    )  # fmt: skip
 
     # --- ingest --------------------------------------------------------------------------------
     chunk_size: int = Field(500, ge=100, description="Target chunk size in characters.")

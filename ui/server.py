@@ -204,7 +204,7 @@ def sse(data: Any, event: str | None = None) -> str:
 def build_app(assistant: Assistant, settings: Settings | None = None, *, mount_ui: bool = True) -> FastAPI:
     settings = settings or assistant.settings
     keys = ApiKeyStore.for_settings(settings)
-    metrics = Metrics()
+    metrics = Metrics(getattr(assistant, "llm_health", None))
     app = FastAPI(
         title="kb-assistant",
         version="0.1.0",
@@ -640,6 +640,7 @@ def probe_kb(assistant: Assistant, kb: str) -> None:
 def warm_up(assistant: Assistant) -> None:
     """Load the model and every KB's indexes before the first user waits (and before threads race to)."""
     assistant.embeddings  # noqa: B018
+    assistant.chat_model  # noqa: B018 - the LLM client, when one is configured
     for kb in assistant.knowledge_bases():
         assistant.index(kb)
 
