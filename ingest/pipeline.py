@@ -26,6 +26,7 @@ from pathlib import Path
 from pydantic import BaseModel, computed_field
 
 from ingest.chunking import chunk_document
+from ingest.handoff import refuse_if_served
 from ingest.ledger import DocumentChange, Ledger, commit_version, kb_lock, touch_documents
 from ingest.loaders import DocumentError, load_document
 from kb_assistant.errors import KBError
@@ -520,7 +521,7 @@ class IncrementalIndexer:
                 tokens.update(zip(d.change.chunk_ids, d.tokens, strict=True))
             for cid in removed:
                 tokens.pop(cid, None)
-            self.index.publish(version, tokens)
+            self.index.publish(version, tokens, writer_pid=os.getpid())  # healthz: who wrote it
             self._pause()
             if removed:
                 self.index.delete_vectors(removed)
@@ -581,8 +582,10 @@ def sync_sources(
     on_file: Callable[[Path, str | None], None] | None = None,
     say: Callable[[str], None] | None = None,
 ) -> IngestReport:
-    """Sync ``roots`` into ``kb`` under the KB's lock (a second ingest waits, or raises IngestLocked)."""
+    """Sync ``roots`` into ``kb`` under the KB's lock (a second ingest waits, or raises IngestLocked). Refused
+    (ServerRunning) while another process serves this embedded data dir: ``ingest.handoff``."""
     check_kb_name(kb)
+    refuse_if_served(settings)
     with kb_lock(settings, kb, wait=wait, say=say):
         indexer = IncrementalIndexer(settings, kb, embeddings=embeddings, full=full, progress=progress, on_file=on_file)
         return indexer.sync(roots)
@@ -598,6 +601,7 @@ def forget_sources(
 ) -> IngestReport:
     """Forget remembered sources of ``kb`` under the KB's lock: their chunks leave the KB in one new version."""
     check_kb_name(kb)
+    refuse_if_served(settings)
     with kb_lock(settings, kb, wait=wait, say=say):
         return IncrementalIndexer(settings, kb).forget(roots)
 

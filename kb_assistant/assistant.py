@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
+from kb_assistant.answer.grounding import sentences
 from kb_assistant.errors import QuestionError, UnknownKnowledgeBase, UnknownTicket
 from kb_assistant.index import KnowledgeBaseIndex, list_kbs
 from kb_assistant.retrieval import Candidate, hybrid_search
@@ -31,6 +32,9 @@ class Assistant:
         self._indexes: dict[str, KnowledgeBaseIndex] = {}
         self._cache = None
         self._queue = None
+        from kb_assistant.answer.llm import LLMHealth
+
+        self.llm_health = LLMHealth.for_settings(self.settings)  # failures and the circuit breaker, for /metrics
 
     # --- wiring (lazy: nothing heavy is loaded until the first question) --------------------------
     @property
@@ -81,10 +85,17 @@ class Assistant:
             self._indexes[kb] = KnowledgeBaseIndex(self.settings, kb, self.embeddings)
         return self._indexes[kb]
 
-    def _condenser(self):
+    def _llm_client(self):
+        from kb_assistant.answer.llm import LLMClient
+
+        return LLMClient.for_settings(self.chat_model, self.llm_health, self.settings)
+
+    def _condenser(self, budget):
         from kb_assistant.condense import LLMCondenser, TopicCarryover
 
-        return LLMCondenser(self.chat_model) if self.chat_model is not None else TopicCarryover()
+        if self.chat_model is None:
+            return TopicCarryover()
+        return LLMCondenser(self.chat_model, client=self._llm_client(), budget=budget)
 
     def _reranker(self, index: KnowledgeBaseIndex):
         from kb_assistant import rerank
@@ -95,11 +106,11 @@ class Assistant:
             return rerank.CrossEncoderReranker(self.settings.reranker_model, index.keyword)
         return rerank.EvidenceReranker(index, dense=self.settings.dense_search, keyword=self.settings.keyword_search)
 
-    def _answerer(self, index: KnowledgeBaseIndex):
+    def _answerer(self, index: KnowledgeBaseIndex, budget=None):
         if self.chat_model is not None:
             from kb_assistant.answer.llm import LLMAnswerer
 
-            return LLMAnswerer(self.chat_model)
+            return LLMAnswerer(self.chat_model, client=self._llm_client(), budget=budget)
         from kb_assistant.answer.extractive import ExtractiveAnswerer
 
         return ExtractiveAnswerer(index.keyword)
@@ -129,6 +140,10 @@ class Assistant:
         user: str | None = None,
     ) -> Iterator[StreamEvent]:
         question = self._check_question(question)
+        history = self._bound_history(history)
+        from kb_assistant.answer.llm import LLMBudget
+
+        budget = LLMBudget(self.settings.llm_timeout_s)  # the most this question waits for the LLM
         timings: dict[str, float] = {}
         lang = detect_language(question)
         index = self.index(kb)
@@ -138,7 +153,9 @@ class Assistant:
             return
 
         with _timed(timings, "condense"):
-            standalone = self._condenser().condense(question, history)
+            standalone = self._condenser(budget).condense(question, history)
+            if len(standalone) > s.max_question_chars:  # history is context, not a way past the limit
+                standalone = question
         with _timed(timings, "cache"):  # keyed on the standalone question: a follow-up never hits another's entry
             cached = self.cache.lookup(index, standalone, lang) if s.cache_enabled else None
         if cached is not None and cached.answer is not None:
@@ -152,13 +169,15 @@ class Assistant:
             yield StreamEvent(type="final", answer=answer)
             return
         try:
-            yield from self._answer(question, standalone, lang, index, timings, session_id, cached, history, user)
+            yield from self._answer(
+                question, standalone, lang, index, timings, session_id, cached, history, user, budget=budget
+            )
         finally:
             if cached is not None:
                 cached.release()  # askers of the same question waiting on this answer look again
 
     def _answer(
-        self, question, standalone, lang, index, timings, session_id, cached, history, user
+        self, question, standalone, lang, index, timings, session_id, cached, history, user, budget=None
     ) -> Iterator[StreamEvent]:
         s = self.settings
         with _timed(timings, "retrieve"):
@@ -179,21 +198,18 @@ class Assistant:
         if confidence < s.confidence_threshold:
             answer.escalation_reason = "low_confidence"
         else:
-            draft = None
             with _timed(timings, "answer"):
-                for item in self._answerer(index).generate(standalone, passages, lang):
-                    if isinstance(item, str):
-                        yield StreamEvent(type="delta", text=item)
-                    else:
-                        draft = item
-            answer.usage = draft.usage
-            if draft.found:
+                draft = self._draft(standalone, passages, lang, index, budget, confidence)
+            answer.usage = draft.usage if draft else None
+            if draft is None:  # the LLM is unavailable and the passages support no extractive answer
+                answer.escalation_reason = "llm_unavailable"
+            elif draft.found:
                 answer.text, answer.answered = draft.text, True
                 answer.citations = cite(draft.text, passages)
                 if not answer.citations:  # an answer that cites nothing is not supported by the KB
                     answer.answered, answer.escalation_reason = False, "no_citation"
             else:
-                answer.escalation_reason = "not_in_context"
+                answer.escalation_reason = draft.reason or "not_in_context"
         if not answer.answered:
             answer.citations = []
             with _timed(timings, "escalate"):
@@ -201,8 +217,8 @@ class Assistant:
             answer.text = self._holding_reply(lang, answer.ticket_id)
             yield StreamEvent(type="delta", text=answer.text)
         else:
-            if self.chat_model is None:
-                yield StreamEvent(type="delta", text=answer.text)  # extractive answers arrive whole
+            for piece in sentences(answer.text) if self.chat_model is not None else [answer.text]:
+                yield StreamEvent(type="delta", text=piece)  # only text accepted as the answer is ever sent
             with _timed(timings, "log"):
                 self._record(answer, passages, history, user, ms=sum(timings.values()))
         timings["total"] = round(sum(timings.values()), 2)
@@ -210,6 +226,27 @@ class Assistant:
         if cached is not None and cached.cacheable:
             self.cache.store(index, standalone, lang, answer, full_ms=timings["total"], vector=cached.query_vector)
         yield StreamEvent(type="final", answer=answer)
+
+    def _draft(self, standalone, passages, lang, index, budget, confidence):
+        """The answerer's Draft (its streamed deltas held back: only an accepted answer is shown). When the LLM
+        is unavailable: the extractive answer if the confidence reaches the fallback's bar, else None."""
+        from kb_assistant.answer.extractive import ExtractiveAnswerer
+        from kb_assistant.answer.llm import LLMUnavailable
+
+        try:
+            return _last_draft(self._answerer(index, budget).generate(standalone, passages, lang))
+        except LLMUnavailable:
+            if self.chat_model is None:
+                raise
+        s = self.settings
+        floor = s.confidence_threshold if s.llm_fallback_min_confidence is None else s.llm_fallback_min_confidence
+        if confidence >= floor:
+            draft = _last_draft(ExtractiveAnswerer(index.keyword).generate(standalone, passages, lang))
+            if draft.found:
+                self.llm_health.count_fallback("extractive")
+                return draft
+        self.llm_health.count_fallback("holding_reply")
+        return None
 
     # --- escalation ----------------------------------------------------------------------------------
     def _hand_off(self, question, history, kb, lang, session_id, user) -> Iterator[StreamEvent]:
@@ -243,11 +280,14 @@ class Assistant:
     ) -> str | None:
         """Log the answer (one insert); an unanswered one opens or joins a ticket, whose id is returned.
         The queue spools what it cannot write, so this never fails the user's question."""
+        from kb_assistant.queue.access import new_ticket_token, token_hash
         from kb_assistant.queue.store import AnswerRecord
 
-        embedding = None
+        embedding = access_hash = None
         if not answer.answered:  # for grouping near-identical open questions and clustering gaps
             embedding = [round(float(x), 5) for x in self.embeddings.embed_query(answer.standalone_question)]
+            answer.ticket_token = new_ticket_token()  # the asker's key to the ticket; the queue keeps its hash
+            access_hash = token_hash(answer.ticket_token)
         entry = AnswerRecord(
             id=answer.id, kb=answer.kb, question=answer.question, standalone_question=answer.standalone_question,
             language=answer.language, text=answer.text, answered=answer.answered, confidence=answer.confidence,
@@ -256,7 +296,7 @@ class Assistant:
             or [{**p.model_dump(exclude={"snippet"}), "text": p.snippet[:1000]} for p in answer.passages],
             conversation=[{"role": m.get("role", ""), "content": str(m.get("content", ""))[:4000]}
                           for m in (history or [])[-20:]],
-            embedding=embedding, cached=answer.cached, answer_ms=round(ms, 2),
+            embedding=embedding, access_hash=access_hash, cached=answer.cached, answer_ms=round(ms, 2),
             prompt_tokens=answer.usage.prompt_tokens if answer.usage else 0,
             completion_tokens=answer.usage.completion_tokens if answer.usage else 0,
             cited=list(dict.fromkeys(c.source for c in answer.citations)),
@@ -265,25 +305,34 @@ class Assistant:
 
     # --- the human queue -----------------------------------------------------------------------------
     def feedback(self, answer_id: str, rating: str, comment: str = "", session_id: str | None = None) -> Feedback:
-        """Record 👍/👎 on an answer; 👎 with a comment escalates it and evicts it from the cache."""
-        ticket_id = self.queue.feedback(answer_id, rating, comment, session_id)
+        """Record 👍/👎 on an answer; 👎 with a comment escalates it and evicts it from the cache. The Feedback
+        carries the ticket and the token that reads it (``ticket()``)."""
+        from kb_assistant.queue.access import new_ticket_token, token_hash
+
+        token = new_ticket_token()
+        ticket_id = self.queue.feedback(answer_id, rating, comment, session_id, access_hash=token_hash(token))
         if rating == "down":
             self._on_downvote(answer_id)
-        return Feedback(answer_id=answer_id, rating=rating, comment=comment or "", ticket_id=ticket_id)
+        return Feedback(answer_id=answer_id, rating=rating, comment=comment or "", ticket_id=ticket_id,
+                        ticket_token=token if ticket_id else None)  # fmt: skip
 
     def _on_downvote(self, answer_id: str) -> None:
         """A 👎'd answer leaves the semantic cache and is not stored again until its sources change."""
         if self.settings.cache_enabled:
             self.cache.evict(answer_id)
 
-    def ticket(self, ticket_id: str) -> TicketView:
-        """A ticket's status and answer, for the user who asked (raises UnknownTicket)."""
+    def ticket(self, ticket_id: str, token: str | None) -> TicketView:
+        """A ticket's status and answer, for the user who asked: ``token`` is the ``ticket_token`` of the Answer
+        (or Feedback) that opened their request. Anyone else gets UnknownTicket, as for a ticket that does not
+        exist. Agents read tickets through ``queue`` (console, `kb queue`)."""
         if not isinstance(ticket_id, str) or not ticket_id.strip():
             raise UnknownTicket("no ticket id given: ticket ids look like T-000123")
-        return self.queue.view(ticket_id)
+        return self.queue.view(ticket_id, token)
 
     def replies(self, session_id: str) -> list[TicketView]:
-        """The tickets of one chat session, answered ones with the agent's answer."""
+        """The tickets of one chat session, answered ones with the agent's answer. The session id is the key:
+        a surface showing replies must use ids nobody else can know or pick (the chat derives its from a secret
+        kept in the browser: ``queue.access.chat_session_id``), never one a client merely supplies."""
         return self.queue.session_replies(session_id) if session_id else []
 
     def promote(self, ticket_id: str, question: str | None = None) -> str:
@@ -307,15 +356,46 @@ class Assistant:
         return chunk.source
 
     def _check_question(self, question: str) -> str:
-        if not isinstance(question, str) or not question.strip():
+        if not isinstance(question, str):
             raise QuestionError("the question is empty: type a question")
-        question = question.strip()
+        if _SURROGATE.search(question):
+            raise QuestionError(
+                "the question holds an unpaired UTF-16 surrogate (e.g. \\ud800), which is not text: "
+                "send it as valid UTF-8"
+            )
+        question = _INVISIBLE.sub("", question).strip()  # NULs, zero-width spaces, BOMs, control characters
+        if not question:
+            raise QuestionError("the question is empty: type a question")
         if len(question) > self.settings.max_question_chars:
             raise QuestionError(
                 f"the question is {len(question)} characters long, over the limit of "
                 f"{self.settings.max_question_chars} (KB_MAX_QUESTION_CHARS): shorten it"
             )
         return question
+
+    def _bound_history(self, history: list[dict] | None) -> list[dict]:
+        """The last ``KB_MAX_HISTORY_MESSAGES`` turns, each cut to ``KB_MAX_QUESTION_CHARS`` and cleaned like a
+        question: a follow-up is condensed from bounded context, and the ticket stores no invalid text."""
+        limit, kept = self.settings.max_question_chars, []
+        for m in (history or [])[-self.settings.max_history_messages :]:
+            if not isinstance(m, dict):
+                continue
+            content = _INVISIBLE.sub("", _SURROGATE.sub("\ufffd", str(m.get("content") or ""))).strip()
+            kept.append({"role": str(m.get("role") or ""), "content": content[:limit]})
+        return kept
+
+
+# Unpaired surrogates cannot be encoded (UTF-8, SQLite, Postgres); the rest is invisible and never a question.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_INVISIBLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u00ad\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]")
+
+
+def _last_draft(items):
+    draft = None
+    for item in items:
+        if not isinstance(item, str):
+            draft = item
+    return draft
 
 
 def is_handoff_request(question: str, phrases: list[str]) -> bool:

@@ -57,18 +57,41 @@ def ingest(
 
     Formats: md, txt, html, pdf, docx, pptx, xlsx, csv FAQ tables. Exit code 1 when any file failed.
     """
-    from ingest.pipeline import forget_sources, sync_all, sync_sources
+    from ingest.pipeline import IngestReport, forget_sources, sync_all, sync_sources
     from kb_assistant.errors import KBError
     from kb_assistant.settings import SettingsError
+
+    def on_file(path: Path, error: str | None):
+        if error:
+            typer.secho(f"failed: {path}: {error}", fg=typer.colors.RED, err=True)
+
+    from ingest.handoff import hand_off, running_server
 
     settings = _settings()
     if bool(paths) == all_sources:
         _fail("give PATH… to sync into --kb, or --all to re-sync every remembered source (not both)")
-    if forget:
-        if all_sources or full:
-            _fail("--forget takes the remembered sources to forget as PATH… (not --all or --full)")
+    if forget and (all_sources or full):
+        _fail("--forget takes the remembered sources to forget as PATH… (not --all or --full)")
+    server = running_server(settings)  # embedded Chroma has one writer: a running server ingests for us
+    handed = None
+    if server is not None:
+        typer.echo(f"{server.describe()} serves this data dir: handing the ingest to it …", err=True)
+        job = {"paths": [str(p.resolve()) for p in paths or []], "kb": kb, "full": full, "all": all_sources,
+               "forget": forget}  # fmt: skip
         try:
-            r = forget_sources(settings, paths, kb, wait=not no_wait, say=lambda m: typer.echo(m, err=True))
+            handed = [IngestReport.model_validate(r) for r in hand_off(settings, server, job)]
+        except KBError as exc:
+            _fail(str(exc))
+        for r in handed:
+            for f in r.failed:
+                on_file(Path(f.path), f.reason)
+    if forget:
+        try:
+            r = (
+                handed[0]
+                if handed
+                else forget_sources(settings, paths, kb, wait=not no_wait, say=lambda m: typer.echo(m, err=True))
+            )
         except (KBError, SettingsError) as exc:
             _fail(str(exc))
         if as_json:
@@ -80,10 +103,6 @@ def ingest(
             )
         raise typer.Exit(0)
 
-    def on_file(path: Path, error: str | None):
-        if error:
-            typer.secho(f"failed: {path}: {error}", fg=typer.colors.RED, err=True)
-
     options = dict(
         full=full,
         wait=not no_wait,
@@ -92,7 +111,10 @@ def ingest(
         say=lambda m: typer.echo(m, err=True),
     )
     try:
-        reports = sync_all(settings, **options) if all_sources else [sync_sources(settings, paths, kb, **options)]
+        if handed is not None:
+            reports = handed
+        else:
+            reports = sync_all(settings, **options) if all_sources else [sync_sources(settings, paths, kb, **options)]
     except (KBError, SettingsError) as exc:
         _fail(str(exc))
     if as_json:
@@ -152,10 +174,15 @@ def serve(
         settings.host = host
     if port:
         settings.port = port
-    _ensure_sample(settings)
-    from ui.server import serve as serve_app
+    from kb_assistant.errors import KBError
 
-    serve_app(settings)
+    try:
+        _ensure_sample(settings)
+        from ui.server import serve as serve_app
+
+        serve_app(settings)
+    except KBError as exc:
+        _fail(str(exc))
 
 
 app.add_typer(apikey_app, name="apikey")

@@ -124,15 +124,26 @@ def queue_list(
         str | None, typer.Option(help="low_confidence, not_in_context, no_citation, handoff, downvote.")
     ] = None,
     older_than: Annotated[str | None, typer.Option(help="Only tickets at least this old, e.g. 2h, 3d.")] = None,
+    limit: Annotated[int, typer.Option(min=0, help="Tickets per page; 0 = all of them.")] = 100,
+    page: Annotated[int, typer.Option(min=1, help="Which page of --limit tickets.")] = 1,
     as_json: JsonOption = False,
 ):
-    """List tickets, oldest first."""
+    """List tickets, oldest first, a page at a time; says how many there are (the count goes to stderr with
+    --json, whose stdout is the page's tickets)."""
     older = parse_duration(older_than, "--older-than") if older_than else None
-    tickets = _run(lambda: _queue().list_tickets(kb=kb, status=status, reason=reason, older_than=older))
+    queue = _queue()
+    filters = dict(kb=kb, status=status, reason=reason, older_than=older)
+    total = _run(lambda: queue.count_tickets(**filters))
+    offset = (page - 1) * limit if limit else 0
+    tickets = _run(lambda: queue.list_tickets(**filters, limit=limit or None, offset=offset))
+    shown = f"{offset + 1}–{offset + len(tickets)} of {total}" if tickets else f"none of {total} on page {page}"
+    more = f"; next: --page {page + 1}" if limit and offset + len(tickets) < total else ""
+    footer = f"{status} tickets {shown}{more}"
     if as_json:
         typer.echo(json.dumps([ticket_dict(t) for t in tickets], ensure_ascii=False, indent=2))
+        typer.echo(footer, err=True)
         return
-    if not tickets:
+    if not total:
         typer.echo(f"no {status} tickets")
         return
     from kb_assistant.queue.store import format_ticket_id
@@ -144,6 +155,7 @@ def queue_list(
             f"{format_ticket_id(t.id)}  {t.status:<8}{who}  {t.kb:<10} {t.reason:<15} {_age(t.created_at):>4}"
             f"{times}  {_one_line(t.question)}"
         )
+    typer.echo(footer)
 
 
 @queue_app.command("show")

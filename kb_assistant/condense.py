@@ -9,6 +9,7 @@ With an LLM configured it rewrites the question (prompt in answer/prompts/conden
 from __future__ import annotations
 
 import re
+import time
 from typing import Protocol
 
 from kb_assistant.text import tokenize
@@ -66,9 +67,14 @@ def _replace_same_head(previous: str, core: str) -> str | None:
 
 
 class LLMCondenser:
-    def __init__(self, chat_model, fallback: Condenser | None = None):
+    """The LLM rewrites the follow-up; when it fails or runs out of time (``client``, ``budget``: see
+    answer/llm.py), ``fallback`` condenses instead: a follow-up never fails because the LLM did. It takes a third
+    of the question's LLM time at most: the answer needs the rest."""
+
+    def __init__(self, chat_model, fallback: Condenser | None = None, *, client=None, budget=None):
         self.chat_model = chat_model
         self.fallback = fallback or TopicCarryover()
+        self.client, self.budget = client, budget
 
     def condense(self, question: str, history: History | None) -> str:
         if not previous_user_question(history):
@@ -83,7 +89,13 @@ class LLMCondenser:
             .replace("{question}", question)
         )
         try:
-            rewritten = str(self.chat_model.invoke(prompt).content).strip()
-        except Exception:
+            if self.client is None:
+                rewritten = str(self.chat_model.invoke(prompt).content).strip()
+            else:
+                deadline = self.budget.deadline(cap_s=self.budget.seconds / 3) if self.budget else time.monotonic() + 60
+                rewritten = self.client.invoke_text(prompt, deadline).strip()
+        except Exception:  # LLMUnavailable, or any error of a chat model used directly
+            if self.client is not None:
+                self.client.health.count_fallback("topic_carryover")
             return self.fallback.condense(question, history)
         return rewritten.splitlines()[0].strip() if rewritten else question

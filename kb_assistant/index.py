@@ -273,6 +273,8 @@ class KnowledgeBaseIndex:
                 return
             state = json.loads(f.read_text(encoding="utf-8")) if stamp else {"version": 0}
             self._keyword = KeywordIndex(self.state_dir / state.get("keyword", "keyword"), self.glossary)
+            if self._state_stamp is not None and state.get("writer_pid") != os.getpid():
+                self._collection = None  # published elsewhere (a --full rebuild may have made a new collection)
             self._state, self._state_stamp = state, stamp
 
     @property

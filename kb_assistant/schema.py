@@ -65,6 +65,9 @@ class Answer(BaseModel):
     usage: Usage | None = None
     escalation_reason: str | None = None
     ticket_id: str | None = Field(None, description="The human-queue ticket opened for an unanswered question.")
+    ticket_token: str | None = Field(
+        None, description="Reads that ticket (GET /api/tickets/{ticket_id}?token=…); given only to the asker."
+    )
     cached: bool = Field(False, description="Served from the semantic cache.")
     session_id: str | None = None
 
@@ -84,6 +87,7 @@ class Feedback(BaseModel):
     rating: Literal["up", "down"]
     comment: str = ""
     ticket_id: str | None = Field(None, description="Set when the feedback opened (or joined) a ticket.")
+    ticket_token: str | None = Field(None, description="Reads that ticket; given only to whoever gave the 👎.")
 
 
 class TicketView(BaseModel):

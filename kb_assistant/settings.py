@@ -43,7 +43,25 @@ class Settings(BaseSettings):
     llm_api_key: str | None = Field(None, description="API key for the LLM endpoint.")
     llm_model: str = Field("gpt-4o-mini", description="Model name sent to the LLM endpoint.")
     llm_temperature: float = Field(0.0, ge=0.0, le=2.0)
-    llm_timeout_s: float = Field(60.0, gt=0)
+    llm_timeout_s: float = Field(
+        60.0, gt=0, description="The most one question waits for the LLM (condense and answer, retries included); "
+        "then it is answered without it.",
+    )  # fmt: skip
+    llm_max_retries: int = Field(2, ge=0, le=10, description="Retries of a failed LLM call, within llm_timeout_s.")
+    llm_retry_backoff_s: float = Field(
+        0.25, ge=0, description="First retry's wait; it doubles each retry (with jitter), bounded by llm_timeout_s."
+    )
+    llm_breaker_threshold: int = Field(
+        3, ge=1, description="After this many questions in a row the LLM failed, stop calling it for a while."
+    )
+    llm_breaker_cooldown_s: float = Field(
+        30.0, gt=0, description="How long a failing LLM is left alone (answers are extractive meanwhile)."
+    )
+    llm_fallback_min_confidence: float | None = Field(
+        None, ge=0.0, le=1.0,
+        description="Confidence an extractive answer needs when the LLM is unavailable; below it the question "
+        "gets the holding reply and a ticket (llm_unavailable). Unset = confidence_threshold.",
+    )  # fmt: skip
     llm_price_prompt_per_1m: float = Field(0.15, ge=0, description="Dashboard cost: price per 1M prompt tokens.")
     llm_price_completion_per_1m: float = Field(
         0.60, ge=0, description="Dashboard cost: price per 1M completion tokens."
@@ -82,6 +100,9 @@ class Settings(BaseSettings):
     )
     confidence_threshold: float = Field(0.25, ge=0.0, le=1.0, description="Below it the question is not answered.")
     max_question_chars: int = Field(4000, ge=1)
+    max_history_messages: int = Field(
+        20, ge=0, description="Earlier turns a question is condensed with (the newest); each cut to max_question_chars."
+    )
     holding_reply_zh: str = "这个问题我们还在研究，请你等待我们的回复。"
     holding_reply_en: str = "We're still looking into this question. Please wait for our reply."
 
@@ -125,6 +146,7 @@ class Settings(BaseSettings):
     # --- serving -------------------------------------------------------------------------------
     host: str = "127.0.0.1"
     port: int = Field(7860, ge=1, le=65535)
+    max_request_bytes: int = Field(1_000_000, ge=1024, description="Larger HTTP request bodies are refused (413).")
     allowed_origins: Annotated[list[str], NoDecode] = Field(
         [],
         description="Origins (scheme://host[:port]) whose pages may embed the widget and call the API from the "

@@ -73,6 +73,29 @@ def sample_assistant(sample_data_dir, embeddings):
     return Assistant(Settings(data_dir=sample_data_dir, cache_enabled=False), embeddings=embeddings)
 
 
+# --- real engines ------------------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A real PostgreSQL for the whole run: KB_TEST_POSTGRES_URL if set, else a throw-away cluster started here
+    (tests/engines.py). Missing binaries skip the test on a developer's machine and fail it under CI."""
+    from engines import EngineMissing, postgres_server
+
+    if os.environ.get("KB_TEST_POSTGRES_URL"):
+        yield os.environ["KB_TEST_POSTGRES_URL"]
+        return
+    try:
+        server = postgres_server()
+        url = server.__enter__()
+    except EngineMissing as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must run the Postgres tests: {exc}")
+        pytest.skip(str(exc))
+    try:
+        yield url
+    finally:
+        server.__exit__(None, None, None)
+
+
 # --- serving -------------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def live_server():

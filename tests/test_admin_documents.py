@@ -180,3 +180,20 @@ def test_an_agent_calling_the_admin_endpoints_directly_gets_403(assistant, files
         assert http.post("/console/login", data={"username": "anna", "password": agent[1]}).status_code == 200
         assert http.get("/admin/config").status_code in (401, 403)
         assert http.post("/admin/login", data={"username": "ada", "password": admin[1]}).status_code == 200
+
+
+def test_an_admin_upload_may_be_larger_than_the_request_limit_other_requests_may_not(tmp_path, embeddings,
+                                                                                     live_server):  # fmt: skip
+    from ui.server import build_app
+
+    assistant = Assistant(Settings(data_dir=tmp_path / "data", max_request_bytes=2048), embeddings=embeddings)
+    assistant.queue.add_user("ada", "admin password 1", role="admin")
+    base = live_server(build_app(assistant))
+    handbook = (LEAVE + "\n" + "Bereavement leave is paid at the full daily rate. " * 80).encode()
+    assert len(handbook) > 2048
+    with httpx.Client(base_url=base, timeout=120, auth=("ada", "admin password 1")) as http:
+        assert http.post("/admin/api/kbs", json={"name": "hr"}).status_code == 201
+        up = http.post("/admin/api/kbs/hr/documents", files=[("files", ("leave.md", handbook))])
+        assert up.status_code == 200 and up.json()["files"][0]["ok"], up.text
+        big = http.post("/api/ask", json={"question": "x" * 3000, "kb": "hr"})
+        assert big.status_code == 413 and "KB_MAX_REQUEST_BYTES" in big.json()["error"]["message"]

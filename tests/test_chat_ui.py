@@ -38,7 +38,7 @@ def test_the_chat_keeps_a_session_and_shows_the_agents_answer_when_the_user_come
 ):
     from kb_assistant.assistant import Assistant
     from kb_assistant.settings import Settings
-    from ui.chat import render_replies, unseen_replies
+    from ui.chat import render_replies, session_id, unseen_replies
 
     assistant = Assistant(
         Settings(data_dir=sample_data_dir, database_url=f"sqlite:///{tmp_path / 'q.db'}"), embeddings=embeddings
@@ -46,8 +46,8 @@ def test_the_chat_keeps_a_session_and_shows_the_agents_answer_when_the_user_come
     chat = build_chat_app(assistant)
     outputs = list(chat.fn("Can I bring my dog to the office?", [], "default", None))  # a new browser: no state
     text, state = outputs[-1]
-    assert "ticket #T-000001" in text and len(state["session_id"]) == 32
-    assert [v.id for v in assistant.replies(state["session_id"])] == ["T-000001"]
+    assert "ticket #T-000001" in text and len(state["secret"]) >= 32 and "session_id" not in state
+    assert [v.id for v in assistant.replies(session_id(state))] == ["T-000001"]
 
     assistant.queue.answer("T-000001", "Yes <script>alert(1)</script> on Fridays.", "anna")
     state, fresh = unseen_replies(assistant, state)  # the user comes back: page load

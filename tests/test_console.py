@@ -61,7 +61,7 @@ def test_agent_works_a_ticket_filtered_claimed_answered_and_closed_in_the_consol
     assert "not our question" in message
     assert [r[0] for r in ticket_rows(assistant.queue)] == [sales]
     assert [r[0] for r in ticket_rows(assistant.queue, status="answered")] == [dog]
-    assert assistant.ticket(handoff).status == "closed"
+    assert assistant.queue.get(handoff).status == "closed"
     assert actions.answer(handoff, "too late", "anna")[0].startswith("⚠️")
     assert actions.answer(dog, "x" * (assistant.settings.max_answer_chars + 1), "anna")[0].startswith("⚠️")
 

@@ -70,7 +70,7 @@ def test_chat_completion_streams_chunks_and_ends_with_citations(client):
 
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     content_chunks = [c for c in chunks if c.choices and c.choices[0].delta.content]
-    assert len(content_chunks) > 3  # word by word, not one blob
+    assert len(content_chunks) >= 2  # the answer once accepted (sentence by sentence), then the sources
     assert "10:00" in text and "来源：" in text
     final = next(c for c in chunks if c.choices and c.choices[0].finish_reason == "stop")
     assert final.choices[0].model_extra["citations"][0]["source"] == "员工手册-考勤与工时.md"

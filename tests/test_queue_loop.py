@@ -51,7 +51,7 @@ def test_an_agents_answer_reaches_the_user_and_once_in_the_kb_answers_the_questi
     hr.queue.answer("T-000002", "有。每天早上 8:30 有班车从虹桥火车站北广场出发到公司。", "anna")
     replies = {v.id: v for v in hr.replies("alice")}
     assert replies["T-000001"].status == "answered" and replies["T-000001"].answer.startswith("Yes: dogs")
-    assert hr.ticket("T-000001").answered_at is not None
+    assert hr.ticket("T-000001", asked.ticket_token).answered_at is not None
 
     version = hr.index("hr").state()["version"]
     assert hr.promote("T-000001") == "curated-faq/T-000001.csv"

@@ -1,10 +1,8 @@
-"""The queue store against a real Postgres: set KB_TEST_POSTGRES_URL (e.g.
-postgresql+psycopg://kbtest:kbtest@127.0.0.1:5432/kbtest) to run it; skipped otherwise.
-Each run works in a schema of its own, dropped afterwards."""
+"""The queue store against a real Postgres: a throw-away cluster the test run starts (tests/engines.py), or the
+server KB_TEST_POSTGRES_URL names. Each test works in a schema of its own, dropped afterwards."""
 
 from __future__ import annotations
 
-import os
 import threading
 import uuid
 
@@ -13,20 +11,18 @@ import pytest
 from kb_assistant.queue.store import AnswerRecord, TicketQueue
 from kb_assistant.settings import Settings
 
-URL = os.environ.get("KB_TEST_POSTGRES_URL")
-pytestmark = pytest.mark.skipif(not URL, reason="set KB_TEST_POSTGRES_URL to run the queue against Postgres")
-
 
 @pytest.fixture
-def pg_queue(tmp_path):
+def pg_queue(tmp_path, postgres_url):
     from sqlalchemy import create_engine
 
     schema = "kbtest_" + uuid.uuid4().hex[:8]
-    admin = create_engine(URL)
+    admin = create_engine(postgres_url)
     with admin.begin() as conn:
         conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
-    sep = "&" if "?" in URL else "?"
-    queue = TicketQueue(Settings(data_dir=tmp_path / "d", database_url=f"{URL}{sep}options=-csearch_path%3D{schema}"))
+    sep = "&" if "?" in postgres_url else "?"
+    url = f"{postgres_url}{sep}options=-csearch_path%3D{schema}"
+    queue = TicketQueue(Settings(data_dir=tmp_path / "d", database_url=url))
     yield queue
     queue.engine.dispose()
     with admin.begin() as conn:

@@ -163,11 +163,12 @@ def test_feedback_and_ticket_endpoints_reach_the_human_queue(sample_assistant, t
         off_topic = client.post("/api/ask", json={"question": "Who won the 1998 chess olympiad?"}).json()
         assert off_topic["answered"] is False and off_topic["ticket_id"]
 
-        view = client.get(f"/api/tickets/{off_topic['ticket_id']}")
+        view = client.get(f"/api/tickets/{off_topic['ticket_id']}", params={"token": off_topic["ticket_token"]})
         assert view.status_code == 200
         assert view.json()["status"] == "open" and view.json()["answer"] is None
         assistant.queue.answer(off_topic["ticket_id"], "GM Example won it.", agent="anna")
-        view = client.get(f"/api/tickets/{off_topic['ticket_id']}").json()
+        token = {"X-Ticket-Token": off_topic["ticket_token"]}
+        view = client.get(f"/api/tickets/{off_topic['ticket_id']}", headers=token).json()
         assert view["status"] == "answered" and view["answer"] == "GM Example won it."
 
         answered = client.post("/api/ask", json={"question": "公司几点上班？"}).json()

@@ -1,8 +1,10 @@
 """The Gradio web chat: streaming answers, numbered sources with section/page and the passage on demand.
 
 Thin by design: parse the message and history, call ``Assistant.stream``, render. Nothing here retrieves.
-Each browser keeps a session id (encrypted in its localStorage), so answers that agents give to its tickets are
-shown when the user comes back: on load, while the page is open, and at the top of the next answer.
+Each browser keeps a random session secret in its localStorage; the session id the chat asks with is derived
+from it (``chat_session_id``), so answers that agents give to its tickets are shown when the user comes back: on
+load, while the page is open, and at the top of the next answer. Gradio hands the stored state to the server
+as the caller sends it, so the state holds only the secret: a session id a caller supplies reads nothing.
 """
 
 from __future__ import annotations
@@ -10,11 +12,11 @@ from __future__ import annotations
 import html
 import os
 import secrets
-import uuid
 from collections.abc import Iterator
 
 from kb_assistant.assistant import Assistant
-from kb_assistant.errors import KBError
+from kb_assistant.errors import KBError, public_message
+from kb_assistant.queue.access import chat_session_id, new_session_secret
 from kb_assistant.schema import Answer, TicketView
 from kb_assistant.settings import Settings
 
@@ -80,20 +82,28 @@ def respond(
             else:
                 yield html.escape(event.answer.text, quote=False) + render_sources(event.answer)
     except KBError as exc:
-        yield f"⚠️ {html.escape(str(exc), quote=False)}"
+        yield f"⚠️ {html.escape(public_message(str(exc)), quote=False)}"  # no server paths or URLs
 
 
 def new_session() -> dict:
-    return {"session_id": uuid.uuid4().hex, "shown": []}
+    return {"secret": new_session_secret(), "shown": []}
+
+
+def session_id(state: dict) -> str:
+    """The id the chat asks and reads replies with, derived from the browser's secret (never taken from it)."""
+    return chat_session_id(state["secret"])
 
 
 def unseen_replies(assistant: Assistant, state: dict | None) -> tuple[dict, list[TicketView]]:
-    """The session's tickets that agents have answered or closed since the user last saw them (marked seen)."""
-    state = dict(state or {})
-    if not state.get("session_id"):
+    """The session's tickets that agents have answered or closed since the user last saw them (marked seen).
+    A state without a usable secret (a new browser, or one made up by a caller) starts a new session."""
+    state = dict(state or {}) if isinstance(state, dict) else {}
+    secret = state.get("secret")
+    if not isinstance(secret, str) or len(secret) < 16:
         state = new_session()
+    state = {"secret": state["secret"], "shown": [str(x) for x in state.get("shown") or []][-200:]}
     try:
-        views = assistant.replies(state["session_id"])
+        views = assistant.replies(session_id(state))
     except KBError:  # the queue database is down: the chat still answers
         return state, []
     shown = set(state.get("shown") or [])
@@ -129,13 +139,13 @@ def build_chat_app(assistant: Assistant):
     default_kb = "default" if "default" in kbs else kbs[0]
     kb_picker = gr.Dropdown(choices=kbs, value=default_kb, label="Knowledge base / 知识库", visible=len(kbs) > 1)
     session = gr.BrowserState(
-        {"session_id": "", "shown": []}, storage_key="kb-assistant-chat", secret=_browser_secret(assistant.settings)
+        {"secret": "", "shown": []}, storage_key="kb-assistant-chat", secret=_browser_secret(assistant.settings)
     )
 
     def fn(message, history, kb, state):
         state, fresh = unseen_replies(assistant, state)
         prefix = render_replies(fresh) + "\n\n---\n\n" if fresh else ""
-        for text in respond(assistant, message, history, kb, session_id=state["session_id"]):
+        for text in respond(assistant, message, history, kb, session_id=session_id(state)):
             yield prefix + text, state
 
     def show_replies(state, panel):
@@ -149,6 +159,9 @@ def build_chat_app(assistant: Assistant):
     chat = gr.ChatInterface(
         fn=fn,
         additional_inputs=[kb_picker, session],
+        # open: Gradio mounts the components of a closed accordion only when it is opened, and the session's
+        # BrowserState reads and writes localStorage only while mounted (closed, every reload was a new session)
+        additional_inputs_accordion=gr.Accordion(label="Knowledge base / 知识库", open=True),
         additional_outputs=[session],
         examples=examples or None,
         title="kb-assistant",

@@ -1,7 +1,8 @@
 """Prometheus metrics for the server, written in the text exposition format (no client library needed).
 
 Requests by endpoint and status; per-stage latency histograms from ``Answer.timings_ms``; answers, cache hits,
-escalations and tokens from each Answer.
+escalations and tokens from each Answer; LLM failures, fallbacks and the circuit breaker from the assistant's
+``LLMHealth``.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ class Histogram:
 
 
 class Metrics:
-    def __init__(self):
+    def __init__(self, llm_health=None):
+        self.llm_health = llm_health  # kb_assistant.answer.llm.LLMHealth: counts kept where the LLM is called
         self._lock = threading.Lock()
         self.requests: dict[tuple[str, str, int], int] = defaultdict(int)
         self.request_seconds: dict[str, Histogram] = defaultdict(Histogram)
@@ -106,6 +108,27 @@ class Metrics:
                 "LLM tokens by kind (prompt, completion).",
                 {(("kb", kb), ("kind", k)): n for (kb, k), n in self.tokens.items()},
             )
+        if self.llm_health is not None:
+            llm = self.llm_health.snapshot()
+            _counter(
+                out,
+                "kb_llm_failures_total",
+                "Failed LLM calls (each attempt) by kind: connect, timeout, server_error, rate_limited, bad_response, "
+                "incomplete_stream, client_error; circuit_open = a call skipped while the breaker is open.",
+                {(("kind", k),): n for k, n in llm["failures"].items()},
+            )
+            _counter(
+                out,
+                "kb_llm_fallbacks_total",
+                "Questions the LLM could not serve, by what served them: extractive, holding_reply, topic_carryover "
+                "(the follow-up condensed without the LLM).",
+                {(("to", k),): n for k, n in llm["fallbacks"].items()},
+            )
+            out += [
+                "# HELP kb_llm_circuit_open 1 while the LLM circuit breaker is open (the LLM is not called).",
+                "# TYPE kb_llm_circuit_open gauge",
+                f"kb_llm_circuit_open {int(llm['open'])}",
+            ]
         return "\n".join(out) + "\n"
 
 

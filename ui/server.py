@@ -6,7 +6,7 @@ clients show the message); bad input is a 4xx, never a 500.
 
     POST /api/ask                 the Answer JSON; stream=true: server-sent events delta… citations, answer
     POST /api/feedback            👍/👎 (+ comment) on an answer
-    GET  /api/tickets/{id}        a ticket's status and the agent's answer
+    GET  /api/tickets/{id}        a ticket's status and the agent's answer, for its asker (?token=ticket_token)
     GET  /v1/models               each knowledge base is a model
     POST /v1/chat/completions     OpenAI-compatible, streaming too; citations in the text and in `citations`
     GET  /healthz  /metrics       liveness (checks the vector store) and Prometheus metrics
@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import html
 import json
+import logging
+import os
 import re
 import threading
 import time
@@ -37,12 +39,20 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from kb_assistant.apikeys import ApiKey, ApiKeyStore
 from kb_assistant.assistant import Assistant
-from kb_assistant.errors import KBError, QuestionError, UnknownKnowledgeBase, UnknownTicket
+from kb_assistant.errors import (
+    KBError,
+    QuestionError,
+    QueueUnavailable,
+    UnknownKnowledgeBase,
+    UnknownTicket,
+    public_message,
+)
 from kb_assistant.schema import Answer, Citation
 from kb_assistant.settings import KB_NAME_RE, Settings, SettingsError
 from ui.metrics import Metrics
 
 WIDGET_DIR = Path(__file__).parent / "widget"
+log = logging.getLogger("kb_assistant.server")
 SOURCES_TITLE = {"zh": "来源：", "en": "Sources:"}
 
 
@@ -65,6 +75,16 @@ class FeedbackRequest(BaseModel):
     rating: Literal["up", "down"]
     comment: str = Field("", max_length=4000)
     session_id: str | None = Field(None, max_length=200)
+
+
+class LocalIngestRequest(BaseModel):
+    """A `kb ingest` handed to this server by another process on the same machine (ingest/handoff.py)."""
+
+    paths: list[str] = Field([], max_length=10_000)
+    kb: str = "default"
+    full: bool = False
+    all: bool = False
+    forget: bool = False
 
 
 class ChatMessage(BaseModel):
@@ -99,7 +119,20 @@ def error_body(message: str, type_: str, code: str | None = None) -> dict:
 
 
 def api_error_for(exc: Exception, settings: Settings, question: str | None = None) -> ApiError:
-    """The HTTP status and error type for an error a user caused."""
+    """The HTTP status and error type for an error a user caused; the message without server paths or URLs
+    (the full one is logged here)."""
+    error = _api_error_for(exc, settings, question)
+    shown = public_message(error.message)
+    if shown != error.message or error.status >= 500:
+        log.warning("%s %s: %s", error.status, type(exc).__name__, error.message)
+    error.message = shown
+    return error
+
+
+def _api_error_for(exc: Exception, settings: Settings, question: str | None = None) -> ApiError:
+    if isinstance(exc, QueueUnavailable):
+        return ApiError(503, "the ticket database is busy or unavailable: try again in a minute", "server_error",
+                        "queue_unavailable")  # fmt: skip
     if isinstance(exc, QuestionError):
         too_long = question is not None and len(question.strip()) > settings.max_question_chars
         return ApiError(413 if too_long else 400, str(exc), "invalid_request_error", "invalid_question")
@@ -172,7 +205,7 @@ def sse(data: Any, event: str | None = None) -> str:
 def build_app(assistant: Assistant, settings: Settings | None = None, *, mount_ui: bool = True) -> FastAPI:
     settings = settings or assistant.settings
     keys = ApiKeyStore.for_settings(settings)
-    metrics = Metrics()
+    metrics = Metrics(getattr(assistant, "llm_health", None))
     app = FastAPI(
         title="kb-assistant",
         version="0.1.0",
@@ -183,6 +216,7 @@ def build_app(assistant: Assistant, settings: Settings | None = None, *, mount_u
         openapi_url="/api/openapi.json",
     )
     app.state.assistant, app.state.metrics, app.state.keys = assistant, metrics, keys
+    app.state.local_token = None  # set by serve(): lets `kb ingest` on this data dir hand its job to us
 
     # --- errors as JSON ---------------------------------------------------------------------------------------
     @app.exception_handler(ApiError)
@@ -200,6 +234,7 @@ def build_app(assistant: Assistant, settings: Settings | None = None, *, mount_u
 
     @app.exception_handler(Exception)
     async def _bug(request: Request, exc: Exception):  # our bug: say so without a traceback to the client
+        log.error("internal error on %s %s", request.method, request.url.path, exc_info=exc)
         return JSONResponse(error_body(f"internal error ({type(exc).__name__})", "server_error"), status_code=500)
 
     # --- API keys -----------------------------------------------------------------------------------------------
@@ -267,12 +302,20 @@ def build_app(assistant: Assistant, settings: Settings | None = None, *, mount_u
         return result.model_dump(mode="json")
 
     @app.get("/api/tickets/{ticket_id}", tags=["api"])
-    def ticket(ticket_id: str, key: ApiKey | None = Depends(api_key)):
-        """A ticket's status and, once an agent has answered, the answer."""
+    def ticket(
+        request: Request,
+        ticket_id: str,
+        token: str = Query("", max_length=200, description="The ticket_token of the answer that opened it."),
+        key: ApiKey | None = Depends(api_key),
+    ):
+        """A ticket's status and, once an agent has answered, the answer: for its asker only, who sends the
+        ``ticket_token`` that came with the answer (or 👎) that opened it, as ``?token=`` or ``X-Ticket-Token``.
+        Without it, or with another's, the ticket reads as unknown (404)."""
         if not _TICKET_ID.match(ticket_id):
             raise ApiError(404, "no such ticket", "invalid_request_error", "unknown_ticket")
+        token = token or request.headers.get("x-ticket-token", "")
         try:
-            view = assistant.ticket(ticket_id)
+            view = assistant.ticket(ticket_id, token)
         except (KBError, NotImplementedError) as exc:
             raise api_error_for(exc, settings) from None
         check_scope(key, view.kb)
@@ -348,11 +391,15 @@ def build_app(assistant: Assistant, settings: Settings | None = None, *, mount_u
     # --- operations ---------------------------------------------------------------------------------------------------
     @app.get("/healthz", tags=["operations"])
     def healthz():
-        """200 when the vector store answers (lists the knowledge bases), 503 otherwise."""
+        """200 when every knowledge base answers a real (cheap) vector-store probe, 503 otherwise, naming it."""
         try:
             kbs = assistant.knowledge_bases()
-        except Exception as exc:  # the store is down: that is what a health check is for
-            return JSONResponse({"status": "error", "error": f"{type(exc).__name__}: {exc}"}, status_code=503)
+            for kb in kbs:
+                probe_kb(assistant, kb)
+        except Exception as exc:  # the store is down, or a KB would fail its questions: that is what this is for
+            log.warning("healthz: %s: %s", type(exc).__name__, exc)
+            return JSONResponse({"status": "error", "error": public_message(f"{type(exc).__name__}: {exc}")},
+                                status_code=503)  # fmt: skip
         return {"status": "ok", "knowledge_bases": kbs}
 
     @app.get("/metrics", tags=["operations"], response_class=PlainTextResponse)
@@ -381,6 +428,21 @@ def build_app(assistant: Assistant, settings: Settings | None = None, *, mount_u
             page = page.replace("{{" + name + "}}", html.escape(value, quote=True))
         return HTMLResponse(page)
 
+    @app.post("/api/local/ingest", include_in_schema=False)
+    def local_ingest(request: Request, body: LocalIngestRequest):
+        """`kb ingest` from another process on this machine: run it here, the one writer of embedded Chroma."""
+        from ingest.handoff import TOKEN_HEADER, run_job, token_ok
+
+        client = request.client.host if request.client else ""
+        if client not in ("127.0.0.1", "::1") or not token_ok(app.state.local_token, request.headers.get(TOKEN_HEADER)):
+            raise ApiError(403, "only `kb ingest` on this machine, with the server's local token, may ingest here",
+                           "permission_error", "not_local")  # fmt: skip
+        try:
+            reports = run_job(settings, body.model_dump(), embeddings=assistant.embeddings)
+        except (KBError, SettingsError) as exc:
+            raise ApiError(400, str(exc), "invalid_request_error", "ingest_refused") from None
+        return {"reports": [r.model_dump(mode="json") for r in reports]}
+
     # registered last, so the routes above match first
     @app.api_route("/api/{rest:path}", methods=["GET", "POST", "PUT", "DELETE", "PATCH"], include_in_schema=False)
     @app.api_route("/v1/{rest:path}", methods=["GET", "POST", "PUT", "DELETE", "PATCH"], include_in_schema=False)
@@ -389,12 +451,15 @@ def build_app(assistant: Assistant, settings: Settings | None = None, *, mount_u
 
     # --- middleware: metrics inside, CORS outside (it answers pre-flight requests) ------------------------------
     app.add_middleware(RequestMetricsMiddleware, metrics=metrics)
+    uploads = max(settings.max_request_bytes, int(settings.max_file_mb * 1e6) * ADMIN_UPLOAD_FILES)
+    app.add_middleware(BodySizeLimitMiddleware, limit=settings.max_request_bytes,
+                       larger={p: uploads for p in ADMIN_UPLOAD_PATHS})  # fmt: skip
     origins = settings.allowed_origins
     app.add_middleware(
         CORSMiddleware,
         allow_origins=["*"] if "*" in origins else origins,
         allow_methods=["GET", "POST", "OPTIONS"],
-        allow_headers=["Authorization", "Content-Type"],
+        allow_headers=["Authorization", "Content-Type", "X-Ticket-Token"],
         max_age=600,
     )
 
@@ -446,9 +511,66 @@ def _usage(answer: Answer) -> dict:
 def _kb_answer(answer: Answer) -> dict:
     return {
         "answer_id": answer.id, "answered": answer.answered, "confidence": answer.confidence,
-        "ticket_id": answer.ticket_id, "escalation_reason": answer.escalation_reason, "cached": answer.cached,
+        "ticket_id": answer.ticket_id, "ticket_token": answer.ticket_token,
+        "escalation_reason": answer.escalation_reason, "cached": answer.cached,
         "language": answer.language,
     }  # fmt: skip
+
+
+# the admin's document uploads (signed-in admins only) may carry files up to KB_MAX_FILE_MB, several per request
+ADMIN_UPLOAD_PATHS = ("/admin/gradio_api/upload", "/admin/api/kbs/")
+ADMIN_UPLOAD_FILES = 10
+
+
+class BodySizeLimitMiddleware:
+    """Refuses request bodies over ``KB_MAX_REQUEST_BYTES`` with 413: by Content-Length before reading, else
+    (a chunked body) by counting while it is read here, before the app sees any of it."""
+
+    def __init__(self, app, limit: int, larger: dict[str, int] | None = None):
+        self.app, self.limit, self.larger = app, limit, larger or {}
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = scope.get("path", "")
+        limit = next((n for prefix, n in self.larger.items() if path.startswith(prefix)), self.limit)
+        length = dict(scope.get("headers") or []).get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > limit):
+            await self._refuse(send, limit)
+            return
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":  # the client went away
+                return
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            if size > limit:
+                await self._refuse(send, limit)
+                return
+            if not message.get("more_body"):
+                break
+        replayed = [False]
+
+        async def replay():
+            if not replayed[0]:
+                replayed[0] = True
+                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+            return await receive()  # later calls wait for the disconnect, as streaming responses do
+
+        await self.app(scope, replay, send)
+
+    async def _refuse(self, send, limit: int) -> None:
+        setting = "KB_MAX_REQUEST_BYTES" if limit == self.limit else f"{ADMIN_UPLOAD_FILES} × KB_MAX_FILE_MB"
+        body = json.dumps(error_body(
+            f"the request body is over the limit of {limit} bytes ({setting}): send less",
+            "invalid_request_error", "request_too_large",
+        )).encode()  # fmt: skip
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                   (b"connection", b"close")]  # fmt: skip
+        await send({"type": "http.response.start", "status": 413, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
 
 
 class RequestMetricsMiddleware:
@@ -499,26 +621,58 @@ def mount_gradio_uis(app, assistant: Assistant) -> None:
     gr.mount_gradio_app(app, chat, path="/", footer_links=[])
 
 
+class KnowledgeBaseUnhealthy(Exception):
+    pass
+
+
+_STARTED_AT = time.time()
+
+
+def probe_kb(assistant: Assistant, kb: str) -> None:
+    """What a question does, cheaply: the collection answers a nearest-neighbour query with one of its own
+    vectors. With embedded Chroma, a KB version published by another process is refused too: this process's
+    Chroma cannot see what that process wrote, so questions reaching it would fail."""
+    index = assistant.index(kb)
+    state = index.state()
+    writer = state.get("writer_pid")
+    if (
+        not assistant.settings.chroma_url
+        and writer not in (None, os.getpid())
+        and float(state.get("published_at", 0)) > _STARTED_AT
+    ):
+        raise KnowledgeBaseUnhealthy(
+            f"knowledge base {kb!r} was changed by another process (pid {writer}) while this server runs on "
+            "embedded Chroma: restart the server; ingest through it (kb ingest does while it runs) or use "
+            "KB_CHROMA_URL"
+        )
+    got = index.collection.get(limit=1, include=["embeddings"])
+    if got["ids"]:
+        index.collection.query(query_embeddings=[got["embeddings"][0]], n_results=1, include=["metadatas"])
+
+
 def warm_up(assistant: Assistant) -> None:
     """Load the model and every KB's indexes before the first user waits (and before threads race to)."""
     assistant.embeddings  # noqa: B018
+    assistant.chat_model  # noqa: B018 - the LLM client, when one is configured
     for kb in assistant.knowledge_bases():
         assistant.index(kb)
 
 
 def serve(settings: Settings) -> None:
     """`kb serve`: everything on one port."""
-    import os
-
     import uvicorn
 
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    from ingest.handoff import registered_server
+
     assistant = Assistant(settings)
-    warm_up(assistant)
-    app = build_app(assistant, settings)
-    print(f"kb-assistant on http://{settings.host}:{settings.port}  (API docs: /api/docs, widget demo: /widget/demo)",
-          flush=True)  # fmt: skip
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", timeout_graceful_shutdown=5)
+    with registered_server(settings, settings.port) as local_token:  # `kb ingest` elsewhere hands its job to us
+        warm_up(assistant)
+        app = build_app(assistant, settings)
+        app.state.local_token = local_token
+        print(f"kb-assistant on http://{settings.host}:{settings.port}  (API docs: /api/docs, widget demo: "
+              "/widget/demo)", flush=True)  # fmt: skip
+        uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", timeout_graceful_shutdown=5)
 
 
 @contextmanager

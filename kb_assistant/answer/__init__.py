@@ -21,6 +21,7 @@ class Draft:
     text: str  # with [n] markers, n = 1-based position in the passages given
     found: bool  # False: the passages do not hold the answer
     usage: Usage | None = None
+    reason: str | None = None  # why not found: not_in_context, no_citation, unsupported
 
 
 class Answerer(Protocol):

@@ -12,6 +12,8 @@ from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, Stri
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 OPEN_STATUSES = ("open", "claimed")
+# Python None is SQL NULL, not the JSON text 'null' (which ``IS NOT NULL`` admits): for optional JSON columns
+NULLABLE_JSON = JSON(none_as_null=True)
 
 
 def utcnow() -> datetime:
@@ -38,7 +40,7 @@ class Ticket(Base):
     resolution: Mapped[str | None] = mapped_column(String(32))  # answered | not_ours
     conversation: Mapped[list] = mapped_column(default=list)
     passages: Mapped[list] = mapped_column(default=list)
-    embedding: Mapped[list | None] = mapped_column()
+    embedding: Mapped[list | None] = mapped_column(NULLABLE_JSON)
     bad_answer: Mapped[str | None] = mapped_column(Text)  # the answer a 👎 complained about
     claimed_by: Mapped[str | None] = mapped_column(String(100))
     answer: Mapped[str | None] = mapped_column(Text)
@@ -69,6 +71,7 @@ class TicketRequest(Base):
     user: Mapped[str | None] = mapped_column(String(100))
     answer_id: Mapped[str | None] = mapped_column(String(32), index=True)
     comment: Mapped[str | None] = mapped_column(Text)
+    access_hash: Mapped[str | None] = mapped_column(String(64))  # SHA-256 of the asker's token (queue/access.py)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     ticket: Mapped[Ticket] = relationship(back_populates="requests")
@@ -92,12 +95,12 @@ class AnswerLog(Base):
     reason: Mapped[str | None] = mapped_column(String(32))
     passages: Mapped[list] = mapped_column(default=list)
     conversation: Mapped[list] = mapped_column(default=list)
-    embedding: Mapped[list | None] = mapped_column()
+    embedding: Mapped[list | None] = mapped_column(NULLABLE_JSON)
     ticket_id: Mapped[int | None] = mapped_column(Integer)
     rating: Mapped[str | None] = mapped_column(String(8))
     feedback_comment: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
-    # for the admin dashboard (migration 0002)
+    # for the admin dashboard (migration 0004)
     cached: Mapped[bool] = mapped_column(Boolean, default=False)
     answer_ms: Mapped[float] = mapped_column(Float, default=0.0)
     prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from kb_assistant.errors import KBError, QuestionError, UnknownTicket
+from kb_assistant.errors import KBError, QuestionError, QueueUnavailable, UnknownTicket
 from kb_assistant.queue.models import (
     OPEN_STATUSES,
     AgentUser,
@@ -37,10 +37,6 @@ _TICKET_ID = re.compile(r"^\s*#?\s*(?:T-?)?0*(\d{1,12})\s*$", re.IGNORECASE)
 _REF = re.compile(r"^\s*P-[0-9a-f]{10}\s*$")
 _NUMBER = re.compile(r"\d+")
 _USER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,99}$")
-
-
-class QueueUnavailable(KBError):
-    """The queue database cannot be reached (it is named in the message)."""
 
 
 @dataclass
@@ -66,6 +62,7 @@ class AnswerRecord:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cited: list[str] = field(default_factory=list)
+    access_hash: str | None = None  # SHA-256 of the token the asker reads the ticket with (queue/access.py)
 
 
 def format_ticket_id(number: int) -> str:
@@ -185,7 +182,7 @@ class TicketQueue:
         elif kind == "feedback":
             self._write_feedback(
                 record["answer_id"], record["rating"], record.get("comment", ""), record.get("session_id"),
-                ref=record.get("ref"),
+                ref=record.get("ref"), access_hash=record.get("access_hash"),
             )  # fmt: skip
         else:
             raise ValueError(f"unknown spool record kind {kind!r}")
@@ -209,20 +206,24 @@ class TicketQueue:
             self.spool.append({"kind": "answer", "ref": ref, "answer": asdict(entry)})
             return ref
 
-    def feedback(self, answer_id: str, rating: str, comment: str = "", session_id: str | None = None) -> str | None:
-        """Record 👍/👎; a 👎 with a comment escalates the answer. Returns the ticket id (or provisional ref)."""
+    def feedback(
+        self, answer_id: str, rating: str, comment: str = "", session_id: str | None = None,
+        access_hash: str | None = None,
+    ) -> str | None:  # fmt: skip
+        """Record 👍/👎; a 👎 with a comment escalates the answer. Returns the ticket id (or provisional ref).
+        ``access_hash``: of the token the asker will read that ticket with."""
         if rating not in ("up", "down"):
             raise QuestionError(f"feedback rating {rating!r} is not one of: up, down")
         comment = (comment or "").strip()
         self._check_length(comment, "feedback comment")
         escalates = rating == "down" and bool(comment)
         try:
-            return self._write_feedback(answer_id, rating, comment, session_id)
+            return self._write_feedback(answer_id, rating, comment, session_id, access_hash=access_hash)
         except _unavailable_errors():
             ref = "P-" + uuid.uuid4().hex[:10] if escalates else None
             self.spool.append(
                 {"kind": "feedback", "ref": ref, "answer_id": answer_id, "rating": rating, "comment": comment,
-                 "session_id": session_id}
+                 "session_id": session_id, "access_hash": access_hash}
             )  # fmt: skip
             return ref
 
@@ -249,14 +250,15 @@ class TicketQueue:
                 s, kb=entry.kb, question=entry.question, standalone=entry.standalone_question,
                 language=entry.language, reason=entry.reason or "low_confidence", conversation=entry.conversation,
                 passages=entry.passages, embedding=entry.embedding, session_id=entry.session_id, user=entry.user,
-                answer_id=entry.id, ref=ref,
+                answer_id=entry.id, ref=ref, access_hash=entry.access_hash,
             )  # fmt: skip
             row.ticket_id = ticket.id
             return format_ticket_id(ticket.id)
 
     def _write_feedback(
-        self, answer_id: str, rating: str, comment: str, session_id: str | None, ref: str | None = None
-    ) -> str | None:
+        self, answer_id: str, rating: str, comment: str, session_id: str | None, ref: str | None = None,
+        access_hash: str | None = None,
+    ) -> str | None:  # fmt: skip
         with self._session() as s, s.begin():
             row = s.get(AnswerLog, answer_id)
             if row is None:
@@ -270,13 +272,14 @@ class TicketQueue:
                 s, kb=row.kb, question=row.question, standalone=row.standalone_question, language=row.language,
                 reason="downvote", conversation=row.conversation, passages=row.passages, embedding=row.embedding,
                 session_id=session_id or row.session_id, user=row.user, answer_id=row.id, ref=ref, comment=comment,
-                bad_answer=row.text if row.answered else None,
+                bad_answer=row.text if row.answered else None, access_hash=access_hash,
             )  # fmt: skip
             row.ticket_id = row.ticket_id or ticket.id
             return format_ticket_id(ticket.id)
 
     def _escalate(self, s, *, kb, question, standalone, language, reason, conversation, passages, embedding,
-                  session_id, user, answer_id, ref=None, comment=None, bad_answer=None) -> Ticket:  # fmt: skip
+                  session_id, user, answer_id, ref=None, comment=None, bad_answer=None,
+                  access_hash=None) -> Ticket:  # fmt: skip
         from sqlalchemy import update
 
         # the lock row first: grouping (read) and opening a ticket (write) must not interleave with another's
@@ -296,7 +299,7 @@ class TicketQueue:
         s.add(
             TicketRequest(
                 ticket_id=ticket.id, ref=ref, question=question, reason=reason, session_id=session_id, user=user,
-                answer_id=answer_id, comment=comment,
+                answer_id=answer_id, comment=comment, access_hash=access_hash,
             )
         )  # fmt: skip
         return ticket
@@ -315,6 +318,8 @@ class TicketQueue:
         ).all()
         best, best_sim = None, self.settings.ticket_group_similarity
         for t in candidates:
+            if not _is_vector(t.embedding, len(embedding)):  # a row this code did not write: not comparable
+                continue
             sim = cosine(embedding, t.embedding)
             other = t.standalone_question
             if sim >= best_sim and same_numbers(text, other) and word_overlap(text, other) >= 0.5:
@@ -342,19 +347,37 @@ class TicketQueue:
             raise UnknownTicket(f"no ticket {ticket_id!r} in the queue database ({self.url_for_humans()})")
         return ticket
 
-    def view(self, ticket_id: str) -> TicketView:
-        """A ticket as its asker may see it. While the database is down, a spooled escalation reads as open."""
+    def view(self, ticket_id: str, token: str | None) -> TicketView:
+        """A ticket as its asker may see it: ``token`` is the one issued with the answer (or 👎) that opened their
+        request. A wrong or missing token reads exactly like an unknown ticket. While the database is down, a
+        spooled escalation reads as open."""
+        from kb_assistant.queue.access import token_matches
+
+        unknown = UnknownTicket(
+            f"no ticket {ticket_id!r} for this token: a ticket is read with the ticket_token that came with the "
+            "answer that opened it"
+        )
+        parse_ticket_id(ticket_id)  # not even a ticket id: says what one looks like
         try:
-            return ticket_view(self.get(ticket_id))
+            ticket = self.get(ticket_id)
+        except UnknownTicket:
+            raise unknown from None
         except _unavailable_errors() as exc:
             for rec in self.spool.records():
                 if rec.get("ref") == str(ticket_id).strip():
                     a = rec.get("answer") or {}
+                    if not token_matches(token, a.get("access_hash") or rec.get("access_hash")):
+                        raise unknown from None
                     return TicketView(
                         id=rec["ref"], kb=a.get("kb", ""), question=a.get("question", ""), status="open",
                         reason=a.get("reason") or "downvote", created_at=utcnow().isoformat(),
                     )  # fmt: skip
             raise QueueUnavailable(f"the queue database is unavailable ({self.url_for_humans()}): {exc}") from None
+        mine = [r for r in ticket.requests if token_matches(token, r.access_hash)]
+        if not mine:
+            raise unknown
+        opened = ticket.requests[0] is mine[0]  # else the ticket's wording is another asker's: show their own
+        return ticket_view(ticket, question=None if opened else mine[0].question)
 
     def session_replies(self, session_id: str) -> list[TicketView]:
         """One view per escalation of the session (its own wording), oldest first."""
@@ -383,13 +406,39 @@ class TicketQueue:
         reason: str | None = None,
         older_than: timedelta | None = None,
         newer_than: timedelta | None = None,
-        limit: int = 500,
+        limit: int | None = 500,
+        offset: int = 0,
     ) -> list[Ticket]:
-        """Tickets, oldest first; status 'open' means open or claimed, 'all' or None means any."""
-        from sqlalchemy import select
+        """Tickets, oldest first; status 'open' means open or claimed, 'all' or None means any. A page of
+        ``limit`` (None: all) from ``offset``; ``count_tickets`` with the same filters says how many there are."""
         from sqlalchemy.orm import selectinload
 
-        q = select(Ticket).options(selectinload(Ticket.requests))
+        q = self._tickets_where(kb, status, reason, older_than, newer_than).options(selectinload(Ticket.requests))
+        q = q.order_by(Ticket.id).offset(max(0, offset))
+        with self._session() as s:
+            return list(s.scalars(q if limit is None else q.limit(limit)).all())
+
+    def count_tickets(
+        self,
+        *,
+        kb: str | None = None,
+        status: str | list[str] | None = None,
+        reason: str | None = None,
+        older_than: timedelta | None = None,
+        newer_than: timedelta | None = None,
+    ) -> int:
+        """How many tickets match (every ticket, by default)."""
+        from sqlalchemy import func, select
+
+        q = self._tickets_where(kb, status, reason, older_than, newer_than).subquery()
+        with self._session() as s:
+            return int(s.scalar(select(func.count()).select_from(q)))
+
+    @staticmethod
+    def _tickets_where(kb, status, reason, older_than, newer_than):
+        from sqlalchemy import select
+
+        q = select(Ticket)
         if status and status != "all":
             statuses = list(OPEN_STATUSES) if status == "open" else [status] if isinstance(status, str) else status
             q = q.where(Ticket.status.in_(statuses))
@@ -402,14 +451,7 @@ class TicketQueue:
             q = q.where(Ticket.created_at <= now - older_than)
         if newer_than is not None:
             q = q.where(Ticket.created_at >= now - newer_than)
-        with self._session() as s:
-            return list(s.scalars(q.order_by(Ticket.id).limit(limit)).all())
-
-    def count_tickets(self) -> int:
-        from sqlalchemy import func, select
-
-        with self._session() as s:
-            return int(s.scalar(select(func.count()).select_from(Ticket)))
+        return q
 
     def unanswered(self, *, kb: str | None = None, since: datetime | None = None) -> list[AnswerLog]:
         """The gap log: questions the KB could not answer (handoff requests are not gaps)."""
@@ -551,6 +593,14 @@ def cosine(a: list[float], b: list[float]) -> float:
     va, vb = np.asarray(a, dtype=np.float32), np.asarray(b, dtype=np.float32)
     denom = float(np.linalg.norm(va) * np.linalg.norm(vb))
     return float(va @ vb) / denom if denom else 0.0
+
+
+def _is_vector(value, size: int) -> bool:
+    return (
+        isinstance(value, list)
+        and len(value) == size
+        and all(isinstance(x, int | float) and not isinstance(x, bool) for x in value)
+    )
 
 
 def same_numbers(a: str, b: str) -> bool:

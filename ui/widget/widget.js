@@ -270,23 +270,25 @@
       box.appendChild(ol);
       msg.appendChild(box);
     }
-    if (answer.ticket_id) this.showTicket(msg, answer.ticket_id);
+    if (answer.ticket_id) this.showTicket(msg, answer.ticket_id, answer.ticket_token);
     this.feedbackRow(msg, answer);
   };
 
-  Widget.prototype.showTicket = function (msg, ticketId) {
+  Widget.prototype.showTicket = function (msg, ticketId, token) {
     var t = el("div", "ticket");
     t.appendChild(el("b", "ticket-id", T.ticket + " #" + ticketId));
     t.appendChild(document.createTextNode(" · " + T.waiting));
     msg.appendChild(t);
-    this.poll(ticketId, POLL_MS);
+    this.poll(ticketId, token, POLL_MS);
   };
 
-  Widget.prototype.poll = function (ticketId, delay) {
+  // the ticket is read with the token that came with the answer that opened it (the number alone reads nothing)
+  Widget.prototype.poll = function (ticketId, token, delay) {
     var self = this;
     setTimeout(async function () {
       try {
-        var res = await fetch(BASE + "/api/tickets/" + encodeURIComponent(ticketId), { headers: headers(false) });
+        var url = BASE + "/api/tickets/" + encodeURIComponent(ticketId) + "?token=" + encodeURIComponent(token || "");
+        var res = await fetch(url, { headers: headers(false) });
         if (res.ok) {
           var t = await res.json();
           if (t.answer && (t.status === "answered" || t.status === "closed")) {
@@ -302,7 +304,7 @@
           return; // nothing to wait for
         }
       } catch (e) { /* offline for a moment: keep polling */ }
-      self.poll(ticketId, Math.min(delay * 1.5, 60000));
+      self.poll(ticketId, token, Math.min(delay * 1.5, 60000));
     }, delay);
   };
 
@@ -327,7 +329,7 @@
       }).then(function (res) {
         if (!res.ok) return errorMessage(res).then(function (m) { done.className = "done err"; done.textContent = T.error + m; });
         return res.json().then(function (fb) {
-          if (fb.ticket_id && fb.ticket_id !== answer.ticket_id) self.showTicket(msg, fb.ticket_id);
+          if (fb.ticket_id && fb.ticket_id !== answer.ticket_id) self.showTicket(msg, fb.ticket_id, fb.ticket_token);
         });
       }).catch(function (e) { done.textContent = T.error + e.message; });
     }
