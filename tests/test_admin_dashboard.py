@@ -113,3 +113,30 @@ def test_an_empty_period_gives_zeros_not_an_error(queue, tmp_path):
                         since=since, until=until, documents=["a.md"])  # fmt: skip
     assert d.totals["questions"] == 0 and d.totals["median_ms"] == 0.0 and len(d.per_day) == 4
     assert d.never_cited["document"].tolist() == ["a.md"] and d.top_questions.empty
+
+
+def test_answers_logged_before_the_dashboard_migration_count_with_zeros(tmp_path):
+    from alembic import command
+    from alembic.config import Config
+
+    from kb_assistant.queue.store import _MIGRATIONS, make_engine
+
+    settings = Settings(data_dir=tmp_path / "d")
+    settings.data_dir.mkdir(parents=True)
+    queue = TicketQueue(settings)
+    engine = make_engine(queue.url)
+    cfg = Config()
+    cfg.set_main_option("script_location", str(_MIGRATIONS))
+    with engine.begin() as conn:  # a database as the release before this one left it
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0003")
+        conn.exec_driver_sql(
+            "INSERT INTO answer_log (id, kb, question, standalone_question, language, text, answered, confidence,"
+            " passages, conversation, created_at) VALUES ('old1', 'hr', 'Old question?', 'Old question?', 'en', 't',"
+            " 1, 0.9, '[]', '[]', ?)", (NOW.strftime("%Y-%m-%d %H:%M:%S.%f"),),
+        )  # fmt: skip
+    since, until = period(7, NOW)
+    df = load_answers(queue, "hr", since, until)  # migrates to the newest revision first
+    assert df[["id", "cached", "answer_ms", "prompt_tokens", "cited"]].values.tolist() == [["old1", False, 0.0, 0, []]]
+    d = build_dashboard(df, settings, kb="hr", since=since, until=until)
+    assert d.totals["questions"] == 1 and d.totals["median_ms"] == 0.0
