@@ -135,6 +135,16 @@ def test_an_answer_not_drawn_from_the_passages_is_not_answered_but_escalated(mak
     assert not any("42" in e.text for e in events if e.type == "delta")
 
 
+def test_an_extractive_fallback_is_not_cached_so_the_llm_answers_once_it_is_back(make_assistant):
+    assistant = make_assistant("refused", cache_enabled=True)
+
+    first, second = assistant.ask(QUESTION), assistant.ask(QUESTION)
+
+    assert first.answered and second.answered
+    assert second.cached is False
+    assert assistant.llm_health.snapshot()["fallbacks"] == {"extractive": 2}
+
+
 def test_a_failed_call_is_retried_and_the_llm_answer_kept(make_assistant, fake_llm):
     assistant = make_assistant("fail500x1")  # the first request fails, the next succeeds
 
