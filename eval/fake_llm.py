@@ -4,7 +4,8 @@ It is not canned: it reads the numbered passages ``[n] (where)`` out of the syst
 sentence of the passage that shares the most words (or Chinese characters) with the question and cites it as
 ``[n]``; with nothing shared it answers ``NOT_IN_CONTEXT``. Condense prompts get the last question back. It
 streams word by word when asked, reports token usage, records every request body, and can wait ``delay_ms``
-per call to stand in for a real model's latency.
+per call to stand in for a real model's latency; a model name with ``ttft<ms>`` in it (``fake-ttft1000``) sets
+that wait per request (the load test uses it: the latency lives in ``KB_LLM_MODEL``).
 
     python -m eval.fake_llm --port 8001 [--delay-ms 300]
 """
@@ -25,6 +26,7 @@ _PASSAGE_HEAD = re.compile(r"^\[(\d+)\] \((.*)\)$", re.M)
 _LAST_QUESTION = re.compile(r"^(?:最后一个问题：|Last question:)(.*)$", re.M)
 _WORD = re.compile(r"[a-z0-9]+")
 _CJK = re.compile(r"[\u4e00-\u9fff]")
+_TTFT = re.compile(r"ttft(\d+)")
 _STOP = frozenset(
     ["a", "an", "the", "of", "to", "in", "on", "at", "for", "do", "does", "i", "my", "me", "you", "your", "is", "are"]
     + ["how", "what", "many", "much", "get"]
@@ -124,8 +126,10 @@ class _Handler(BaseHTTPRequestHandler):
         body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
         self.server.requests.append(body)
         self.server.calls += 1
-        if self.server.delay_s:
-            time.sleep(self.server.delay_s)
+        ttft = _TTFT.search(str(body.get("model", "")))
+        delay_s = int(ttft.group(1)) / 1000.0 if ttft else self.server.delay_s
+        if delay_s:
+            time.sleep(delay_s)
         reply = self.server.respond(body)
         prompt = " ".join(m.get("content") or "" for m in body.get("messages", []) if isinstance(m.get("content"), str))
         usage = {"prompt_tokens": count_tokens(prompt), "completion_tokens": count_tokens(reply)}
