@@ -47,7 +47,8 @@ class LoadReport:
     ticket_ids: list[str] = field(default_factory=list)
     tickets_sent: int = 0
     tickets_stored: int = 0
-    unanswered: int = 0
+    unanswered: int = 0  # unanswered answers returned (each named a ticket)
+    requests_recorded: int = 0  # the requests those tickets hold in the queue database
     ingest: str = "not run"
     ingest_rc: int | None = None
 
@@ -61,6 +62,7 @@ class LoadReport:
             self.total["requests"] > 0
             and self.total["errors"] == 0
             and self.tickets_sent == self.tickets_stored
+            and self.requests_recorded == self.unanswered
             and self.ingest_rc in (None, 0)
         )
 
@@ -73,7 +75,8 @@ class LoadReport:
         out.append(f"mid-test ingest: {self.ingest}")
         out.append(
             f"tickets sent={self.tickets_sent} (in {self.unanswered} unanswered answers) "
-            f"stored={self.tickets_stored} lost={self.tickets_sent - self.tickets_stored}"
+            f"stored={self.tickets_stored} lost={self.tickets_sent - self.tickets_stored}; "
+            f"requests recorded on them={self.requests_recorded}"
         )
         out += [f"  failure: {f}" for f in self.failures[:10]]
         return out
@@ -192,21 +195,22 @@ def run_locust(base: str, users: int, duration: float, work: Path, env: dict | N
     return report
 
 
-def count_stored(data_dir: Path, ticket_ids: list[str]) -> int:
-    """How many of ``ticket_ids`` are in the server's queue database."""
+def count_stored(data_dir: Path, ticket_ids: list[str]) -> tuple[int, int]:
+    """How many of ``ticket_ids`` are in the server's queue database, and how many requests they hold (a repeat
+    of an open question joins its ticket as one more request)."""
     from kb_assistant.errors import KBError
     from kb_assistant.queue.store import TicketQueue
     from kb_assistant.settings import Settings
 
     queue = TicketQueue(Settings(data_dir=data_dir))
-    stored = 0
+    stored = recorded = 0
     for tid in ticket_ids:
         try:
-            queue.get(tid)
+            recorded += len(queue.get(tid).requests)
             stored += 1
         except KBError:
             pass
-    return stored
+    return stored, recorded
 
 
 def run(users: int, duration: float, llm_ms: int, work: Path | None = None) -> LoadReport:
@@ -220,7 +224,7 @@ def run(users: int, duration: float, llm_ms: int, work: Path | None = None) -> L
         report = run_locust(base, users, duration, work)
         ingest.join(timeout=600)
         report.ingest, report.ingest_rc = holder.ingest, holder.ingest_rc
-    report.tickets_stored = count_stored(work / "data", report.ticket_ids)
+    report.tickets_stored, report.requests_recorded = count_stored(work / "data", report.ticket_ids)
     return report
 
 
@@ -235,7 +239,8 @@ def main() -> None:
     if args.url:
         work = args.work_dir or Path(tempfile.mkdtemp(prefix="kb-load-"))
         report = run_locust(args.url.rstrip("/"), args.users, args.duration, work)
-        report.tickets_stored = report.tickets_sent  # not checked here: the queue database is the server's
+        # not checked here: the queue database is the server's
+        report.tickets_stored, report.requests_recorded = report.tickets_sent, report.unanswered
         print("(tickets stored are not checked against a server started elsewhere)")
     else:
         report = run(args.users, args.duration, args.llm_ms, args.work_dir)

@@ -18,3 +18,4 @@ def test_fifty_concurrent_chats_with_an_ingest_in_the_middle_get_no_errors_and_l
     assert report.ingest_rc == 0, report.ingest  # the changed file was synced while the users chatted
     assert report.tickets_sent > 0 and report.unanswered >= report.tickets_sent  # tickets handed out …
     assert report.tickets_stored == report.tickets_sent  # … every one of them in the queue database
+    assert report.requests_recorded == report.unanswered  # … holding every unanswered request
