@@ -5,9 +5,13 @@ Every process is on 127.0.0.1 and bounded in time; `python -m eval.load_test --u
 
 from __future__ import annotations
 
+import pytest
+
 from eval.load_test import run
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(1200)  # starting the stack (the sample KBs are ingested) and draining the users take a while
 def test_fifty_concurrent_chats_with_an_ingest_in_the_middle_get_no_errors_and_lose_no_ticket(tmp_path):
     report = run(users=50, duration=20, llm_ms=200, work=tmp_path)
     print("\n".join(report.lines()))  # the figures, for the CI log
