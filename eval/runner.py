@@ -38,9 +38,11 @@ def prepare(ds: EvalSet, settings: Settings, embeddings, kb: str, say: Callable[
     if ds.build is None:
         return settings, kb
     from kb_assistant.index import KnowledgeBaseIndex
+    from kb_assistant.text import TOKENIZER_VERSION
 
     model = Path(settings.embedding_model or "minilm").name
-    data_dir = settings.data_dir / "eval" / f"{ds.name}-{ds.fingerprint}-{model}"
+    # the tokenizer version too: a cached KB keeps keyword tokens, which a tokenizer change makes stale
+    data_dir = settings.data_dir / "eval" / f"{ds.name}-{ds.fingerprint}-{model}-t{TOKENIZER_VERSION}"
     eval_settings = settings.model_copy(update={"data_dir": data_dir})
     marker = data_dir / "built"
     if not marker.exists():
