@@ -195,11 +195,12 @@ class Assistant:
             confidence=confidence, language=lang, kb=index.name, timings_ms=timings, session_id=session_id,
             passages=[_citation(n, c) for n, c in enumerate(passages, 1)],
         )  # fmt: skip
+        fell_back = False  # the LLM was unavailable: the answer is not cached (the LLM may be back next time)
         if confidence < s.confidence_threshold:
             answer.escalation_reason = "low_confidence"
         else:
             with _timed(timings, "answer"):
-                draft = self._draft(standalone, passages, lang, index, budget, confidence)
+                draft, fell_back = self._draft(standalone, passages, lang, index, budget, confidence)
             answer.usage = draft.usage if draft else None
             if draft is None:  # the LLM is unavailable and the passages support no extractive answer
                 answer.escalation_reason = "llm_unavailable"
@@ -223,18 +224,19 @@ class Assistant:
                 self._record(answer, passages, history, user, ms=sum(timings.values()))
         timings["total"] = round(sum(timings.values()), 2)
         answer.timings_ms = timings  # pydantic copied the dict at construction
-        if cached is not None and cached.cacheable:
+        if cached is not None and cached.cacheable and not fell_back:
             self.cache.store(index, standalone, lang, answer, full_ms=timings["total"], vector=cached.query_vector)
         yield StreamEvent(type="final", answer=answer)
 
     def _draft(self, standalone, passages, lang, index, budget, confidence):
-        """The answerer's Draft (its streamed deltas held back: only an accepted answer is shown). When the LLM
-        is unavailable: the extractive answer if the confidence reaches the fallback's bar, else None."""
+        """(the answerer's Draft, False); its streamed deltas are held back: only an accepted answer is shown.
+        When the LLM is unavailable: (the extractive answer if the confidence reaches the fallback's bar, else
+        None, True)."""
         from kb_assistant.answer.extractive import ExtractiveAnswerer
         from kb_assistant.answer.llm import LLMUnavailable
 
         try:
-            return _last_draft(self._answerer(index, budget).generate(standalone, passages, lang))
+            return _last_draft(self._answerer(index, budget).generate(standalone, passages, lang)), False
         except LLMUnavailable:
             if self.chat_model is None:
                 raise
@@ -244,9 +246,9 @@ class Assistant:
             draft = _last_draft(ExtractiveAnswerer(index.keyword).generate(standalone, passages, lang))
             if draft.found:
                 self.llm_health.count_fallback("extractive")
-                return draft
+                return draft, True
         self.llm_health.count_fallback("holding_reply")
-        return None
+        return None, True
 
     # --- escalation ----------------------------------------------------------------------------------
     def _hand_off(self, question, history, kb, lang, session_id, user) -> Iterator[StreamEvent]:

@@ -21,7 +21,7 @@ import unicodedata
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from kb_assistant.text import is_cjk, normalise, tokenize
+from kb_assistant.text import is_cjk, normalise, to_simplified, tokenize
 
 if TYPE_CHECKING:
     from kb_assistant.glossary import Glossary
@@ -32,8 +32,9 @@ Idf = Callable[[str], float]
 
 
 def normalize_question(text: str) -> str:
-    """Exact-match key: NFKC (full → half width), case-folded, without punctuation and whitespace."""
-    return normalise(text)
+    """Exact-match key: NFKC (full → half width), case-folded, without punctuation and whitespace, Chinese in
+    Simplified characters (公司幾點上班 and 公司几点上班 are one question)."""
+    return normalise(to_simplified(text))
 
 
 def _words(text: str) -> list[str]:

@@ -26,7 +26,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from kb_assistant.errors import KBError
-from kb_assistant.text import is_cjk, tokenize
+from kb_assistant.text import is_cjk, to_simplified, tokenize
 
 BUILTIN = Path(__file__).parent / "lexicon" / "workplace-glossary.tsv"
 
@@ -45,7 +45,7 @@ class Term:
     def said_in(self, text_lower: str, text_words: str) -> bool:
         """Does a text say this term? ``text_words``: ``word_sequence(text)``. An English term must appear as a
         phrase: "business hours" is not said by "business class … 6 hours"."""
-        return self.text in text_lower if self.cjk else f" {' '.join(self.words)} " in text_words
+        return self.text in to_simplified(text_lower) if self.cjk else f" {' '.join(self.words)} " in text_words
 
 
 @dataclass(frozen=True)
@@ -160,7 +160,7 @@ class Glossary:
         return memo
 
     def _matches(self, question: str) -> list[Match]:
-        text = question.lower()
+        text = to_simplified(question.lower())  # terms are kept in Simplified: 幾點上班 uses 几点上班's terms
         found: dict[int, Term] = {}
         if self._cjk and is_cjk(text):
             # A Chinese term counts where a word of the question starts (cut by jieba knowing the glossary's
@@ -225,7 +225,7 @@ class Glossary:
 
 
 def _term(raw: str) -> Term | None:
-    text = raw.strip().lower()
+    text = to_simplified(raw.strip().lower())  # a glossary may be written in either script
     if not text:
         return None
     words = tuple(tokenize(text, keep_stopwords=True))

@@ -19,7 +19,7 @@ from urllib.parse import urlparse
 from kb_assistant.glossary import Glossary, Term, load_glossary
 from kb_assistant.schema import Chunk
 from kb_assistant.settings import Settings, SettingsError, check_kb_name
-from kb_assistant.text import query_terms, tokenize
+from kb_assistant.text import TOKENIZER_VERSION, query_terms, tokenize
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -100,12 +100,16 @@ class KeywordIndex:
             bm25.index([tokens[i] or ["\u2205"] for i in ids], show_progress=False)
             bm25.save(str(directory / "bm25"))
         (directory / "tokens.json").write_text(json.dumps(tokens, ensure_ascii=False), encoding="utf-8")
+        (directory / "tokenizer.txt").write_text(TOKENIZER_VERSION, encoding="utf-8")
         (directory / "ids.json").write_text(json.dumps(ids), encoding="utf-8")  # written last: marks it complete
 
     def tokens(self) -> dict[str, list[str]] | None:
-        """Each chunk's tokens, or None for an index written before tokens were kept."""
-        f = self.directory / "tokens.json"
-        return json.loads(f.read_text(encoding="utf-8")) if f.exists() else None
+        """Each chunk's tokens, or None for an index written before tokens were kept or by another tokenizer
+        version (the next publish then re-tokenizes every chunk)."""
+        f, version = self.directory / "tokens.json", self.directory / "tokenizer.txt"
+        if not f.exists() or not version.exists() or version.read_text(encoding="utf-8").strip() != TOKENIZER_VERSION:
+            return None
+        return json.loads(f.read_text(encoding="utf-8"))
 
     def _load(self) -> None:
         if self._loaded:

@@ -7,6 +7,9 @@ import re
 import unicodedata
 from functools import lru_cache
 
+# Bump when tokenize() changes what it returns for a text: indexes keep tokens, and must re-tokenize (2: Chinese in
+# Simplified characters).
+TOKENIZER_VERSION = "2"
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _LATIN_WORD = re.compile(r"[a-z0-9]+(?:[.:'’-][a-z0-9]+)*")
 _NOT_WORD = re.compile(r"[\W_]+")
@@ -270,6 +273,22 @@ def is_cjk(text: str) -> bool:
     return bool(_CJK.search(text))
 
 
+@lru_cache(maxsize=1)
+def _t2s():
+    import opencc
+
+    return opencc.OpenCC("t2s")  # OpenCC's phrase-aware Traditional → Simplified (its dictionaries ship in the wheel)
+
+
+@lru_cache(maxsize=8192)
+def to_simplified(text: str) -> str:
+    """Chinese in Simplified characters (資訊 → 资讯, 幾點 → 几点); text without Chinese comes back as it is.
+
+    The glossary, keyword tokens, the cache's keys and the missing-concept check compare words in one script,
+    so a Traditional question finds a Simplified handbook and back."""
+    return _t2s().convert(text) if _CJK.search(text) else text
+
+
 def normalise(text: str) -> str:
     """Letters and digits only: NFKC (full → half width), case-folded, without punctuation and whitespace."""
     return _NOT_WORD.sub("", unicodedata.normalize("NFKC", text or "").casefold())
@@ -292,7 +311,7 @@ def _jieba():
 
 
 def tokenize(text: str, *, keep_stopwords: bool = False) -> list[str]:
-    """Lower-cased word tokens: jieba for Chinese runs (search mode), words for Latin text."""
+    """Lower-cased word tokens: jieba for Chinese runs (search mode, in Simplified characters), words for Latin."""
     return list(_tokenize_cached(text, keep_stopwords))
 
 
@@ -303,8 +322,8 @@ def _tokenize_cached(text: str, keep_stopwords: bool) -> tuple[str, ...]:
     for run in re.split(r"([\u3400-\u9fff\uf900-\ufaff]+)", text.lower()):
         if not run:
             continue
-        if _CJK.match(run):
-            tokens.extend(t for t in _jieba().lcut_for_search(run) if t.strip())
+        if _CJK.match(run):  # one script for every Chinese token: jieba's dictionary and the glossary are Simplified
+            tokens.extend(t for t in _jieba().lcut_for_search(to_simplified(run)) if t.strip())
         else:
             tokens.extend(_LATIN_WORD.findall(run))
     if keep_stopwords:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from ui.chat import build_chat_app, respond, to_history
+from ui.chat import build_chat_app, from_text, respond, to_history
 
 
 def test_chat_streams_the_answer_and_lists_numbered_sources_with_the_passage(sample_assistant):
     outputs = list(respond(sample_assistant, "公司几点上班？", [], "default"))
     final = outputs[-1]
-    assert "10:00" in final and "来源" in final
+    assert "10:00" in from_text(final) and "来源" in final
     assert "<details><summary>[" in final and "员工手册-考勤与工时.md" in final
 
 
@@ -19,7 +19,7 @@ def test_chat_passes_its_history_so_follow_ups_work(sample_assistant):
     ]
     assert to_history(history)[1]["content"] == "10 days [1]"
     final = list(respond(sample_assistant, "and sick leave?", history, "default"))[-1]
-    assert "12" in final
+    assert "12" in from_text(final)
 
 
 def test_question_with_html_is_rendered_inert(sample_assistant):
@@ -46,17 +46,17 @@ def test_the_chat_keeps_a_session_and_shows_the_agents_answer_when_the_user_come
     chat = build_chat_app(assistant)
     outputs = list(chat.fn("Can I bring my dog to the office?", [], "default", None))  # a new browser: no state
     text, state = outputs[-1]
-    assert "ticket #T-000001" in text and len(state["secret"]) >= 32 and "session_id" not in state
+    assert "ticket #T-000001" in from_text(text) and len(state["secret"]) >= 32 and "session_id" not in state
     assert [v.id for v in assistant.replies(session_id(state))] == ["T-000001"]
 
     assistant.queue.answer("T-000001", "Yes <script>alert(1)</script> on Fridays.", "anna")
     state, fresh = unseen_replies(assistant, state)  # the user comes back: page load
     shown = render_replies(fresh)
     assert "Our reply** (ticket #T-000001)" in shown and "on Fridays" in shown
-    assert "<script>" not in shown and "&lt;script&gt;" in shown  # an agent's answer renders inert too
+    assert "<script>" not in shown and r"\<script\>" in shown  # an agent's answer renders inert too
     assert unseen_replies(assistant, state)[1] == []  # shown once
     # a reply that arrives later is put in front of the next answer in the chat
-    again = list(chat.fn("Does the company sponsor an annual ski trip?", [], "default", state))[-1][0]
+    again = from_text(list(chat.fn("Does the company sponsor an annual ski trip?", [], "default", state))[-1][0])
     assistant.queue.answer(again.split("#")[-1].rstrip(")"), "No, but the social club runs one.", "anna")
     text, state = list(chat.fn("How many days of sick leave do I get?", [], "default", state))[-1]
-    assert text.startswith("**Our reply** (ticket #T-000002)") and "social club" in text and "12" in text
+    assert text.startswith("**Our reply** (ticket #T-000002)") and "social club" in text and "12" in from_text(text)

@@ -156,3 +156,18 @@ def test_kb_queue_list_pages_through_tickets_and_says_how_many_there_are(tmp_pat
     everything = runner.invoke(app, ["queue", "list", "--limit", "0", "--json"])
     assert len(__import__("json").loads(everything.stdout)) == 510
     assert "open tickets 1–510 of 510" in everything.stderr
+
+
+def test_the_console_pages_through_tickets_and_says_how_many_there_are(tmp_path):
+    from kb_assistant.queue.store import AnswerRecord, TicketQueue
+    from ui.console import PAGE_SIZE, ticket_page
+
+    queue = TicketQueue(Settings(data_dir=tmp_path / "d"))
+    for i in range(PAGE_SIZE + 5):
+        queue.record(AnswerRecord(id=f"c{i}", kb="default", question=f"Console question {i}?",
+                                  standalone_question=f"Console question {i}?", language="en", text="",
+                                  answered=False, confidence=0.0, reason="low_confidence"))  # fmt: skip
+    rows, summary = ticket_page(queue)
+    assert len(rows) == PAGE_SIZE and summary == f"{PAGE_SIZE + 5} tickets · 1–{PAGE_SIZE} shown · page 1 of 2"
+    rows, summary = ticket_page(queue, page=2)
+    assert [r[0] for r in rows][-1] == f"T-{PAGE_SIZE + 5:06d}" and summary.endswith("page 2 of 2")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import html
 import os
+import re
 import secrets
 from collections.abc import Iterator
 
@@ -31,6 +32,55 @@ EXAMPLES = {
 }
 
 
+_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")  # every ASCII punctuation mark
+_ESCAPED = re.compile(r"\\([!-/:-@\[-`{-~])")
+
+
+def as_text(text: str) -> str:
+    """Text from a document, a user, an LLM or an agent, for Gradio's Markdown: shown exactly as written, inert.
+
+    Every ASCII punctuation mark is backslash-escaped (CommonMark allows it for any), so no HTML, image, link,
+    autolink, emphasis or table survives and the browser fetches nothing; a URL stays a plain, visible URL.
+    Leading blanks go, so no line becomes a code block (where the escapes would show)."""
+    return _PUNCTUATION.sub(r"\\\1", re.sub(r"(?m)^[ \t]+", "", text))
+
+
+def from_text(markdown: str) -> str:
+    """Undo ``as_text``: the text as written (history read back from the chat goes to the LLM like this)."""
+    return _ESCAPED.sub(r"\1", markdown)
+
+
+def _user_text(message, convert):
+    """A chat message with ``convert`` applied to its text if the user wrote it (dicts: Gradio's message format)."""
+    if not isinstance(message, dict) or message.get("role") != "user":
+        return message
+    content = message.get("content")
+    if isinstance(content, str):
+        return {**message, "content": convert(content)}
+    if isinstance(content, list):
+        parts = [
+            convert(p) if isinstance(p, str)
+            else {**p, "text": convert(p["text"])} if isinstance(p, dict) and isinstance(p.get("text"), str)
+            else p
+            for p in content
+        ]  # fmt: skip
+        return {**message, "content": parts}
+    return message
+
+
+def _text_chatbot(**kwargs):
+    """Gradio's Chatbot, but the user's own messages are shown as text: Gradio would render them as Markdown
+    and HTML (an image in a question is fetched). Python sees them as typed; only the browser gets them escaped.
+    The instance's methods are wrapped (a subclass would make Gradio write a .pyi file next to this one)."""
+    import gradio as gr
+
+    chatbot = gr.Chatbot(**kwargs)
+    postprocess, preprocess = chatbot.postprocess, chatbot.preprocess
+    chatbot.postprocess = lambda value: postprocess([_user_text(m, as_text) for m in value] if value else value)
+    chatbot.preprocess = lambda payload: [_user_text(m, from_text) for m in preprocess(payload)]
+    return chatbot
+
+
 def message_text(content) -> str:
     """Gradio message content as plain text (a string, or a list of typed parts)."""
     if isinstance(content, str):
@@ -49,22 +99,24 @@ def to_history(messages: list) -> list[dict]:
         role = m.get("role") if isinstance(m, dict) else getattr(m, "role", None)
         content = m.get("content") if isinstance(m, dict) else getattr(m, "content", "")
         if role in ("user", "assistant"):
-            history.append(
-                {"role": role, "content": message_text(content).split("\n\n**Sources**")[0].split("\n\n**来源**")[0]}
-            )
+            text = message_text(content)
+            if role == "assistant":  # our Markdown: the answer without its sources, as the LLM wrote it
+                text = from_text(text.split("\n\n**Sources**")[0].split("\n\n**来源**")[0])
+            history.append({"role": role, "content": text})
     return history
 
 
 def render_sources(answer: Answer) -> str:
-    """Numbered sources; each opens to show the passage. Passages are escaped: KB text is never HTML here."""
+    """Numbered sources; each opens to show the passage. KB text is never markup here: the label is escaped HTML
+    on one line (so the HTML block holds), the passage is ``as_text``."""
     if not answer.citations:
         return ""
     title = "来源" if answer.language == "zh" else "Sources"
     lines = [f"\n\n**{title}**\n"]
     for c in answer.citations:
         where = " · ".join(x for x in (c.section, f"p. {c.page}" if c.page else "") if x)
-        label = html.escape(f"[{c.n}] {c.source}" + (f" — {where}" if where else ""))
-        lines.append(f"<details><summary>{label}</summary>\n\n{html.escape(c.snippet)}\n\n</details>\n")
+        label = html.escape(" ".join((f"[{c.n}] {c.source}" + (f" — {where}" if where else "")).split()))
+        lines.append(f"<details><summary>{label}</summary>\n\n{as_text(c.snippet)}\n\n</details>\n")
     return "\n".join(lines)
 
 
@@ -78,11 +130,11 @@ def respond(
         ):
             if event.type == "delta":
                 text += event.text
-                yield html.escape(text, quote=False)
+                yield as_text(text)
             else:
-                yield html.escape(event.answer.text, quote=False) + render_sources(event.answer)
+                yield as_text(event.answer.text) + render_sources(event.answer)
     except KBError as exc:
-        yield f"⚠️ {html.escape(public_message(str(exc)), quote=False)}"  # no server paths or URLs
+        yield f"⚠️ {as_text(public_message(str(exc)))}"  # no server paths or URLs
 
 
 def new_session() -> dict:
@@ -113,13 +165,12 @@ def unseen_replies(assistant: Assistant, state: dict | None) -> tuple[dict, list
 
 
 def render_replies(replies: list[TicketView]) -> str:
-    """Agents' answers to the user's earlier questions; escaped like everything else (inert HTML)."""
+    """Agents' answers to the user's earlier questions; ``as_text`` like everything else (inert)."""
     blocks = []
     for v in replies:
         zh = any("\u4e00" <= ch <= "\u9fff" for ch in v.question)
         head = f"**我们的回复**（工单号 {v.id}）" if zh else f"**Our reply** (ticket #{v.id})"
-        quote = html.escape(v.question, quote=False)
-        blocks.append(f"{head} — {quote}\n\n{html.escape(v.answer or '', quote=False)}")
+        blocks.append(f"{head} — {as_text(v.question)}\n\n{as_text(v.answer or '')}")
     return "\n\n---\n\n".join(blocks)
 
 
@@ -166,12 +217,14 @@ def build_chat_app(assistant: Assistant):
         examples=examples or None,
         title="kb-assistant",
         description="Ask about the handbook in Chinese or English · 用中文或英文提问，答案附带出处。",
-        chatbot=gr.Chatbot(height=560, render_markdown=True, sanitize_html=True, placeholder="公司几点上班？"),
+        chatbot=_text_chatbot(
+            height=560, render_markdown=True, sanitize_html=True, latex_delimiters=[], placeholder="公司几点上班？"
+        ),
         fill_height=True,
         api_name="chat",
     )
     with chat:
-        replies_panel = gr.Markdown(visible=False, sanitize_html=True)
+        replies_panel = gr.Markdown(visible=False, sanitize_html=True, latex_delimiters=[])
         chat.load(show_replies, [session, replies_panel], [session, replies_panel])
         gr.Timer(30).tick(show_replies, [session, replies_panel], [session, replies_panel])
     return chat

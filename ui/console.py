@@ -29,6 +29,7 @@ AGES = {"any age": (None, None), "older than 1 hour": (timedelta(hours=1), None)
         "older than 1 day": (timedelta(days=1), None), "older than 1 week": (timedelta(weeks=1), None),
         "last 24 hours": (None, timedelta(days=1))}  # fmt: skip
 TICKET_COLUMNS = ["ticket", "status", "kb", "reason", "age", "asked", "question"]
+PAGE_SIZE = 100  # tickets per console page
 GAP_COLUMNS = ["rank", "count", "kb", "question", "also asked as", "tickets"]
 
 
@@ -52,17 +53,34 @@ def _age(dt: datetime) -> str:
     return f"{int(secs)}s"
 
 
-def ticket_rows(queue: TicketQueue, kb: str = ALL, reason: str = ALL, status: str = "open", age: str = "any age"):
+def ticket_rows(
+    queue: TicketQueue, kb: str = ALL, reason: str = ALL, status: str = "open", age: str = "any age", page: int = 1
+):
+    return ticket_page(queue, kb, reason, status, age, page)[0]
+
+
+def ticket_page(
+    queue: TicketQueue, kb: str = ALL, reason: str = ALL, status: str = "open", age: str = "any age", page: int = 1
+) -> tuple[list[list], str]:
+    """One page of tickets (oldest first) and a line saying which ones of how many."""
     older, newer = AGES.get(age, (None, None))
-    tickets = queue.list_tickets(
+    filters = dict(
         kb=None if kb in (ALL, "", None) else kb, reason=None if reason in (ALL, "", None) else reason,
         status=status or "open", older_than=older, newer_than=newer,
     )  # fmt: skip
-    return [
+    total = queue.count_tickets(**filters)
+    pages = max(1, -(-total // PAGE_SIZE))
+    page = min(max(1, int(page or 1)), pages)
+    tickets = queue.list_tickets(**filters, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
+    rows = [
         [format_ticket_id(t.id), t.status + (f" @{t.claimed_by}" if t.status == "claimed" else ""), t.kb, t.reason,
          _age(t.created_at), len(t.requests), t.question]
         for t in tickets
     ]  # fmt: skip
+    first = (page - 1) * PAGE_SIZE + 1
+    shown = f" · {first}–{first + len(rows) - 1} shown · page {page} of {pages}" if rows else ""
+    summary = f"{total} tickets{shown}"
+    return rows, summary
 
 
 def _e(text) -> str:
@@ -189,7 +207,9 @@ def build_console_app(assistant: Assistant):
                 reason = gr.Dropdown([ALL, *REASONS], value=ALL, label="Reason")
                 status = gr.Dropdown(STATUSES, value="open", label="Status")
                 age = gr.Dropdown(list(AGES), value="any age", label="Age")
+                page = gr.Number(1, label="Page", minimum=1, precision=0, scale=0)
                 refresh = gr.Button("Refresh", scale=0)
+            count = gr.Markdown()
             table = gr.Dataframe(headers=TICKET_COLUMNS, datatype=["str"] * 7, interactive=False, wrap=True)
             with gr.Row():
                 ticket_id = gr.Textbox(label="Ticket", placeholder="T-000123 (or click a row)", scale=1)
@@ -205,8 +225,8 @@ def build_console_app(assistant: Assistant):
                 faq_question = gr.Textbox(label="FAQ question (empty: the ticket's question)", scale=3)
                 promote = gr.Button("Add to the knowledge base", scale=1)
 
-            filters = [kb, reason, status, age]
-            listing = {"fn": lambda *f: ticket_rows(assistant.queue, *f), "inputs": filters, "outputs": table}
+            filters = [kb, reason, status, age, page]
+            listing = {"fn": lambda *f: ticket_page(assistant.queue, *f), "inputs": filters, "outputs": [table, count]}
             refresh.click(**listing)
             for f in filters:
                 f.change(**listing)
