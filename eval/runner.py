@@ -13,6 +13,7 @@ from pathlib import Path
 
 from eval.datasets import EvalSet
 from eval.metrics import answered_at, faithfulness, keyword_present, percentile, refusal_pr, token_f1
+from kb_assistant.answer.spans import key_text
 from kb_assistant.settings import Settings
 
 # Stage ablations: what each retrieval stage adds, measured in one run.
@@ -78,7 +79,7 @@ def run(
                 "answered_any": answer.answered,
                 "reason": answer.escalation_reason,
                 "answer": answer.text,
-                "f1": round(token_f1(answer.text, item.expected_answer), 4) if answer.answered else 0.0,
+                "f1": round(token_f1(key_text(answer.text), item.expected_answer), 4) if answer.answered else 0.0,
                 "keyword": keyword_present(answer.text, item.expected_answer) if answer.answered else False,
                 "faithful": [supported, cited],
                 "timings_ms": answer.timings_ms,
