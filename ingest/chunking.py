@@ -8,6 +8,7 @@ sentence longer than the limit is cut mid-sentence: at a clause break or a space
 from __future__ import annotations
 
 import hashlib
+import re
 
 from ingest.loaders import Block, LoadedDocument
 from kb_assistant.schema import Chunk
@@ -61,7 +62,7 @@ def _pieces(text: str, size: int) -> list[str]:
     if len(text) <= size:
         return [text]
     pieces, buf = [], ""
-    for sentence in split_sentences(text):
+    for sentence in _sentences(text):
         for part in _cut(sentence, size):
             joiner = "" if (buf and _is_cjk_end(buf)) else " "
             if buf and len(buf) + len(joiner) + len(part) > size:
@@ -71,6 +72,20 @@ def _pieces(text: str, size: int) -> list[str]:
     if buf:
         pieces.append(buf)
     return pieces
+
+
+_LONE_MARKER = re.compile(r"\(?(?:\d{1,3}(?:\.\d{1,3})*|[a-zA-Z]|[ivxlcdmIVXLCDM]{1,6})[.)]")
+
+
+def _sentences(text: str) -> list[str]:
+    """Sentences, with a list marker the splitter left on its own ("1.", "(a)") joined to the item it opens."""
+    out: list[str] = []
+    for sentence in split_sentences(text):
+        if out and _LONE_MARKER.fullmatch(out[-1]):
+            out[-1] = f"{out[-1]} {sentence}"
+        else:
+            out.append(sentence)
+    return out
 
 
 _CLAUSE_BREAKS = ("; ", "；", ": ", "：", ", ", "，", "、")

@@ -149,10 +149,11 @@ def load_pdf(path: Path) -> LoadedDocument:
     except DocumentError:
         raise
     except Exception as exc:
-        name = type(exc).__name__
-        if "Password" in name or "Encrypt" in name or "password" in str(exc).lower():
+        inner = exc.args[0] if type(exc).__name__ == "PdfminerException" and exc.args else exc  # pdfplumber's wrapper
+        name = type(inner).__name__
+        if "Password" in name or "Encrypt" in name or "password" in str(inner).lower():
             raise DocumentError("encrypted (password-protected) PDF: remove the password and ingest again") from None
-        raise DocumentError(f"corrupt or unreadable pdf file ({name}: {exc})") from None
+        raise DocumentError(f"corrupt or unreadable pdf file ({name}: {inner})") from None
     if not lines and not tables:
         raise DocumentError("no extractable text (a scanned PDF? OCR is not enabled)")
     lines = _drop_running_lines(lines, pages)

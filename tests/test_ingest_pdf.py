@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from ingest.chunking import chunk_document
-from ingest.loaders import Block, LoadedDocument, load_document
+from ingest.loaders import Block, DocumentError, LoadedDocument, load_document
 
 BODY = 11
 
@@ -214,3 +214,33 @@ def test_chunks_never_cut_a_word(chunk_size):
     pieces = [w.strip(",.") for c in chunks for w in c.text.split()]
     assert pieces == ["A", "short", "opening", "sentence"] + words
     assert all(len(c.text) <= chunk_size for c in chunks)
+
+
+def test_a_password_protected_pdf_is_refused_with_a_message_that_says_what_to_do(tmp_path):
+    from fpdf import FPDF
+
+    pdf = FPDF()
+    pdf.add_page()
+    pdf.set_font("helvetica", size=12)
+    pdf.text(20, 40, "Salary bands for 2026.")
+    pdf.set_encryption(owner_password="owner", user_password="user")
+    path = tmp_path / "locked.pdf"
+    pdf.output(str(path))
+    with pytest.raises(DocumentError, match="password-protected.*remove the password"):
+        load_document(path, max_bytes=10**7)
+
+
+def test_a_pdf_without_text_says_it_may_be_scanned(tmp_path):
+    path = _pdf(tmp_path, [lambda p: p.rect(10, 10, 50, 50, style="F")])
+    with pytest.raises(DocumentError, match="no extractable text"):
+        load_document(path, max_bytes=10**7)
+
+
+def test_a_list_marker_stays_with_its_item_across_a_chunk_boundary():
+    items = " ".join(f"{n}. Item number {n} says what rule {n} requires of every employee." for n in range(1, 9))
+    doc = LoadedDocument(title="t", blocks=[Block(items, "text")])
+    chunks = chunk_document(doc, "t.pdf", 140)
+    assert len(chunks) > 2
+    for chunk in chunks:
+        assert chunk.text[0].isdigit() and not chunk.text.endswith(tuple(f" {n}." for n in range(1, 9)))
+    assert " ".join(c.text for c in chunks) == items
