@@ -232,3 +232,17 @@ def test_a_follow_up_without_an_llm_is_its_own_words_plus_the_topic_it_lacks_nev
     for words in must_not_have:
         assert words not in standalone
     assert standalone.count("?") <= 1 and standalone.lower().count("how ") <= 1  # one question, not two
+
+
+def test_a_best_passage_that_barely_leads_the_next_is_answered_with_less_confidence_than_one_that_stands_out():
+    from kb_assistant.assistant import answer_confidence
+    from kb_assistant.retrieval import Candidate
+    from kb_assistant.schema import Chunk
+
+    def passage(score: float) -> Candidate:
+        chunk = Chunk(id=f"c{score}", text="Probation lasts six months.", source="contract.pdf")
+        return Candidate(chunk=chunk, dense=0.6, score=score, extra={"coverage": 0.9})
+
+    stands_out = answer_confidence([passage(0.8), passage(0.5)], "en")
+    near_tie = answer_confidence([passage(0.8), passage(0.79)], "en")
+    assert 0.0 <= near_tie < stands_out <= 1.0
