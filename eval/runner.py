@@ -22,6 +22,7 @@ from eval.metrics import (
     token_f1,
     token_share,
 )
+from kb_assistant.answer.spans import key_text
 from kb_assistant.settings import Settings
 
 # Stage ablations: what each retrieval stage adds, measured in one run.
@@ -89,7 +90,7 @@ def run(
                 "answered_any": answer.answered,
                 "reason": answer.escalation_reason,
                 "answer": answer.text,
-                "f1": round(token_f1(answer.text, item.expected_answer), 4) if answer.answered else 0.0,
+                "f1": round(token_f1(key_text(answer.text), item.expected_answer), 4) if answer.answered else 0.0,
                 "keyword": keyword_present(answer.text, item.expected_answer) if answer.answered else False,
                 "faithful": [supported, cited],
                 "timings_ms": answer.timings_ms,

@@ -2,12 +2,13 @@
 
 A chunk never mixes two sections; within a section, paragraphs are packed up to ``chunk_size`` characters;
 a paragraph longer than that is split between sentences (Chinese 。！？； included), and only a single
-sentence longer than the limit is cut mid-sentence.
+sentence longer than the limit is cut mid-sentence: at a clause break or a space, never inside a word.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 
 from ingest.loaders import Block, LoadedDocument
 from kb_assistant.schema import Chunk
@@ -61,18 +62,48 @@ def _pieces(text: str, size: int) -> list[str]:
     if len(text) <= size:
         return [text]
     pieces, buf = [], ""
-    for sentence in split_sentences(text):
-        while len(sentence) > size:  # one enormous sentence: cut it, nothing better to do
-            pieces.append(sentence[:size])
-            sentence = sentence[size:]
-        joiner = "" if (buf and _is_cjk_end(buf)) else " "
-        if buf and len(buf) + len(joiner) + len(sentence) > size:
-            pieces.append(buf)
-            buf = ""
-        buf = f"{buf}{joiner}{sentence}" if buf else sentence
+    for sentence in _sentences(text):
+        for part in _cut(sentence, size):
+            joiner = "" if (buf and _is_cjk_end(buf)) else " "
+            if buf and len(buf) + len(joiner) + len(part) > size:
+                pieces.append(buf)
+                buf = ""
+            buf = f"{buf}{joiner}{part}" if buf else part
     if buf:
         pieces.append(buf)
     return pieces
+
+
+_LONE_MARKER = re.compile(r"\(?(?:\d{1,3}(?:\.\d{1,3})*|[a-zA-Z]|[ivxlcdmIVXLCDM]{1,6})[.)]")
+
+
+def _sentences(text: str) -> list[str]:
+    """Sentences, with a list marker the splitter left on its own ("1.", "(a)") joined to the item it opens."""
+    out: list[str] = []
+    for sentence in split_sentences(text):
+        if out and _LONE_MARKER.fullmatch(out[-1]):
+            out[-1] = f"{out[-1]} {sentence}"
+        else:
+            out.append(sentence)
+    return out
+
+
+_CLAUSE_BREAKS = ("; ", "；", ": ", "：", ", ", "，", "、")
+
+
+def _cut(sentence: str, size: int) -> list[str]:
+    """A sentence longer than ``size`` in parts at its last clause break (";", ",") in the second half of the
+    window, else at its last space: never inside a word. Only a run of ``size`` characters without a space or
+    break (a long URL, unspaced CJK) is cut where it must be."""
+    parts = []
+    while len(sentence) > size:
+        window = sentence[: size + 1]
+        clause = max(window.rfind(sep) + len(sep) for sep in _CLAUSE_BREAKS)
+        space = window.rfind(" ")
+        at = clause if clause > size // 2 else space if space > 0 else size
+        parts.append(sentence[:at].strip())
+        sentence = sentence[at:].strip()
+    return [*parts, sentence] if sentence else parts
 
 
 def _is_cjk_end(text: str) -> bool:

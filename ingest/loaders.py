@@ -1,6 +1,7 @@
 """Loaders: one file → a LoadedDocument (structured blocks, or FAQ pairs for question/answer tables).
 
-Document formats go through unstructured (fast strategy for PDF: no model download, no OCR). Tables (csv, xlsx)
+Document formats go through unstructured; PDFs through pdfplumber (ingest/pdf.py: visible text, layout, tables;
+no model download, no OCR). Tables (csv, xlsx)
 are read directly so a question/answer table becomes one FAQ entry per row. Every failure a user can cause is a
 DocumentError whose message names the reason; the caller adds the file name.
 """
@@ -10,7 +11,6 @@ from __future__ import annotations
 import csv
 import io
 import os
-import re
 import zipfile
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -71,7 +71,9 @@ def load_document(path: Path, *, max_bytes: int) -> LoadedDocument:
     if suffix == ".pdf":
         if not data.startswith(b"%PDF"):
             raise DocumentError("corrupt file: not a PDF (no %PDF header)")
-        return _load_pdf(path)
+        from ingest.pdf import load_pdf
+
+        return load_pdf(path)
     return _load_with_unstructured(path, suffix)
 
 
@@ -254,62 +256,6 @@ def _partition(path: Path, suffix: str, text: str | None):
 
         return partition_pptx(filename=str(path))
     raise DocumentError(f"unsupported file type '{suffix}'")
-
-
-def _load_pdf(path: Path) -> LoadedDocument:
-    """The "fast" strategy: pdfminer text extraction, as unstructured's fast PDF path does — its PDF extra also
-    pulls in layout models (unstructured-inference) that we neither use nor may download. Headings are lines set
-    larger than the body text; lines repeated on most pages (running headers, page footers) are dropped."""
-    import statistics
-    from collections import Counter
-
-    from pdfminer.high_level import extract_pages
-    from pdfminer.layout import LTChar, LTTextContainer, LTTextLine
-
-    lines: list[tuple[int, str, float]] = []  # (page, text, font size)
-    try:
-        for page_no, page in enumerate(extract_pages(str(path)), start=1):
-            for box in page:
-                if not isinstance(box, LTTextContainer):
-                    continue
-                for line in box:
-                    if not isinstance(line, LTTextLine):
-                        continue
-                    sizes = [ch.size for ch in line if isinstance(ch, LTChar)]
-                    text = line.get_text().strip()
-                    if text and sizes:
-                        lines.append((page_no, text, sum(sizes) / len(sizes)))
-    except Exception as exc:
-        name = type(exc).__name__
-        if "Password" in name or "Encrypt" in name:
-            raise DocumentError("encrypted (password-protected) PDF: remove the password and ingest again") from None
-        raise DocumentError(f"corrupt or unreadable pdf file ({name}: {exc})") from None
-    if not lines:
-        raise DocumentError("no extractable text (a scanned PDF? OCR is not enabled)")
-    pages = max(p for p, _, _ in lines)
-    shape = Counter(re.sub(r"\d+", "#", t) for _, t, _ in {(p, t, 0) for p, t, _ in lines})
-    body = statistics.median(size for _, _, size in lines)
-    doc = LoadedDocument(title=path.stem)
-    for page_no, text, size in lines:
-        if pages > 1 and shape[re.sub(r"\d+", "#", text)] >= max(2, pages * 0.5):
-            continue  # running header / footer
-        if size >= body * 1.15 and len(text) <= 120:
-            depth = 0 if size >= body * 1.6 else 1
-            if not doc.blocks and depth == 0:
-                doc.title = text
-            doc.blocks.append(Block(text, "heading", depth=depth, page=page_no))
-        elif doc.blocks and doc.blocks[-1].kind == "text" and doc.blocks[-1].page == page_no:
-            prev = doc.blocks[-1]
-            joiner = "" if _is_cjk_text(prev.text[-1:] + text[:1]) else " "
-            starts_item = re.match(r"^(\d+[.)、]|[-•·*]|[（(]\d+[)）])\s*", text)
-            prev.text = f"{prev.text}\n{text}" if starts_item else f"{prev.text}{joiner}{text}"
-        else:
-            doc.blocks.append(Block(text, "text", page=page_no))
-    return doc
-
-
-def _is_cjk_text(text: str) -> bool:
-    return bool(text) and sum("\u4e00" <= ch <= "\u9fff" or ch in "，。；：" for ch in text) >= len(text) * 0.5
 
 
 def _looks_like_heading(text: str, depth: int | None) -> bool:

@@ -34,7 +34,7 @@ from kb_assistant.index import KnowledgeBaseIndex, keyword_tokens
 from kb_assistant.schema import Chunk
 from kb_assistant.settings import Settings, check_kb_name
 
-CHUNKER_VERSION = "1"  # bump when chunking changes: every document is then rebuilt
+CHUNKER_VERSION = "2"  # bump when chunking changes: every document is then rebuilt
 
 
 class UnknownSource(KBError):

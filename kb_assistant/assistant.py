@@ -434,10 +434,16 @@ def passage_record(n: int, c: Candidate) -> dict:
 
 
 MISSING_CONCEPT_FACTOR = 0.3  # confidence kept when the question names a workplace concept the KB never mentions
+# How far the best passage's score stands above the next one's: on real documents (policy_pdfs) the best single
+# sign that the answer step has the right passage; among neighbouring passages of one document that all share
+# the question's words, a near tie is a guess (eval/README.md, "Confidence").
+MARGIN_FULL = 0.15  # a lead this large counts in full
+EVIDENCE_WEIGHTS = {"en": (0.3, 0.1, 0.6), "zh": (0.85, 0.15, 0.0)}  # coverage, dense similarity, margin
 
 
 def answer_confidence(passages: list[Candidate], lang: str, missing_concepts: Sequence[str] = ()) -> float:
-    """0..1 from the evidence of the best passage: question coverage, dense similarity, rerank score.
+    """0..1 from the evidence of the best passage: question coverage, dense similarity, its lead over the next
+    passage (``margin``), or the cross-encoder's score.
 
     MiniLM similarities mean little for Chinese, so there coverage of the question's words carries the weight.
     ``missing_concepts``: glossary concepts the question names and the KB never says in any wording
@@ -450,12 +456,12 @@ def answer_confidence(passages: list[Candidate], lang: str, missing_concepts: Se
     lang = top.extra.get("lang", lang)  # "zh" when either side is Chinese: then MiniLM's similarity means little
     coverage = top.extra.get("coverage", top.keyword)
     dense = min(1.0, max(0.0, (top.dense - 0.25) / 0.45))
+    margin = min(1.0, max(0.0, top.score - passages[1].score) / MARGIN_FULL) if len(passages) > 1 else 1.0
     if "cross_encoder" in top.extra:
         value = 0.5 * top.score + 0.3 * coverage + 0.2 * dense
-    elif lang == "zh":
-        value = 0.85 * coverage + 0.15 * dense
     else:
-        value = 0.5 * coverage + 0.5 * dense
+        w_cov, w_dense, w_margin = EVIDENCE_WEIGHTS["zh" if lang == "zh" else "en"]
+        value = w_cov * coverage + w_dense * dense + w_margin * margin
     if missing_concepts:
         value *= MISSING_CONCEPT_FACTOR
     return round(min(1.0, max(0.0, value)), 4)

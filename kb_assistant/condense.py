@@ -2,8 +2,10 @@
 
 With an LLM configured it rewrites the question (prompt in answer/prompts/condense_*.txt). Without one,
 ``TopicCarryover`` handles the common elliptical follow-ups: "那周末呢？" after "公司几点上班？" becomes
-"周末 公司几点上班", and "and sick leave?" after "How many days of annual leave do I get?" becomes
-"How many days of sick leave do I get?".
+"周末 公司几点上班", "and sick leave?" after "How many days of annual leave do I get?" becomes
+"How many days of sick leave do I get?" (the same head word), "and part-time?" after "… do full-time employees
+get?" "… do part-time employees get?" (a word for the same slot), and anything else in English the follow-up's own
+words plus the topic it lacks: "and contractors?" → "contractors days annual leave" — never two questions glued.
 """
 
 from __future__ import annotations
@@ -47,23 +49,58 @@ class TopicCarryover:
         core_tokens = tokenize(core)
         if not core or len(core_tokens) > self.max_follow_up_tokens or (not has_marker and len(core_tokens) > 2):
             return question  # a question of its own
-        replaced = _replace_same_head(previous, core)
-        return replaced or f"{core} {_TRAILING.sub('', previous)}"
+        if not core.isascii():
+            return f"{core} {_TRAILING.sub('', previous)}"
+        return _replace_same_head(previous, core) or _replace_sibling(previous, core) or _with_topic(previous, core)
+
+
+def _same_word(a: str, b: str) -> bool:
+    """employee / employees, Leave / leave."""
+    a, b = re.sub(r"[^\w-]", "", a.lower()), re.sub(r"[^\w-]", "", b.lower())
+    return bool(a) and (a == b or (len(a) > 3 and a.rstrip("s") == b.rstrip("s")))
+
+
+def _siblings(a: str, b: str) -> bool:
+    """Two different words for one slot: full-time / part-time, on-site / off-site (the same last part)."""
+    a, b = a.lower().strip(".,;:?!"), b.lower().strip(".,;:?!")
+    return a != b and "-" in a and "-" in b and a.rsplit("-", 1)[1] == b.rsplit("-", 1)[1]
 
 
 def _replace_same_head(previous: str, core: str) -> str | None:
     """'sick leave' into 'How many days of annual leave…' → '…of sick leave…' (same head word, English)."""
     words = core.split()
-    if not words or not core.isascii():
+    if not words:
         return None
-    head = words[-1].lower()
     prev_words = previous.split()
     for i, w in enumerate(prev_words):
-        if re.sub(r"\W", "", w.lower()) == head:
+        if _same_word(w, words[-1]):
             start = max(0, i - len(words) + 1)
             tail = w[len(re.sub(r"\W+$", "", w)) :]  # keep trailing punctuation
             return " ".join(prev_words[:start] + words[:-1] + [words[-1] + tail] + prev_words[i + 1 :])
     return None
+
+
+def _replace_sibling(previous: str, core: str) -> str | None:
+    """'part-time' into '… do full-time employees get?' → '… do part-time employees get?'."""
+    prev_words = previous.split()
+    for i, w in enumerate(prev_words):
+        if any(_siblings(w, c) for c in core.split()):
+            tail = w[len(re.sub(r"\W+$", "", w)) :]
+            return " ".join(prev_words[:i] + [core + tail] + prev_words[i + 1 :])
+    return None
+
+
+def _with_topic(previous: str, core: str) -> str:
+    """The follow-up's own words plus the topic it lacks, the previous question's content words: 'contractors'
+    after 'How many days of annual leave do I get?' → 'contractors days annual leave' (one question, not two)."""
+    own = core.split()
+    content = set(tokenize(previous))
+    topic = []
+    for w in previous.split():
+        bare = re.sub(r"^\W+|\W+$", "", w)
+        if bare.lower() in content and not any(_same_word(bare, o) or _siblings(bare, o) for o in own):
+            topic.append(bare)
+    return " ".join([core, *dict.fromkeys(topic)])
 
 
 class LLMCondenser:

@@ -51,9 +51,13 @@ def test_english_question_answered_only_by_the_chinese_handbook_quotes_the_chine
 def test_extractive_answer_is_the_sentence_that_answers_not_one_that_repeats_the_question(
     sample_assistant, question, expected, not_expected
 ):
+    from kb_assistant.answer.spans import key_text
+
     answer = sample_assistant.ask(question)
     assert answer.answered
-    assert expected in answer.text and not_expected not in answer.text
+    key = key_text(answer.text)  # the marked sentence; the passage around it is context
+    assert key != answer.text, "the key sentence is marked"
+    assert expected in key and not_expected not in key
 
 
 def test_faq_table_answers_come_from_the_faq_entry(sample_assistant):
@@ -204,3 +208,41 @@ def test_a_concept_is_said_by_its_words_in_a_row_or_by_words_too_rare_to_meet_by
     wfh = Chunk(id="wfh", text="员工可申请远程工作，每周最多 2 天。", source="守则.md", section="远程")
     remote.add([*rules, vpn, wfh])
     assert remote.missing_concepts("公司允许在家办公吗？") == []
+
+
+@pytest.mark.parametrize(
+    ("first", "follow_up", "must_have", "must_not_have"),
+    [
+        ("How many days of annual leave does a full-time employee get?", "What about part-time employees?",
+         ["part-time employees", "annual leave"], ["full-time"]),
+        ("How many days of annual leave do full-time employees get?", "and part-time?", ["part-time", "annual leave"],
+         ["full-time"]),
+        ("How many days of annual leave do I get?", "And for contractors?", ["contractors", "annual leave"],
+         ["How many days of annual leave do I get"]),
+    ],
+)  # fmt: skip
+def test_a_follow_up_without_an_llm_is_its_own_words_plus_the_topic_it_lacks_never_two_questions_glued(
+    first, follow_up, must_have, must_not_have
+):
+    from kb_assistant.condense import TopicCarryover
+
+    standalone = TopicCarryover().condense(follow_up, [{"role": "user", "content": first}])
+    for words in must_have:
+        assert words in standalone
+    for words in must_not_have:
+        assert words not in standalone
+    assert standalone.count("?") <= 1 and standalone.lower().count("how ") <= 1  # one question, not two
+
+
+def test_a_best_passage_that_barely_leads_the_next_is_answered_with_less_confidence_than_one_that_stands_out():
+    from kb_assistant.assistant import answer_confidence
+    from kb_assistant.retrieval import Candidate
+    from kb_assistant.schema import Chunk
+
+    def passage(score: float) -> Candidate:
+        chunk = Chunk(id=f"c{score}", text="Probation lasts six months.", source="contract.pdf")
+        return Candidate(chunk=chunk, dense=0.6, score=score, extra={"coverage": 0.9})
+
+    stands_out = answer_confidence([passage(0.8), passage(0.5)], "en")
+    near_tie = answer_confidence([passage(0.8), passage(0.79)], "en")
+    assert 0.0 <= near_tie < stands_out <= 1.0

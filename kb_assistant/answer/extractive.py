@@ -21,10 +21,11 @@ import re
 from collections.abc import Iterator
 
 from kb_assistant.answer import Draft
+from kb_assistant.answer.spans import SPAN_CHARS, Unit, expand, is_question, passage_units, render
 from kb_assistant.index import KeywordIndex
 from kb_assistant.rerank import weighted_coverage
 from kb_assistant.retrieval import Candidate
-from kb_assistant.text import detect_language, normalise, query_terms, split_sentences, tokenize
+from kb_assistant.text import detect_language, normalise, query_terms, tokenize
 
 _BULLET = re.compile(r"^\s*(?:[-*•·]|\d+[.)、]|[（(]\d+[)）])\s*")
 MAX_CHARS = 320
@@ -40,6 +41,13 @@ _ASKS_NUMBER = re.compile(
     re.IGNORECASE,
 )
 _NUMBER = re.compile(r"\d|[一二两三四五六七八九十百千万半]+\s*(?:个|天|日|次|月|年|小时|元|周|分钟|倍|%)")
+SECOND_SPAN_CHARS = 220  # of the span budget, for the passage answering the second part of a question
+# where a question splits into two parts: "When does employment commence and end?" is one part, "What is X and who
+# approves it?" two; a part must have content words of its own
+_PARTS = re.compile(
+    r"\s*(?:,?\s+and\s+(?=(?:what|who|when|where|which|how|why|is|are|does|do|can)\b)|;|；|？(?=.)|\?(?=.))\s*",
+    re.IGNORECASE,
+)
 _TABLE_ROW = re.compile(r"^([^|:：\n]{1,80}): [^\n]* \| ")  # a row line's first column name
 _ZH_QUESTION_WORDS = re.compile(r"什么|哪些|哪个|哪里|多少|怎么|如何|为什么|是否|几|吗|呢|谁|请问")
 
@@ -57,15 +65,35 @@ class ExtractiveAnswerer:
         if top.chunk.kind == "faq" and len(top.chunk.text) <= MAX_CHARS * 2:
             yield Draft(text=_with_marker(_clean(top.chunk.text), 1), found=True)
             return
+        scored = self._scored_sentences(question, passages, lang)
+        if not scored:
+            units = passage_units(top.chunk.text)
+            text = render(units, *expand(units, 0, key_end=0), 0, 0) if units else _clean(top.chunk.text)
+            yield Draft(text=_with_marker(text[:SPAN_CHARS], 1), found=True)
+            return
+        _, n, i, units = max(scored, key=lambda s: s[0])
+        second = self._second_part(question, self._span(question, passages[n - 1], units, i), scored, n)
+        if second is None:
+            yield Draft(text=_with_marker(self._span(question, passages[n - 1], units, i), n), found=True)
+            return
+        # two parts, two passages: each span shorter, so both are read (and fit the first screen)
+        m, m_units, j = second
+        first = self._span(question, passages[n - 1], units, i, SPAN_CHARS - SECOND_SPAN_CHARS)
+        other = self._span(question, passages[m - 1], m_units, j, SECOND_SPAN_CHARS)
+        yield Draft(text=f"{_with_marker(first, n)}\n\n{_with_marker(other, m)}", found=True)
+
+    def _scored_sentences(self, question: str, passages: list[Candidate], lang: str) -> list[tuple]:
+        """(score, passage number, unit index, units) for each sentence of the top passages that could answer."""
         scored = []
         terms = set(query_terms(question))
         asks_number = bool(_ASKS_NUMBER.search(question))
         pairs = _char_pairs(_ZH_QUESTION_WORDS.sub(" ", question)) if lang == "zh" else set()
         for n, cand in enumerate(passages[: self.passages_considered], start=1):
             heading = cand.chunk.section.rsplit(" > ", 1)[-1]
-            sentences = [_clean(s) for s in split_sentences(cand.chunk.text)]
-            for i, sentence in enumerate(sentences):
-                if len(sentence) < 4:
+            units = passage_units(cand.chunk.text)
+            for i, unit in enumerate(units):
+                sentence = unit.text
+                if len(sentence) < 4 or is_question(sentence):  # a question the document asks is not an answer
                     continue
                 # the sentence itself must carry the answer; its heading only helps
                 cov = 0.7 * weighted_coverage(question, sentence, self.keyword) + 0.3 * weighted_coverage(
@@ -81,24 +109,42 @@ class ExtractiveAnswerer:
                 score += SAME_LANGUAGE_BONUS * (detect_language(sentence) == lang)
                 if pairs:
                     score += CHAR_PAIR_WEIGHT * len(pairs & _char_pairs(sentence)) / len(pairs)
-                scored.append((score, n, i, sentence, sentences))
-        if not scored:
-            yield Draft(text=_with_marker(_clean(top.chunk.text)[:MAX_CHARS], 1), found=True)
-            return
-        best = max(scored, key=lambda s: s[0])
-        _, n, i, sentence, sentences = best
-        rows = _table_rows(sentence, passages[n - 1].chunk.text)
+                scored.append((score, n, i, units))
+        return scored
+
+    def _span(self, question: str, passage: Candidate, units: list[Unit], i: int, budget: int = SPAN_CHARS) -> str:
+        """The key sentence (with its neighbour when it is short and the detail is there, or its whole short table
+        when it is a table row), marked, inside the passage around it."""
+        sentence = units[i].text
+        rows = _table_rows(sentence, passage.chunk.text)
         if rows:
-            yield Draft(text=_with_marker("\n".join(rows), n), found=True)
-            return
-        parts = [sentence]
-        # add the following sentence when the best one is short and its neighbour carries the detail
-        if i + 1 < len(sentences) and len(sentence) < 60 and len(sentence) + len(sentences[i + 1]) <= MAX_CHARS:
-            follow = sentences[i + 1]
+            return "\n".join(f"**{r}**" if sentence in r else r for r in rows)
+        key_end = i + 1
+        # the following sentence is part of the key when the best one is short and its neighbour carries the detail
+        if i + 1 < len(units) and len(sentence) < 60 and len(sentence) + len(units[i + 1].text) <= MAX_CHARS:
+            follow = units[i + 1].text
             if weighted_coverage(question, follow, self.keyword) > 0 or sentence.endswith((":", "：")):
-                parts.append(follow)
-        joiner = "" if detect_language(sentence) == "zh" else " "  # the passage's language, not the question's
-        yield Draft(text=_with_marker(joiner.join(parts), n), found=True)
+                key_end = i + 2
+        start, end = expand(units, i, budget, key_end)
+        return render(units, start, end, i, key_end)
+
+    def _second_part(self, question: str, first: str, scored: list[tuple], n: int):
+        """For a question in two parts ("… and …") of which the first span answers one only: the best sentence of
+        another passage for the other part, as (passage number, units, unit index)."""
+        parts = [p for p in _PARTS.split(question) if query_terms(p)]
+        if len(parts) < 2:
+            return None
+        first_cov = {p: weighted_coverage(p, first, self.keyword) for p in parts}
+        missing = [p for p in parts if first_cov[p] < 0.5]
+        if len(missing) != 1:
+            return None
+        best = None
+        for _, m, j, units in scored:
+            cov = weighted_coverage(missing[0], units[j].text, self.keyword)
+            # another passage that says clearly more about the part the first span leaves out
+            if m != n and cov >= max(0.25, 2 * first_cov[missing[0]]) and (best is None or cov > best[0]):
+                best = (cov, m, units, j)
+        return best[1:] if best else None
 
 
 def _table_rows(sentence: str, text: str) -> list[str]:
@@ -109,7 +155,7 @@ def _table_rows(sentence: str, text: str) -> list[str]:
         return []
     prefix = _TABLE_ROW.match(own).group(1) + ": "
     rows = [line for line in lines if line.startswith(prefix) and _TABLE_ROW.match(line)]
-    return rows if sum(len(r) + 1 for r in rows) <= MAX_CHARS else [own]
+    return rows if sum(len(r) + 1 for r in rows) <= SPAN_CHARS else [own]
 
 
 def _char_pairs(text: str) -> set[str]:
