@@ -1,4 +1,4 @@
-"""The semantic cache: repeats and paraphrases answered without retrieval, never wrong and never stale.
+"""The semantic cache: repeats answered without retrieval, paraphrases on their own evidence; never wrong or stale.
 
     question ─► condense ─► cache.lookup ─┬─ hit: the stored Answer (cached=True, a fresh id)
                                           └─ miss: retrieve … answer ─► cache.store (answered, cited, not personal)
@@ -7,10 +7,14 @@ Lookup has three layers, keyed per KB and language: the normalised question (NFK
 wording key (the same content words in other function words: "do I get" / "can I get", 怎么/如何, 吗/呢), which needs no
 model; then embedding similarity (0..1) above a per-language threshold. The last two serve a paraphrase only if it
 also passes the near-miss guard of ``cache_guard`` (no difference in negation, numbers, dates, names or key content
-words; a swapped word the cached answer says, or a glossary synonym, is no difference). MiniLM cannot tell Chinese
-questions apart, so Chinese stops at the wording key by default (``cache_threshold_zh`` = 1.0). Personal questions
-are neither stored nor served. An entry is fresh exactly while every chunk it cited is still live in the KB: chunk
-ids are content-addressed, so an ingest that changes or deletes a cited chunk kills exactly the entries that cited it.
+words; a swapped word the cached answer says, or a glossary synonym, is no difference) and the new question's own
+retrieval agrees with the cached answer (``agrees``: its top passage after rerank is one the answer cited, and its
+confidence clears the answer threshold). Retrieval costs tens of milliseconds, the LLM call a hit saves seconds, and
+the caller keeps that retrieval for the full answer when the check fails. Exact repeats skip the check. MiniLM
+cannot tell Chinese questions apart, so Chinese stops at the wording key by default (``cache_threshold_zh`` = 1.0).
+Personal questions are neither stored nor served. An entry is fresh exactly while every chunk it cited is still live
+in the KB: chunk ids are content-addressed, so an ingest that changes or deletes a cited chunk kills exactly the
+entries that cited it.
 
 Storage: one SQLite file, ``<data>/cache.sqlite3`` (WAL, busy timeout), holding the entries (question, float32
 embedding, Answer JSON, cited chunk ids, KB version, hits, time saved) and the counters behind ``stats()``.
@@ -32,7 +36,7 @@ import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from uuid import uuid4
 
 from pydantic import BaseModel
@@ -41,6 +45,8 @@ from kb_assistant.cache_guard import is_personal, near_miss_reason, normalize_qu
 from kb_assistant.schema import Answer
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from langchain_core.embeddings import Embeddings
 
     from kb_assistant.index import KnowledgeBaseIndex
@@ -67,7 +73,7 @@ CREATE TABLE IF NOT EXISTS cache_counters (kb TEXT, name TEXT, value REAL NOT NU
 """
 COUNTERS = (
     "lookups", "exact_hits", "wording_hits", "semantic_hits", "near_misses", "personal", "stores",
-    "invalidations", "expired", "evicted_lru", "evicted_feedback", "saved_ms",
+    "invalidations", "expired", "evicted_lru", "evicted_feedback", "saved_ms", "disagreed",
 )  # fmt: skip
 
 
@@ -83,6 +89,7 @@ class CacheStats(BaseModel):
     semantic_hits: int = 0
     hit_rate: float = 0.0
     near_misses_rejected: int = 0
+    evidence_disagreed: int = 0  # paraphrase candidates whose question's own retrieval did not back them
     personal_skipped: int = 0
     invalidations: int = 0
     expired: int = 0
@@ -102,6 +109,7 @@ class Lookup:
     rejected: list[tuple[str, str]] = field(default_factory=list)  # (cached question, guard's reason)
     entry_id: int | None = None
     full_ms: float = 0.0
+    evidence: Any = None  # the caller's retrieval for the agreement check, reused by the full answer on a miss
     _flight: _Flight | None = None
 
     def release(self) -> None:
@@ -109,6 +117,9 @@ class Lookup:
         if self._flight is not None:
             self._flight.land()
             self._flight = None
+
+
+EVIDENCE = "evidence"  # how an ``agrees`` reason starts: the question's own retrieval did not back the entry
 
 
 class _Flight:
@@ -170,9 +181,20 @@ class SemanticCache:
         return similarity_threshold(self.settings, lang)
 
     # --- lookup ----------------------------------------------------------------------------------------------
-    def lookup(self, index: KnowledgeBaseIndex, question: str, lang: str, *, wait: bool = True) -> Lookup:
+    def lookup(
+        self,
+        index: KnowledgeBaseIndex,
+        question: str,
+        lang: str,
+        *,
+        wait: bool = True,
+        agrees: Callable[[list[str], list[float] | None], str | None] | None = None,
+    ) -> Lookup:
         """The cached answer to ``question`` in ``index``'s KB, or a miss; on a miss of a question someone else
-        is answering right now, wait for them (single flight) and look again."""
+        is answering right now, wait for them (single flight) and look again.
+
+        ``agrees(cited_chunk_ids, query_vector)``: None when the question's own retrieval backs a paraphrase
+        candidate that cites those chunks, else why not. Without it only exact repeats are served."""
         if not self.settings.cache_enabled:
             return Lookup()
         kb = index.name
@@ -180,7 +202,7 @@ class SemanticCache:
             self._count(kb, personal=1)
             return Lookup()
         started = time.perf_counter()
-        found = self._find(index, question, lang)
+        found = self._find(index, question, lang, agrees=agrees)
         if found.answer is None and wait:
             # Per process, not per instance: two Assistants over one data dir share the flight.
             flight_key = (str(self.path), kb, lang, normalize_question(question))
@@ -192,16 +214,17 @@ class SemanticCache:
                 flight.done.wait(self.settings.llm_timeout_s + 30)
             if flight is not None or found._flight is not None:  # the answer may have landed meanwhile
                 leader = found._flight
-                found = self._find(index, question, lang, vector=found.query_vector)
+                found = self._find(index, question, lang, vector=found.query_vector, agrees=agrees)
                 found._flight = leader
                 if found.answer is not None:
                     found.release()
-        self._count(kb, lookups=1)
+        disagreed = sum(reason.startswith(EVIDENCE) for _, reason in found.rejected)  # counted once per lookup
+        self._count(kb, lookups=1, near_misses=len(found.rejected) - disagreed, disagreed=disagreed)
         if found.answer is not None:
             self._record_hit(kb, found, (time.perf_counter() - started) * 1000)
         return found
 
-    def _find(self, index: KnowledgeBaseIndex, question: str, lang: str, vector=None) -> Lookup:
+    def _find(self, index: KnowledgeBaseIndex, question: str, lang: str, vector=None, agrees=None) -> Lookup:
         import numpy as np
 
         kb = index.name
@@ -218,7 +241,7 @@ class SemanticCache:
         space = self._space(kb, lang, model)
         out = Lookup(cacheable=True)
         reworded = space.wording.get(wording_key(question), [])
-        if reworded and self._serve_first(index, question, reworded, out, "wording"):
+        if reworded and self._serve_first(index, question, reworded, out, "wording", agrees):
             return out
         # A miss from here on needs the question's vector anyway (to store the answer; retrieval reuses it), so
         # it is computed once, here.
@@ -228,20 +251,19 @@ class SemanticCache:
             out.query_vector = vector  # retrieval embeds with the same model: reuse it
         threshold = self.threshold(lang)
         if not space.ids or threshold >= 1.0:  # nothing to compare with, or no embedding layer for this language
-            if out.rejected:
-                self._count(kb, near_misses=len(out.rejected))
             return out
         sims = space.matrix @ np.asarray(vector, dtype=np.float32)
         best = np.argsort(-sims)[:CANDIDATES]
         ids = [space.ids[i] for i in best if sims[i] >= threshold]
-        self._serve_first(index, question, ids, out, "semantic")
-        if out.answer is None and out.rejected:
-            self._count(kb, near_misses=len(out.rejected))
+        self._serve_first(index, question, ids, out, "semantic", agrees)
         return out
 
-    def _serve_first(self, index: KnowledgeBaseIndex, question: str, ids: list[int], out: Lookup, kind: str) -> bool:
-        """Serve the first candidate entry that passes the near-miss guard and is fresh; record the rejected."""
-        if not ids:
+    def _serve_first(
+        self, index: KnowledgeBaseIndex, question: str, ids: list[int], out: Lookup, kind: str, agrees=None
+    ) -> bool:
+        """Serve the first candidate entry that passes the near-miss guard, is fresh and that the question's own
+        retrieval agrees with; record the rejected."""
+        if not ids or agrees is None:  # a paraphrase is served only on the evidence of its own retrieval
             return False
         with self._lock:
             rows = {
@@ -261,9 +283,14 @@ class SemanticCache:
             if reason is not None:
                 out.rejected.append((row["question"], reason))
                 continue
-            if self._fresh(row, index):
-                out.answer, out.kind, out.entry_id, out.full_ms = self._serve(cached), kind, row["id"], row["full_ms"]
-                return True
+            if not self._fresh(row, index):
+                continue
+            disagreement = agrees(json.loads(row["chunk_ids"]), out.query_vector)
+            if disagreement is not None:
+                out.rejected.append((row["question"], disagreement))
+                continue
+            out.answer, out.kind, out.entry_id, out.full_ms = self._serve(cached), kind, row["id"], row["full_ms"]
+            return True
         return False
 
     def _serve(self, cached: Answer) -> Answer:
@@ -447,7 +474,8 @@ class SemanticCache:
             kb=kb, entries=entries, lookups=int(c["lookups"]), hits=hits, exact_hits=int(c["exact_hits"]),
             wording_hits=int(c["wording_hits"]), semantic_hits=int(c["semantic_hits"]),
             hit_rate=round(hits / c["lookups"], 4) if c["lookups"] else 0.0,
-            near_misses_rejected=int(c["near_misses"]), personal_skipped=int(c["personal"]),
+            near_misses_rejected=int(c["near_misses"]), evidence_disagreed=int(c["disagreed"]),
+            personal_skipped=int(c["personal"]),
             invalidations=int(c["invalidations"]), expired=int(c["expired"]), evicted_lru=int(c["evicted_lru"]),
             evicted_feedback=int(c["evicted_feedback"]), time_saved_s=round(c["saved_ms"] / 1000, 3),
         )  # fmt: skip
