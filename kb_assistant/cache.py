@@ -74,6 +74,7 @@ CREATE TABLE IF NOT EXISTS cache_counters (kb TEXT, name TEXT, value REAL NOT NU
 COUNTERS = (
     "lookups", "exact_hits", "wording_hits", "semantic_hits", "near_misses", "personal", "stores",
     "invalidations", "expired", "evicted_lru", "evicted_feedback", "saved_ms", "disagreed",
+    "dropped",
 )  # fmt: skip
 
 
@@ -96,6 +97,23 @@ class CacheStats(BaseModel):
     evicted_lru: int = 0
     evicted_feedback: int = 0
     time_saved_s: float = 0.0
+
+
+class CacheEntry(BaseModel):
+    """One cached answer as ``kb cache list`` shows it: what was asked, what it says and cites, who got it."""
+
+    id: int
+    kb: str
+    language: str
+    question: str
+    answer: str
+    origin: str  # "answer" (the pipeline's) or "agent" (promoted from the human queue)
+    hits: int
+    sources: list[str]  # the cited sources, "file › section"
+    answer_id: str  # the answer it was stored from
+    served: list[str]  # ids of the answers served from it (most recent first); the answer log knows their users
+    created_at: float
+    last_hit_at: float
 
 
 @dataclass
@@ -425,6 +443,47 @@ class SemanticCache:
                 (row["kb"], row["language"], row["key"], row["chunk_ids"]),
             )
         self._delete([row["id"]], row["kb"], "evicted_feedback")
+        return True
+
+    def entries(self, kb: str | None = None, *, limit: int = 100) -> list[CacheEntry]:
+        """The entries (of one KB), the most recently used first, with the answers served from each."""
+        where, args = ("WHERE kb=?", (kb,)) if kb else ("", ())
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT * FROM cache_entries {where} ORDER BY last_hit_at DESC, id DESC LIMIT ?", (*args, limit)
+            ).fetchall()
+            served: dict[int, list[str]] = {}
+            for r in self._db.execute("SELECT answer_id, entry_id FROM cache_served ORDER BY rowid DESC"):
+                served.setdefault(r["entry_id"], []).append(r["answer_id"])
+        out = []
+        for r in rows:
+            answer = Answer.model_validate_json(r["answer"])
+            sources = [c.source + (f" › {c.section}" if c.section else "") for c in answer.citations]
+            out.append(
+                CacheEntry(
+                    id=r["id"],
+                    kb=r["kb"],
+                    language=r["language"],
+                    question=r["question"],
+                    answer=answer.text,
+                    origin=r["origin"],
+                    hits=r["hits"],
+                    sources=list(dict.fromkeys(sources)),
+                    answer_id=answer.id,
+                    served=served.get(r["id"], []),
+                    created_at=r["created_at"],
+                    last_hit_at=r["last_hit_at"],
+                )  # fmt: skip
+            )
+        return out
+
+    def drop(self, entry_id: int) -> bool:
+        """Delete one entry (an admin found it wrong); a later answer to its question may be stored again."""
+        with self._lock:
+            row = self._db.execute("SELECT kb FROM cache_entries WHERE id=?", (entry_id,)).fetchone()
+        if row is None:
+            return False
+        self._delete([entry_id], row["kb"], "dropped")
         return True
 
     def clear(self, kb: str | None = None) -> int:

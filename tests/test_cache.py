@@ -426,6 +426,55 @@ def test_thumbs_down_evicts_the_entry_and_the_answer_is_not_cached_again(kb_assi
     assert kb_assistant.cache.evict("no-such-answer") is False
 
 
+def test_thumbs_down_on_a_served_answer_drops_its_entry_until_its_sources_change(kb_assistant):
+    from ingest.pipeline import ingest_paths
+
+    question = "What are the office hours?"
+    assert "10:00" in kb_assistant.ask(question).text
+    served = kb_assistant.ask(question, user="alice")
+    assert served.cached
+    feedback = kb_assistant.feedback(served.id, "down", "these are not our hours")  # what the chat's 👎 calls
+    assert feedback.rating == "down"
+    assert kb_assistant.cache.stats().entries == 0
+    for _ in range(2):  # answered afresh, and the 👎'd answer is not stored again
+        again = kb_assistant.ask(question)
+        assert again.answered and not again.cached and "10:00" in again.text
+    assert kb_assistant.cache.stats().entries == 0
+
+    write_kb(kb_assistant.docs, start="9:30")  # its source changes: the new answer may be cached again
+    assert ingest_paths(kb_assistant.settings, [kb_assistant.docs], "default").ok
+    fresh = kb_assistant.ask(question)
+    assert "9:30" in fresh.text and not fresh.cached
+    assert kb_assistant.ask(question).cached
+
+
+def test_cache_list_shows_each_entry_its_sources_and_who_received_it_and_drop_removes_one(kb_assistant, monkeypatch):
+    from typer.testing import CliRunner
+
+    from kb_assistant.cli import app
+
+    kb_assistant.ask("What are the office hours?")
+    served = kb_assistant.ask("What are the office hours?", user="alice", session_id="s-1")
+    kb_assistant.ask("How many days of paid sick leave do I get per year?")
+    entries = kb_assistant.cache.entries("default")
+    hours = next(e for e in entries if e.question == "What are the office hours?")
+    assert hours.hits == 1 and hours.served == [served.id]
+    assert hours.sources == ["hours.md › Working hours > Office hours"]
+    monkeypatch.setenv("KB_DATA_DIR", str(kb_assistant.settings.data_dir))
+    runner = CliRunner()
+    out = runner.invoke(app, ["cache", "list", "--kb", "default"])
+    assert out.exit_code == 0, out.output
+    assert f"#{hours.id} [default, en, answer] 1 hits: What are the office hours?" in out.output
+    assert "cites: hours.md › Working hours > Office hours" in out.output
+    assert f"{served.id} (user alice, session s-1)" in out.output
+    out = runner.invoke(app, ["cache", "drop", str(hours.id)])
+    assert out.exit_code == 0 and f"dropped cached answer #{hours.id}" in out.output
+    assert [e.question for e in kb_assistant.cache.entries()] == ["How many days of paid sick leave do I get per year?"]
+    assert not kb_assistant.ask("What are the office hours?").cached
+    out = runner.invoke(app, ["cache", "drop", "9999"])
+    assert out.exit_code == 2 and "no cached answer #9999" in out.output
+
+
 def test_changing_the_hours_document_invalidates_exactly_its_entries(kb_assistant):
     from ingest.pipeline import ingest_paths
 
