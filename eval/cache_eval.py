@@ -392,6 +392,65 @@ class EvidenceKB:
         return "\n".join(lines)
 
 
+def cache_on_off(ds, settings, kb: str, embeddings, off_rows: list[dict], user_settings, say=print) -> dict:
+    """`kb eval --cache-compare`: the questions asked in order with the cache on (cold at the start; the set's own
+    repeats and paraphrases hit), then all of them once more (every one may now hit), each scored beside the cache-off
+    run ``off_rows``. With token-presence scoring the shares correct / partial / wrong / refused, else answer rate."""
+    from eval import runner
+    from kb_assistant.assistant import Assistant
+
+    threshold = user_settings.confidence_threshold
+    on = {"cache_enabled": True, "confidence_threshold": threshold}  # what a user runs: the real answer threshold
+    Assistant(settings.model_copy(update=on), embeddings=embeddings).cache.clear(kb)
+    passes = {"cache off": off_rows}
+    for name in ("cache on, first pass", "cache on, asked again"):
+        passes[name] = runner.run(ds, settings, kb=kb, embeddings=embeddings, overrides=on)
+    scored = "verdict" in off_rows[0] if off_rows else False
+
+    def shares(rows: list[dict]) -> dict:
+        if scored:
+            return runner.presence_summary(rows, threshold)
+        return {"answer_rate": runner.summarise(rows, threshold)["answer_rate"]}
+
+    out = {}
+    lines = ["\nsemantic cache on vs off (questions in order; the second pass asks them all again):"]
+    for name, rows in passes.items():
+        hits = [i for i, r in enumerate(rows) if r.get("cached")]
+        changed = [i for i in hits if _verdict(rows[i], threshold) != _verdict(off_rows[i], threshold)]
+        worse = [i for i in changed if _rank(rows[i], threshold) < _rank(off_rows[i], threshold)]
+        ms = sorted(r["timings_ms"].get("total", 0.0) for r in rows)
+        out[name] = {**shares(rows), "hits": len(hits), "changed": len(changed), "worse": len(worse),
+                     "p50_ms": ms[len(ms) // 2] if ms else 0.0}  # fmt: skip
+        figures = ", ".join(f"{k} {v:.1%}" for k, v in shares(rows).items() if k != "scored")
+        lines.append(f"  {name}: {figures}; {len(hits)} cached answers, {len(changed)} scored differently from the "
+                     f"cache-off answer ({len(worse)} worse); median {out[name]['p50_ms']:.0f} ms")  # fmt: skip
+        out[name]["worse_examples"] = [(rows[i]["question"], off_rows[i]["answer"][:200], rows[i]["answer"][:200])
+                                       for i in worse[:5]]  # fmt: skip
+    key = "correct" if scored else "answer_rate"
+    delta = (out["cache on, first pass"][key] - out["cache off"][key]) * 100
+    lines.append(f"  {key}: cache on minus off, first pass {delta:+.1f} points")
+    for name in ("cache on, first pass", "cache on, asked again"):
+        for q, before, after in out[name]["worse_examples"]:
+            lines.append(f"  worse ({name}): {q!r}: off {before!r} -> on {after!r}")
+    say("\n".join(lines))
+    return out
+
+
+_RANK = {"correct": 3, "partial": 2, "refused": 1, "wrong": 0, True: 1, False: 0}
+
+
+def _verdict(row: dict, threshold: float):
+    from eval.metrics import answered_at
+
+    if "verdict" in row:
+        return row["verdict"] if answered_at(row, threshold) else "refused"
+    return answered_at(row, threshold)
+
+
+def _rank(row: dict, threshold: float) -> int:
+    return _RANK[_verdict(row, threshold)]
+
+
 def _build(index, source: Path) -> None:
     """The FAQ table as one chunk per entry, or the PDFs of a folder (its CSV answer keys left out)."""
     import shutil

@@ -571,3 +571,44 @@ def test_the_english_threshold_defaults_to_the_one_measured_for_the_embedding_mo
     monkeypatch.setenv("KB_CACHE_THRESHOLD_EN", "0.9")
     assert similarity_threshold(Settings(embedding_model="all-mpnet-base-v2"), "en") == 0.9
     assert similarity_threshold(Settings(embedding_model="all-mpnet-base-v2"), "zh") == 1.0
+
+
+def test_kb_eval_cache_compare_scores_the_questions_in_order_with_the_cache_on_beside_it_off(tmp_path, monkeypatch):
+    import csv
+    import json
+
+    from fpdf import FPDF
+    from typer.testing import CliRunner
+
+    from kb_assistant.cli import app
+
+    folder = tmp_path / "policies"
+    folder.mkdir()
+    pdf = FPDF()
+    pdf.add_page()
+    pdf.set_font("Helvetica", size=11)
+    for line in LEAVE.replace("#", "").split("\n\n"):
+        pdf.multi_cell(0, 6, line.strip())
+        pdf.ln(3)
+    pdf.output(str(folder / "Leave.pdf"))
+    questions = [  # a repeat and a rewording among distinct questions about one document
+        ("How many days of paid sick leave do employees receive per calendar year?", "['12 days']"),
+        ("How many days of annual leave may be carried over?", "['5']"),
+        ("How many days of paid sick leave do employees receive per calendar year?", "['12 days']"),
+        ("How many days of paid annual leave does every employee get per calendar year?", "['15 days']"),
+    ]
+    with open(folder / "token_presence_Leave.csv", "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["question", "answer", "tokens_present", "document"])
+        w.writerows((q, "", tokens, "Leave.pdf") for q, tokens in questions)
+    monkeypatch.setenv("KB_DATA_DIR", str(tmp_path / "data"))
+    out = tmp_path / "report"
+    result = CliRunner().invoke(app, ["eval", str(folder), "--out", str(out), "--cache-compare"])
+    assert result.exit_code == 0, result.output
+    assert "semantic cache on vs off" in result.output
+    compared = json.loads((out / "report.json").read_text(encoding="utf-8"))["cache_compare"]
+    off, first, again = compared["cache off"], compared["cache on, first pass"], compared["cache on, asked again"]
+    assert first["hits"] >= 1  # the repeat
+    assert again["hits"] == 4  # every question asked again
+    assert first["worse"] == again["worse"] == 0
+    assert first["correct"] == again["correct"] == off["correct"] > 0
