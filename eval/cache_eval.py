@@ -228,7 +228,10 @@ def run(
             say(f"{path.name}: a fixed random sample of {sample} pairs (seed {seed})")
         evidence, kb = None, None
         if with_evidence and path.name in KB_SOURCES and KB_SOURCES[path.name]().exists():
-            kb = kbs[path.name] = EvidenceKB(settings, embeddings, path.name, say=say)
+            kb = kbs[path.name] = EvidenceKB(settings, embeddings, KB_SOURCES[path.name](), say=say)
+        elif with_evidence and lang == "zh":  # no KB comes with the pairs: an FAQ of their first questions
+            kb = EvidenceKB(settings, embeddings, _faq_of_first_questions(settings, path, pairs, seed), say=say)
+        if kb is not None:
             evidence = kb.evidence({q for p in pairs for q in (p.q1, p.q2)})
         faq = path.parent / "faq_covidbert.csv"
         answers: dict[str, str] = {}
@@ -289,14 +292,14 @@ KB_SOURCES = {  # pair file -> where its KB comes from
 class EvidenceKB:
     """The KB a pair file's questions are asked in (built once under the data dir) and each question's outcome."""
 
-    def __init__(self, settings, embeddings, pair_file: str, say=print):
+    def __init__(self, settings, embeddings, source: Path, say=print):
         import json
 
         from kb_assistant.assistant import Assistant
         from kb_assistant.index import KnowledgeBaseIndex
 
-        self.source = KB_SOURCES[pair_file]()
-        self.name = self.source.stem
+        self.source = source
+        self.name = source.parent.name.removeprefix("cache-") if source.name == "faq.csv" else source.stem
         data_dir = settings.data_dir / "eval" / f"cache-{self.name}"
         self.settings = settings.model_copy(update={"data_dir": data_dir, "cache_enabled": False})
         marker = data_dir / "built"
@@ -449,6 +452,20 @@ def _verdict(row: dict, threshold: float):
 
 def _rank(row: dict, threshold: float) -> int:
     return _RANK[_verdict(row, threshold)]
+
+
+def _faq_of_first_questions(settings, path: Path, pairs: list[Pair], seed: int) -> Path:
+    """A stand-in KB for pairs that come without one (AFQMC): one FAQ entry per first question, answered by
+    itself, so a second question's evidence agrees exactly when its own retrieval tops its pair's entry."""
+    folder = settings.data_dir / "eval" / f"cache-{path.parent.name}-{len(pairs)}-{seed}"
+    folder.mkdir(parents=True, exist_ok=True)
+    faq = folder / "faq.csv"
+    if not faq.exists():
+        with faq.open("w", encoding="utf-8", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["question", "answer"])
+            w.writerows((q, q) for q in dict.fromkeys(p.q1 for p in pairs))
+    return faq
 
 
 def _build(index, source: Path) -> None:

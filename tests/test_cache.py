@@ -612,3 +612,22 @@ def test_kb_eval_cache_compare_scores_the_questions_in_order_with_the_cache_on_b
     assert again["hits"] == 4  # every question asked again
     assert first["worse"] == again["worse"] == 0
     assert first["correct"] == again["correct"] == off["correct"] > 0
+
+
+def test_the_pair_evaluation_counts_a_paraphrase_hit_only_where_its_evidence_agrees(embeddings):
+    from eval.cache_eval import Evidence, Pair, evaluate_pairs
+
+    cached = "How many days of paid sick leave do I get per year?"
+    paraphrase = "What is the number of paid sick leave days per year?"
+    elsewhere = "What is the number of paid sick leave days per year for interns?"  # tops another passage
+    pairs = [Pair(cached, paraphrase, True), Pair(cached, elsewhere, False)]
+    evidence = {
+        cached: Evidence(frozenset({"sick"}), "sick", 0.9, "Every employee receives 12 days of paid sick leave."),
+        paraphrase: Evidence(frozenset({"sick"}), "sick", 0.9),
+        elsewhere: Evidence(frozenset({"interns"}), "interns", 0.9),
+    }
+    rows, details = evaluate_pairs(pairs, embeddings, idf, thresholds=[0.6], evidence=evidence)
+    assert (rows[0].hits, rows[0].wrong, rows[0].hit_rate) == (1, 0, 1.0)
+    low = {**evidence, paraphrase: Evidence(frozenset({"sick"}), "sick", 0.1)}  # below the answer threshold
+    rows, _ = evaluate_pairs(pairs, embeddings, idf, thresholds=[0.6], evidence=low, confidence_threshold=0.25)
+    assert rows[0].hits == 0
