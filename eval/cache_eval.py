@@ -439,6 +439,16 @@ def cache_on_off(ds, settings, kb: str, embeddings, off_rows: list[dict], user_s
     return out
 
 
+def remember_query_vectors(embeddings, questions: list[str]) -> None:
+    """Embed ``questions`` in batches into the model's query memo (QueryMemo, up to its size), so a run that asks
+    them one by one does not pay the ~10x slower one-at-a-time embedding. A no-op for other Embeddings."""
+    memo = getattr(embeddings, "_memo", None)
+    if memo is None:
+        return
+    todo = list(dict.fromkeys(questions))[:1000]
+    memo.update(zip(todo, embeddings.embed_documents(todo), strict=True))
+
+
 _RANK = {"correct": 3, "partial": 2, "refused": 1, "wrong": 0, True: 1, False: 0}
 
 

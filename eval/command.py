@@ -60,6 +60,10 @@ def evaluate(
 
         embeddings = make_embeddings(settings)
     eval_settings, kb_name = runner.prepare(ds, settings, embeddings, kb or "default", say=say)
+    if cache_compare:  # three passes over the questions: embed them once, batched (the model's query memo)
+        from eval.cache_eval import remember_query_vectors
+
+        remember_query_vectors(embeddings, [item.question for item in ds.items])
 
     configs = dict(runner.ABLATIONS) if ablate else {"full": {}}
     summaries, rows = {}, []
