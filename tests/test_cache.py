@@ -235,6 +235,7 @@ def test_personal_question_detector(question, personal):
 
 # --- the cache in the pipeline ------------------------------------------------------------------------------------
 def test_repeat_and_paraphrase_are_served_from_the_cache(kb_assistant):
+    kb_assistant.settings.cache_threshold_en = 0.70  # the embedding layer, off by default, switched on
     first = kb_assistant.ask("How many days of paid sick leave do I get per year?")
     assert first.answered and not first.cached and "12" in first.text
     repeat = kb_assistant.ask("how many days of paid sick leave do i get per year")
@@ -330,6 +331,7 @@ def cite_other_chunk(assistant, question: str, other: str):
 
 
 def test_a_paraphrase_is_served_only_when_its_own_top_passage_is_one_the_cached_answer_cited(kb_assistant, monkeypatch):
+    kb_assistant.settings.cache_threshold_en = 0.70  # the embedding layer, off by default, switched on
     right = cite_other_chunk(
         kb_assistant, "How many days of paid sick leave do I get per year?", "What are the office hours?"
     )
@@ -347,6 +349,7 @@ def test_a_paraphrase_is_served_only_when_its_own_top_passage_is_one_the_cached_
 
 def test_a_paraphrase_is_not_served_when_its_retrieval_is_below_the_answer_threshold(kb_assistant):
     settings, paraphrase = kb_assistant.settings, "What is the number of paid sick leave days per year?"
+    settings.cache_threshold_en = 0.70  # the embedding layer, off by default, switched on
     settings.cache_enabled = False
     uncached = kb_assistant.ask(paraphrase)
     assert uncached.confidence < 1.0
@@ -370,6 +373,7 @@ def test_a_lookup_without_an_evidence_check_serves_exact_repeats_only(kb_assista
 
 
 def test_near_miss_questions_get_their_own_answer(kb_assistant):
+    kb_assistant.settings.cache_threshold_en = 0.70  # the embedding layer, off by default, switched on
     carry = kb_assistant.ask("Can I carry over unused annual leave?")
     assert carry.answered and "carry over" in carry.text
     cash = kb_assistant.ask("Can I cash out unused annual leave?")
@@ -380,6 +384,7 @@ def test_near_miss_questions_get_their_own_answer(kb_assistant):
 
 
 def test_a_paraphrase_adding_a_word_is_served_only_when_the_cached_answer_says_that_word(kb_assistant):
+    kb_assistant.settings.cache_threshold_en = 0.70  # the embedding layer, off by default, switched on
     first = kb_assistant.ask("How many days of paid sick leave do I get per year?")
     assert first.answered and "calendar year" in first.text
     said = kb_assistant.ask("How many days of paid sick leave do I get per calendar year?")
@@ -565,8 +570,8 @@ def test_the_english_threshold_defaults_to_the_one_measured_for_the_embedding_mo
     from kb_assistant.cache import similarity_threshold
     from kb_assistant.settings import Settings
 
-    assert similarity_threshold(Settings(), "en") == 0.70  # MiniLM
-    assert similarity_threshold(Settings(embedding_model="all-mpnet-base-v2"), "en") == 0.80
+    assert similarity_threshold(Settings(), "en") == 1.0  # MiniLM: no embedding layer unless asked for
+    assert similarity_threshold(Settings(embedding_model="all-mpnet-base-v2"), "en") == 1.0
     assert similarity_threshold(Settings(embedding_model="all-mpnet-base-v2", cache_threshold_en=0.75), "en") == 0.75
     monkeypatch.setenv("KB_CACHE_THRESHOLD_EN", "0.9")
     assert similarity_threshold(Settings(embedding_model="all-mpnet-base-v2"), "en") == 0.9
