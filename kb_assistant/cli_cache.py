@@ -35,7 +35,8 @@ def stats(
         f"cache{f' for {kb!r}' if kb else ''}: {s.entries} entries; {s.lookups} lookups, {s.hits} hits "
         f"({s.hit_rate:.1%}: {s.exact_hits} exact, {s.wording_hits} reworded, {s.semantic_hits} similar); "
         f"time saved {s.time_saved_s:.1f}s\n"
-        f"  near misses rejected {s.near_misses_rejected}, personal questions skipped {s.personal_skipped}, "
+        f"  near misses rejected {s.near_misses_rejected}, paraphrases their own retrieval did not back "
+        f"{s.evidence_disagreed}, personal questions skipped {s.personal_skipped}, "
         f"invalidations {s.invalidations}, expired {s.expired}, evicted (size) {s.evicted_lru}, "
         f"evicted (👎) {s.evicted_feedback}"
     )
