@@ -1,14 +1,15 @@
-"""Cache hits vs the full path on the bundled sample KB: exact, reworded and similar hits measured apart.
+"""Cache hits vs the full path on the bundled sample KB, extractive and with an LLM: speed, hit rate, wrong hits.
 
-    python -m eval.bench_cache [--n 20]
+    python -m eval.bench_cache [--n 12] [--llm-delay-ms 1000] [--no-extractive]
 
-Full path: the question answered with the cache switched off. Exact hit: the same question again. Reworded hit:
-the same content words in other function words ("can I get" / "do I get", 上班是几点 / 几点上班), found by the
-wording key without the embedding model. Similar hit: a paraphrase found by embedding similarity, which costs one
-query embedding (on a miss that embedding is handed on to retrieval, so the full path does not pay it twice).
-Medians of N warm runs, one process. A measurement, not a test. Two ratios each: end to end (``ask()``, which
-on a hit and a miss alike also writes the answer log that feedback needs), and stage against stage (the cache
-lookup against the retrieve + rerank + answer stages it replaces, from ``Answer.timings_ms``).
+Full path: the question answered with the cache switched off. Exact hit: the same question again (no retrieval).
+Reworded hit: the same content words in other function words ("can I get" / "do I get", 上班是几点 / 几点上班),
+found by the wording key. Similar hit: a paraphrase found by embedding similarity. Both paraphrase kinds are served
+only when the question's own retrieval (retrieve + rerank, tens of ms) tops a passage the cached answer cited; on
+a miss that retrieval answers the question. Near misses: a different question after a cached one (a wrong hit
+if served). With ``--llm-delay-ms`` the answers come from the fake OpenAI-compatible server (eval/fake_llm.py) on
+127.0.0.1 answering after that fixed latency, the case the cache is for. Medians of N warm runs, one process; the
+time saved is the sum over the hits of (median full path − the hit). A measurement, not a test.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ import tempfile
 import time
 from pathlib import Path
 
-PIPELINE_STAGES = ("retrieve", "rerank", "answer")
 CASES = [  # (cached question, reworded, similar: a paraphrase only the embedding finds, or None)
     (
         "How many days of paid sick leave do I get per year?",
@@ -29,67 +29,91 @@ CASES = [  # (cached question, reworded, similar: a paraphrase only the embeddin
     ("How many days of annual leave do I get?", "How many annual leave days do I get?", None),
     ("公司几点上班？", "公司上班是几点？", None),  # Chinese has no embedding layer by default
 ]
+NEAR_MISSES = [  # (cached question, a different question asked next)
+    ("How many days of paid sick leave do I get per year?", "How many days of unpaid leave can I take per year?"),
+    ("Can I carry over unused annual leave?", "Can I cash out unused annual leave?"),
+    ("How many days of annual leave do I get?", "How many days of annual leave do new joiners get?"),
+    ("公司几点上班？", "公司几点下班？"),
+]
 
 
-def main() -> None:
+def bench(n: int, llm_delay_ms: float | None, say=print) -> dict:
+    from eval.fake_llm import FakeLLM
     from ingest.pipeline import ensure_sample_kbs
     from kb_assistant.assistant import Assistant
     from kb_assistant.settings import Settings
 
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--n", type=int, default=20)
-    args = parser.parse_args()
-    settings = Settings(data_dir=Path(tempfile.mkdtemp()) / "data")
+    server = FakeLLM(delay_ms=llm_delay_ms).start() if llm_delay_ms is not None else None
+    settings = Settings(data_dir=Path(tempfile.mkdtemp(prefix="bench-cache-")) / "data")
+    if server is not None:
+        settings = settings.model_copy(update={"llm_base_url": server.base_url, "llm_api_key": "fake"})
     ensure_sample_kbs(settings, say=lambda m: None)
     assistant = Assistant(settings)
     assistant.ask("warm-up")
 
-    def timed(question: str) -> tuple[float, bool]:
+    def timed(question: str):
         # The model remembers recent query vectors; a fresh question each time is what users send, so forget them
         # (within one ask the cache, retrieval and rerank still share one vector).
         getattr(assistant.embeddings, "_memo", {}).clear()
         t = time.perf_counter()
         answer = assistant.ask(question)
-        ms = (time.perf_counter() - t) * 1000
-        work = answer.timings_ms.get("cache", 0.0) + sum(answer.timings_ms.get(k, 0.0) for k in PIPELINE_STAGES)
-        stages.append(work)
-        return ms, answer.cached
+        return (time.perf_counter() - t) * 1000, answer
 
-    stages: list[float] = []
     full, times, asked = [], {"exact": [], "reworded": [], "similar": []}, {"reworded": 0, "similar": 0}
-    stage_times = {"full": [], "exact": [], "reworded": [], "similar": []}
-    for i in range(args.n):
+    for i in range(n):
         cached_q, reworded, similar = CASES[i % len(CASES)]
         settings.cache_enabled = False
         full.append(timed(cached_q)[0])
-        stage_times["full"].append(stages[-1])
         settings.cache_enabled = True
         assistant.cache.clear()
         timed(cached_q)  # stores it
-        ms, hit = timed(cached_q)
-        assert hit, f"exact repeat was not served from the cache: {cached_q}"
+        ms, answer = timed(cached_q)
+        assert answer.cached, f"exact repeat was not served from the cache: {cached_q}"
         times["exact"].append(ms)
-        stage_times["exact"].append(stages[-1])
         for kind, question in (("reworded", reworded), ("similar", similar)):
-            if question is None:
-                continue
-            asked[kind] += 1
-            ms, hit = timed(question)
-            if hit:
-                times[kind].append(ms)
-                stage_times[kind].append(stages[-1])
-    f, fs = statistics.median(full), statistics.median(stage_times["full"])
-    print(f"full path (cache off), median of {len(full)}: {f:.1f} ms end to end; retrieve+rerank+answer {fs:.1f} ms")
+            if question is not None:
+                asked[kind] += 1
+                ms, answer = timed(question)
+                if answer.cached:
+                    times[kind].append(ms)
+    wrong = 0
+    for cached_q, other in NEAR_MISSES:
+        assistant.cache.clear()
+        timed(cached_q)
+        wrong += timed(other)[1].cached
+    if server is not None:
+        server.shutdown()
+    f = statistics.median(full)
+    mode = f"LLM answering after {llm_delay_ms:.0f} ms (fake server)" if server else "extractive answers"
+    say(f"\n{mode}: full path (cache off), median of {len(full)}: {f:.1f} ms end to end")
+    result = {"mode": mode, "full_ms": f, "kinds": {}}
+    hits = sum(len(v) for v in times.values())
     for kind, ms in times.items():
+        served = f"{len(ms)}/{asked[kind]} served" if kind in asked else f"{len(ms)}/{len(ms)} served"
         if ms:
-            m, ms_stage = statistics.median(ms), statistics.median(stage_times[kind])
-            served = f"{len(ms)}/{asked[kind]} served" if kind in asked else f"{len(ms)} runs"
-            print(
-                f"{kind} hit ({served}): {m:.2f} ms end to end -> {f / m:.1f}x faster; "
-                f"cache lookup {ms_stage:.2f} ms -> {fs / ms_stage:.1f}x faster than the stages it replaces"
-            )
+            m = statistics.median(ms)
+            say(f"  {kind} hit ({served}): {m:.1f} ms -> {f / m:.1f}x faster")
+            result["kinds"][kind] = {"median_ms": m, "speedup": f / m, "served": len(ms)}
         else:
-            print(f"{kind} hit: none of {asked.get(kind, 0)} served")
+            say(f"  {kind} hit: none of {asked.get(kind, 0)} served")
+    saved = sum(max(0.0, f - ms) for v in times.values() for ms in v) / 1000
+    tried = n + sum(asked.values())
+    say(f"  hit rate {hits}/{tried} of repeats and paraphrases; wrong hits {wrong} of {len(NEAR_MISSES)} near "
+        f"misses asked after their cached question; time saved {saved:.1f} s over {hits} hits")  # fmt: skip
+    result.update(hits=hits, tried=tried, wrong=wrong, near_misses=len(NEAR_MISSES), saved_s=saved)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=12, help="Runs per case kind (cycling through the cases).")
+    parser.add_argument("--llm-delay-ms", type=float, default=1000.0, help="The fake LLM's latency; -1 = no LLM run.")
+    parser.add_argument("--no-extractive", action="store_true", help="Only the LLM run.")
+    args = parser.parse_args()
+    if not args.no_extractive:
+        bench(args.n, None)
+    if args.llm_delay_ms >= 0:
+        bench(args.n, args.llm_delay_ms)
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ from pathlib import Path
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 DEFAULT_FILES = [
     (SHARED / "covid_faq" / "eval_question_similarity_en.csv", "en"),
+    (Path(__file__).resolve().parent / "datasets" / "policy_pdfs_cache_pairs.csv", "en"),
     (SHARED / "afqmc" / "train.csv", "zh"),
 ]
 THRESHOLDS = [0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 1.0]
@@ -42,6 +43,19 @@ class Pair:
     q1: str
     q2: str
     same: bool
+    group: str = ""  # pairs of one group stay in one half of the held-out split (default: question 1)
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What the full pipeline (cache off) does with one question in the KB: what the cache would store for it
+    (``cited``: the chunk ids its answer cites, None when it is not answered) and what the evidence check sees
+    (``top``: the top passage after rerank, ``confidence``)."""
+
+    cited: frozenset[str] | None
+    top: str | None
+    confidence: float
+    answer: str = ""
 
 
 @dataclass
@@ -57,13 +71,16 @@ class Row:
     own_wrong_hit_rate: float = 0.0
 
 
-def load_pairs(path: Path) -> list[Pair]:
+def load_pairs(path: Path, symmetric: bool | None = None) -> list[Pair]:
+    """``symmetric``: both wordings of a pair appear as question 1 (then the split groups by the pair, not by
+    question 1)."""
     pairs = []
     with path.open(encoding="utf-8", newline="") as f:
         for row in csv.reader(f):
             if len(row) < 3 or row[2].strip() not in ("0", "1"):
                 continue  # header or a broken line
-            pairs.append(Pair(row[0].strip(), row[1].strip(), row[2].strip() == "1"))
+            a, b = row[0].strip(), row[1].strip()
+            pairs.append(Pair(a, b, row[2].strip() == "1", group=a if symmetric is None else min(a, b)))
     return pairs
 
 
@@ -87,17 +104,27 @@ def evaluate_pairs(
     *,
     answers: dict[str, str] | None = None,
     glossary=None,
+    evidence: dict[str, Evidence] | None = None,
+    confidence_threshold: float = 0.25,
 ) -> tuple[list[Row], dict]:
     """Rows per threshold plus details: guard rejections by reason, personal share, examples, the held-out check.
 
     ``answers``: question 1 → the answer the cache would hold for it (the guard lets a swapped word pass when that
-    answer says it); ``glossary``: the KB's synonym sets (the cache uses the KB's)."""
+    answer says it); ``glossary``: the KB's synonym sets (the cache uses the KB's). ``evidence``: each question's
+    outcome in the KB (``Evidence``); with it only pairs whose question 1 the pipeline answers (so the cache holds
+    an entry) are scored, and a paraphrase is served only when question 2's top passage is one question 1's answer
+    cited and its confidence clears ``confidence_threshold`` — the cache's evidence check."""
     import zlib
 
     import numpy as np
 
     from kb_assistant.cache_guard import is_personal, near_miss_reason, normalize_question, wording_key
 
+    dropped = 0
+    if evidence is not None:
+        kept = [p for p in pairs if evidence[p.q1].cited]
+        dropped, pairs = len(pairs) - len(kept), kept
+        answers = {p.q1: evidence[p.q1].answer for p in pairs}
     texts = list(dict.fromkeys([p.q1 for p in pairs] + [p.q2 for p in pairs]))
     vectors = dict(zip(texts, np.asarray(embeddings.embed_documents(texts), dtype=np.float32), strict=True))
     sims = np.array([float(vectors[p.q1] @ vectors[p.q2]) for p in pairs])
@@ -108,10 +135,16 @@ def evaluate_pairs(
     reasons = [near_miss_reason(p.q2, p.q1, idf, answer=answers.get(p.q1, ""), glossary=glossary) for p in pairs]
     passed = np.array([r is None for r in reasons])
     own = ~np.array([is_personal(p.q1) or is_personal(p.q2) for p in pairs])
+    agree = np.ones_like(same)
+    if evidence is not None:
+        agree = np.array(
+            [evidence[p.q2].top in evidence[p.q1].cited and evidence[p.q2].confidence >= confidence_threshold
+             for p in pairs]
+        )  # fmt: skip
 
     def decided(t: float):
         similar = sims >= t if t < 1.0 else np.zeros_like(same)
-        return exact | ((reworded | similar) & passed), exact | reworded | similar
+        return exact | ((reworded | similar) & passed & agree), exact | reworded | similar
 
     rows = []
     for t in thresholds:
@@ -120,8 +153,16 @@ def evaluate_pairs(
             Row(t, *_rates(guarded, same), int(guarded.sum()), int((guarded & ~same).sum()), *_rates(raw, same),
                 *_rates(guarded[own], same[own]))
         )  # fmt: skip
-    half = np.array([zlib.crc32(p.q1.encode()) % 2 for p in pairs]) == 0
+    half = np.array([zlib.crc32((p.group or p.q1).encode()) % 2 for p in pairs]) == 0
     held_out, held_out_own = {}, {}  # on all pairs, and on the pairs the cache may serve (no personal question)
+    curves = {}  # half -> [(threshold, hit rate, wrong-hit rate, hits, wrong)] on the pairs the cache decides on
+    for name, pick in (("first", half), ("second", ~half)):
+        rows_half = pick & own
+        curves[name] = [
+            (t, *_rates(d[rows_half], same[rows_half]), int(d[rows_half].sum()), int((d & ~same)[rows_half].sum()))
+            for t in thresholds
+            for d in [decided(t)[0]]
+        ]
     for name, pick, report_on in (("first", half, ~half), ("second", ~half, half)):
         for out, subset in ((held_out, np.ones_like(own)), (held_out_own, own)):
             fit, check = pick & subset, report_on & subset
@@ -140,6 +181,9 @@ def evaluate_pairs(
         "held_out": held_out,
         "held_out_own": held_out_own,
         "max_wrong": max_wrong,
+        "curves": curves,
+        "dropped": dropped,  # pairs whose question 1 the KB does not answer: the cache holds nothing to serve
+        "disagreed": int(((reworded | (sims >= min(thresholds))) & passed & ~agree).sum()),
     }
     return rows, details
 
@@ -149,8 +193,22 @@ def _rates(hit, same) -> tuple[float, float]:
     return float((hit & same).sum() / max(1, same.sum())), float((hit & ~same).sum() / max(1, hits))
 
 
-def run(files: list[tuple[Path, str]], *, sample: int = 4000, seed: int = 0, say=print) -> dict:
-    """Evaluate each file; returns {file: (rows, details)}. Callable from `kb eval`."""
+def run(
+    files: list[tuple[Path, str]],
+    *,
+    sample: int = 4000,
+    seed: int = 0,
+    say=print,
+    with_evidence: bool = True,
+    off_kb: int = 150,
+) -> dict:
+    """Evaluate each file; returns {file: (rows, details)}. Callable from `kb eval`.
+
+    With ``with_evidence`` the files with a KB (``KB_SOURCES``: the COVID FAQ table, the policy PDFs) are scored
+    with the cache's evidence check: each question is asked once in that KB with the cache off (kept in
+    ``<data>/eval/cache-*/evidence.json``), the threshold is chosen on one half of every such file at once and
+    checked on the other halves, and ``off_kb`` questions of each of the other KBs are asked of a cache holding
+    every answered question of this one (a question the KB has no entry for must never hit)."""
     from kb_assistant.cache import similarity_threshold
     from kb_assistant.embeddings import make_embeddings
     from kb_assistant.glossary import load_glossary
@@ -159,18 +217,27 @@ def run(files: list[tuple[Path, str]], *, sample: int = 4000, seed: int = 0, say
     settings = Settings()
     embeddings = make_embeddings(settings)
     glossary = load_glossary(settings.glossary_builtin, settings.glossary_files)
-    results = {}
+    results, kbs = {}, {}
     for path, lang in files:
         if not path.exists():
             say(f"skipped {path}: not found (the public datasets live in ../shared/datasets)")
             continue
-        pairs = load_pairs(path)
+        pairs = load_pairs(path, symmetric=path.name == POLICY_PAIRS.name or None)
         if sample and len(pairs) > sample:
             pairs = random.Random(seed).sample(pairs, sample)
             say(f"{path.name}: a fixed random sample of {sample} pairs (seed {seed})")
+        evidence, kb = None, None
+        if with_evidence and path.name in KB_SOURCES and KB_SOURCES[path.name]().exists():
+            kb = kbs[path.name] = EvidenceKB(settings, embeddings, KB_SOURCES[path.name](), say=say)
+        elif with_evidence and lang == "zh":  # no KB comes with the pairs: an FAQ of their first questions
+            kb = EvidenceKB(settings, embeddings, _faq_of_first_questions(settings, path, pairs, seed), say=say)
+        if kb is not None:
+            evidence = kb.evidence({q for p in pairs for q in (p.q1, p.q2)})
         faq = path.parent / "faq_covidbert.csv"
         answers: dict[str, str] = {}
-        if lang == "en" and faq.exists():
+        if kb is not None:
+            idf = kb.idf
+        elif lang == "en" and faq.exists():
             with faq.open(encoding="utf-8", newline="") as f:
                 faq_rows = list(csv.DictReader(f))
             idf = idf_from_texts([r["question"] + "\n" + r["answer"] for r in faq_rows])
@@ -178,17 +245,270 @@ def run(files: list[tuple[Path, str]], *, sample: int = 4000, seed: int = 0, say
         else:
             idf = idf_from_texts([p.q1 for p in pairs] + [p.q2 for p in pairs])
         rows, details = evaluate_pairs(
-            pairs, embeddings, idf, max_wrong=MAX_WRONG.get(lang, 0.01), answers=answers, glossary=glossary
-        )
+            pairs, embeddings, idf, max_wrong=MAX_WRONG.get(lang, 0.01), answers=answers,
+            glossary=kb.glossary if kb else glossary, evidence=evidence,
+            confidence_threshold=settings.confidence_threshold,
+        )  # fmt: skip
+        details["evidence"] = evidence is not None
         say(report(path.name, lang, rows, details, similarity_threshold(settings, lang)))
         results[str(path)] = (rows, details)
+    with_kb = {k: v for k, v in results.items() if v[1].get("evidence")}
+    if len(with_kb) > 1:
+        say(joint_choice(with_kb, similarity_threshold(settings, "en")))
+    for name, kb in kbs.items():
+        others = [q for other, okb in kbs.items() if other != name for q in okb.sample_questions(off_kb, seed)]
+        if others:
+            say(kb.off_kb_report(others, embeddings, settings.confidence_threshold))
     return results
+
+
+def joint_choice(results: dict, default: float, max_wrong: float = 0.01) -> str:
+    """The threshold chosen on one half of every file at once (the highest mean hit rate whose wrong hits stay
+    within ``max_wrong`` on each file's half), and its figures on each file's other half."""
+    lines = ["\nthreshold chosen on the tuning halves of all English sets with a KB at once, checked on the others:"]
+    names = {k: Path(k).name for k in results}
+    for tune, check in (("first", "second"), ("second", "first")):
+        curves = {k: {r[0]: r for r in v[1]["curves"][tune]} for k, v in results.items()}
+        thresholds = sorted(next(iter(curves.values())))
+        ok = [t for t in thresholds if all(c[t][2] <= max_wrong for c in curves.values())] or [1.0]
+        t = max(ok, key=lambda t: (sum(c[t][1] for c in curves.values()), -t))
+        parts = []
+        for k, v in results.items():
+            held = {r[0]: r for r in v[1]["curves"][check]}[t]
+            parts.append(f"{names[k]}: hit {held[1]:.1%}, wrong {held[2]:.1%} ({held[4]} of {held[3]} hits)")
+        lines.append(f"  tuned on the {tune} halves -> {t:.2f}; on the {check} halves: " + "; ".join(parts))
+    lines.append(f"  (the default in use: {default:.2f})")
+    return "\n".join(lines)
+
+
+SHARED_POLICY = SHARED / "policy_pdfs"
+POLICY_PAIRS = Path(__file__).resolve().parent / "datasets" / "policy_pdfs_cache_pairs.csv"
+KB_SOURCES = {  # pair file -> where its KB comes from
+    "eval_question_similarity_en.csv": lambda: SHARED / "covid_faq" / "faq_covidbert.csv",
+    POLICY_PAIRS.name: lambda: SHARED_POLICY,
+}
+
+
+class EvidenceKB:
+    """The KB a pair file's questions are asked in (built once under the data dir) and each question's outcome."""
+
+    def __init__(self, settings, embeddings, source: Path, say=print):
+        import json
+
+        from kb_assistant.assistant import Assistant
+        from kb_assistant.index import KnowledgeBaseIndex
+
+        self.source = source
+        self.name = source.parent.name.removeprefix("cache-") if source.name == "faq.csv" else source.stem
+        data_dir = settings.data_dir / "eval" / f"cache-{self.name}"
+        self.settings = settings.model_copy(update={"data_dir": data_dir, "cache_enabled": False})
+        marker = data_dir / "built"
+        if not marker.exists():
+            say(f"building the '{self.name}' KB for the cache check in {data_dir} (once) …")
+            index = KnowledgeBaseIndex(self.settings, "eval", embeddings)
+            _build(index, self.source)
+            marker.write_text("built\n", encoding="utf-8")
+        self.assistant = Assistant(self.settings, embeddings=embeddings)
+        self.index = self.assistant.index("eval")
+        self.glossary = self.index.glossary
+        self.idf = self.index.keyword.idf
+        self._memo_path = data_dir / "evidence.json"
+        self._memo = json.loads(self._memo_path.read_text(encoding="utf-8")) if self._memo_path.exists() else {}
+        self.questions = self._own_questions()
+
+    def evidence(self, questions) -> dict[str, Evidence]:
+        import json
+
+        todo = [q for q in sorted(questions) if q not in self._memo]
+        memo = getattr(self.assistant.embeddings, "_memo", None)  # the model's query memo (QueryMemo)
+        for i, q in enumerate(todo):
+            if memo is not None and i % 256 == 0:  # one question at a time the model is ~10x slower than batched
+                batch = todo[i : i + 256]
+                memo.update(zip(batch, self.assistant.embeddings.embed_documents(batch), strict=True))
+            a = self.assistant.ask(q, kb="eval")
+            self._memo[q] = {
+                "cited": sorted({c.chunk_id for c in a.citations}) if a.answered and a.citations else None,
+                "top": a.passages[0].chunk_id if a.passages else None,
+                "confidence": a.confidence,
+                "answer": a.text if a.answered else "",
+            }
+            if i % 100 == 99 or i == len(todo) - 1:
+                self._memo_path.write_text(json.dumps(self._memo, ensure_ascii=False), encoding="utf-8")
+        return {
+            q: Evidence(frozenset(m["cited"]) if m["cited"] else None, m["top"], m["confidence"], m["answer"])
+            for q, m in self._memo.items()
+            if q in questions
+        }
+
+    def _own_questions(self) -> list[str]:
+        if self.source.is_dir():
+            found = []
+            for f in sorted(self.source.glob("*.csv")):
+                with f.open(encoding="utf-8", newline="") as fh:
+                    found += [r["question"].strip() for r in csv.DictReader(fh)]
+        else:
+            with self.source.open(encoding="utf-8", newline="") as fh:
+                found = [r["question"].strip() for r in csv.DictReader(fh)]
+        return list(dict.fromkeys(q for q in found if q))
+
+    def sample_questions(self, n: int, seed: int) -> list[str]:
+        qs = self.questions
+        return random.Random(seed).sample(qs, min(n, len(qs)))
+
+    def off_kb_report(self, foreign: list[str], embeddings, confidence_threshold: float) -> str:
+        """Questions of other KBs asked of a cache holding every answered question of this one: hits per threshold
+        (every one is a question this KB has no entry for)."""
+        import numpy as np
+
+        from kb_assistant.cache_guard import near_miss_reason, normalize_question, wording_key
+
+        own = self.evidence(set(self.questions))
+        stored = [q for q in self.questions if own[q].cited]
+        theirs = self.evidence(set(foreign))
+        sv = np.asarray(embeddings.embed_documents(stored), dtype=np.float32)
+        fv = np.asarray(embeddings.embed_documents(foreign), dtype=np.float32)
+        sims = fv @ sv.T
+        keys = {normalize_question(q) for q in stored}
+        wording = {}
+        for i, q in enumerate(stored):
+            wording.setdefault(wording_key(q), []).append(i)
+        lines = [f"\nquestions from other KBs ({len(foreign)}) asked of a cache holding all {len(stored)} answered "
+                 f"questions of '{self.name}' (any hit is a question the KB has no entry for):"]  # fmt: skip
+        for t in THRESHOLDS:
+            hits = raw = 0
+            for i, q in enumerate(foreign):
+                if normalize_question(q) in keys:
+                    hits += 1
+                    continue
+                near = set(wording.get(wording_key(q), [])) | (set(np.nonzero(sims[i] >= t)[0]) if t < 1 else set())
+                raw += bool(near)
+                ev = theirs[q]
+                for j in sorted(near, key=lambda j: -sims[i, j])[:5]:
+                    agrees = ev.top in own[stored[j]].cited and ev.confidence >= confidence_threshold
+                    guard = near_miss_reason(
+                        q, stored[j], self.idf, answer=own[stored[j]].answer, glossary=self.glossary
+                    )
+                    if agrees and guard is None:
+                        hits += 1
+                        break
+            lines.append(f"  threshold {t:.2f}: {hits} hits (a similar entry without guard and evidence: {raw})")
+        return "\n".join(lines)
+
+
+def cache_on_off(ds, settings, kb: str, embeddings, off_rows: list[dict], user_settings, say=print) -> dict:
+    """`kb eval --cache-compare`: the questions asked in order with the cache on (cold at the start; the set's own
+    repeats and paraphrases hit), then all of them once more (every one may now hit), each scored beside the cache-off
+    run ``off_rows``. With token-presence scoring the shares correct / partial / wrong / refused, else answer rate."""
+    from eval import runner
+    from kb_assistant.assistant import Assistant
+
+    threshold = user_settings.confidence_threshold
+    on = {"cache_enabled": True, "confidence_threshold": threshold}  # what a user runs: the real answer threshold
+    Assistant(settings.model_copy(update=on), embeddings=embeddings).cache.clear(kb)
+    passes = {"cache off": off_rows}
+    for name in ("cache on, first pass", "cache on, asked again"):
+        passes[name] = runner.run(ds, settings, kb=kb, embeddings=embeddings, overrides=on)
+    scored = "verdict" in off_rows[0] if off_rows else False
+
+    def shares(rows: list[dict]) -> dict:
+        if scored:
+            return runner.presence_summary(rows, threshold)
+        return {"answer_rate": runner.summarise(rows, threshold)["answer_rate"]}
+
+    out = {}
+    lines = ["\nsemantic cache on vs off (questions in order; the second pass asks them all again):"]
+    for name, rows in passes.items():
+        hits = [i for i, r in enumerate(rows) if r.get("cached")]
+        changed = [i for i in hits if _verdict(rows[i], threshold) != _verdict(off_rows[i], threshold)]
+        worse = [i for i in changed if _rank(rows[i], threshold) < _rank(off_rows[i], threshold)]
+        ms = sorted(r["timings_ms"].get("total", 0.0) for r in rows)
+        out[name] = {**shares(rows), "hits": len(hits), "changed": len(changed), "worse": len(worse),
+                     "p50_ms": ms[len(ms) // 2] if ms else 0.0}  # fmt: skip
+        figures = ", ".join(f"{k} {v:.1%}" for k, v in shares(rows).items() if k != "scored")
+        lines.append(f"  {name}: {figures}; {len(hits)} cached answers, {len(changed)} scored differently from the "
+                     f"cache-off answer ({len(worse)} worse); median {out[name]['p50_ms']:.0f} ms")  # fmt: skip
+        out[name]["worse_examples"] = [(rows[i]["question"], off_rows[i]["answer"][:200], rows[i]["answer"][:200])
+                                       for i in worse[:5]]  # fmt: skip
+    key = "correct" if scored else "answer_rate"
+    delta = (out["cache on, first pass"][key] - out["cache off"][key]) * 100
+    lines.append(f"  {key}: cache on minus off, first pass {delta:+.1f} points")
+    for name in ("cache on, first pass", "cache on, asked again"):
+        for q, before, after in out[name]["worse_examples"]:
+            lines.append(f"  worse ({name}): {q!r}: off {before!r} -> on {after!r}")
+    say("\n".join(lines))
+    return out
+
+
+def remember_query_vectors(embeddings, questions: list[str]) -> None:
+    """Embed ``questions`` in batches into the model's query memo (QueryMemo, up to its size), so a run that asks
+    them one by one does not pay the ~10x slower one-at-a-time embedding. A no-op for other Embeddings."""
+    memo = getattr(embeddings, "_memo", None)
+    if memo is None:
+        return
+    todo = list(dict.fromkeys(questions))[:1000]
+    memo.update(zip(todo, embeddings.embed_documents(todo), strict=True))
+
+
+_RANK = {"correct": 3, "partial": 2, "refused": 1, "wrong": 0, True: 1, False: 0}
+
+
+def _verdict(row: dict, threshold: float):
+    from eval.metrics import answered_at
+
+    if "verdict" in row:
+        return row["verdict"] if answered_at(row, threshold) else "refused"
+    return answered_at(row, threshold)
+
+
+def _rank(row: dict, threshold: float) -> int:
+    return _RANK[_verdict(row, threshold)]
+
+
+def _faq_of_first_questions(settings, path: Path, pairs: list[Pair], seed: int) -> Path:
+    """A stand-in KB for pairs that come without one (AFQMC): one FAQ entry per first question, answered by
+    itself, so a second question's evidence agrees exactly when its own retrieval tops its pair's entry."""
+    folder = settings.data_dir / "eval" / f"cache-{path.parent.name}-{len(pairs)}-{seed}"
+    folder.mkdir(parents=True, exist_ok=True)
+    faq = folder / "faq.csv"
+    if not faq.exists():
+        with faq.open("w", encoding="utf-8", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["question", "answer"])
+            w.writerows((q, q) for q in dict.fromkeys(p.q1 for p in pairs))
+    return faq
+
+
+def _build(index, source: Path) -> None:
+    """The FAQ table as one chunk per entry, or the PDFs of a folder (its CSV answer keys left out)."""
+    import shutil
+    import tempfile
+
+    from ingest.pipeline import ingest_paths
+
+    if source.is_dir():
+        with tempfile.TemporaryDirectory() as tmp:
+            for pdf in sorted(source.glob("*.pdf")):
+                shutil.copy(pdf, tmp)
+            report = ingest_paths(index.settings, [Path(tmp)], index.name)
+            if not report.ok:
+                raise RuntimeError(f"{source}: {report.failed}")
+        return
+    from ingest.chunking import chunk_document
+    from ingest.loaders import load_document
+
+    index.add(chunk_document(load_document(source, max_bytes=10**9), source.name, chunk_size=10**6))
 
 
 def report(name: str, lang: str, rows: list[Row], details: dict, default: float) -> str:
     lines = [
         f"\n{name} ({lang}): {details['pairs']} pairs, {details['same']} same-question; "
-        f"{details['personal']:.0%} involve a personal question (never cached)",
+        f"{details['personal']:.0%} involve a personal question (never cached)"
+        + (
+            f"; with the evidence check in its KB ({details['dropped']} pairs left out: the KB does not answer "
+            "question 1, so the cache holds nothing for it)"
+            if details.get("evidence")
+            else "; no KB: the guard alone, without the evidence check"
+        ),
         "threshold | hit rate | wrong-hit rate | hits | wrong | without guard: hit, wrong | no personal q.: hit, wrong",
     ]
     for r in rows:

@@ -39,6 +39,7 @@ def evaluate(
     fail_under: list[str] = (),
     fail_over: list[str] = (),
     price_per_mtok: tuple[float, float] = (0.0, 0.0),
+    cache_compare: bool = False,
     embeddings=None,
     say: Callable[[str], None] = print,
 ) -> tuple[dict, list[str]]:
@@ -59,6 +60,10 @@ def evaluate(
 
         embeddings = make_embeddings(settings)
     eval_settings, kb_name = runner.prepare(ds, settings, embeddings, kb or "default", say=say)
+    if cache_compare:  # three passes over the questions: embed them once, batched (the model's query memo)
+        from eval.cache_eval import remember_query_vectors
+
+        remember_query_vectors(embeddings, [item.question for item in ds.items])
 
     configs = dict(runner.ABLATIONS) if ablate else {"full": {}}
     summaries, rows = {}, []
@@ -85,6 +90,10 @@ def evaluate(
     }  # fmt: skip
     if ds.kind == "token_presence":
         result["presence"] = _yardsticks(ds, rows, settings, embeddings, summary, say=say)
+    if cache_compare:  # the same questions again, in order, with the semantic cache on (eval/cache_eval.py)
+        from eval.cache_eval import cache_on_off
+
+        result["cache_compare"] = cache_on_off(ds, eval_settings, kb_name, embeddings, rows, settings, say=say)
     result["table"] = report.table(summaries, old=old)
     say(result["table"])
     if ds.kind == "token_presence":

@@ -67,9 +67,8 @@ def run(
     """Ask every question; one row per question with rank, confidence, answer metrics and timings."""
     from kb_assistant.assistant import Assistant
 
-    update = {**(overrides or {}), "confidence_threshold": 0.0}
-    if "cache_enabled" in Settings.model_fields:
-        update["cache_enabled"] = False  # eval measures the pipeline, not the cache
+    # eval measures the pipeline, not the cache (unless an override switches it on: --cache-compare)
+    update = {"confidence_threshold": 0.0, "cache_enabled": False, **(overrides or {})}
     assistant = Assistant(settings.model_copy(update=update), embeddings=embeddings)
     rows = []
     for i, item in enumerate(ds.items):
@@ -88,6 +87,7 @@ def run(
                 "rank": rank,
                 "confidence": answer.confidence,
                 "answered_any": answer.answered,
+                "cached": answer.cached,
                 "reason": answer.escalation_reason,
                 "answer": answer.text,
                 "f1": round(token_f1(key_text(answer.text), item.expected_answer), 4) if answer.answered else 0.0,

@@ -156,8 +156,12 @@ class Assistant:
             standalone = self._condenser(budget).condense(question, history)
             if len(standalone) > s.max_question_chars:  # history is context, not a way past the limit
                 standalone = question
+        evidence = Evidence(self, index, standalone, lang, timings)  # retrieval, run once: checks a hit, or answers
         with _timed(timings, "cache"):  # keyed on the standalone question: a follow-up never hits another's entry
-            cached = self.cache.lookup(index, standalone, lang) if s.cache_enabled else None
+            cached = self.cache.lookup(index, standalone, lang, agrees=evidence.agrees) if s.cache_enabled else None
+        timings["cache"] = round(timings["cache"] - evidence.spent_ms, 2)  # the check's retrieval is its own stage
+        if cached is not None:
+            cached.evidence = evidence
         if cached is not None and cached.answer is not None:
             answer = cached.answer.model_copy(update={"question": question, "standalone_question": standalone,
                                                       "session_id": session_id, "timings_ms": {}})  # fmt: skip
@@ -180,13 +184,8 @@ class Assistant:
         self, question, standalone, lang, index, timings, session_id, cached, history, user, budget=None
     ) -> Iterator[StreamEvent]:
         s = self.settings
-        with _timed(timings, "retrieve"):
-            candidates = hybrid_search(
-                index, standalone, k=s.candidate_k, dense=s.dense_search, keyword=s.keyword_search, lang=lang,
-                query_vector=cached.query_vector if cached else None,
-            )  # fmt: skip
-        with _timed(timings, "rerank"):
-            candidates = self._reranker(index).rerank(standalone, candidates)
+        evidence = (cached.evidence if cached is not None else None) or Evidence(self, index, standalone, lang, timings)
+        candidates = evidence.candidates(cached.query_vector if cached else None)  # the cache check's, if it ran
         passages = candidates[: s.top_k]
         confidence = answer_confidence(passages, lang, missing_concepts=index.missing_concepts(standalone))
 
@@ -398,6 +397,42 @@ def _last_draft(items):
         if not isinstance(item, str):
             draft = item
     return draft
+
+
+class Evidence:
+    """One question's retrieval (retrieve, rerank), run at most once: the cache asks it whether a paraphrase hit
+    is backed by the question's own passages, and a miss answers from the same passages."""
+
+    def __init__(self, assistant: Assistant, index: KnowledgeBaseIndex, standalone: str, lang: str, timings: dict):
+        self.assistant, self.index, self.standalone, self.lang = assistant, index, standalone, lang
+        self.timings = timings
+        self._candidates: list[Candidate] | None = None
+        self.spent_ms = 0.0
+
+    def candidates(self, query_vector: list[float] | None = None) -> list[Candidate]:
+        if self._candidates is None:
+            s, started = self.assistant.settings, time.perf_counter()
+            with _timed(self.timings, "retrieve"):
+                found = hybrid_search(
+                    self.index, self.standalone, k=s.candidate_k, dense=s.dense_search, keyword=s.keyword_search,
+                    lang=self.lang, query_vector=query_vector,
+                )  # fmt: skip
+            with _timed(self.timings, "rerank"):
+                self._candidates = self.assistant._reranker(self.index).rerank(self.standalone, found)
+            self.spent_ms = round((time.perf_counter() - started) * 1000, 2)
+        return self._candidates
+
+    def agrees(self, cited: list[str], query_vector: list[float] | None = None) -> str | None:
+        """None when the top passage is one of ``cited`` and the confidence clears the answer threshold."""
+        s = self.assistant.settings
+        passages = self.candidates(query_vector)[: s.top_k]
+        if not passages or passages[0].chunk.id not in set(cited):
+            return "evidence: the question's top passage is not one the cached answer cited"
+        missing = self.index.missing_concepts(self.standalone)
+        confidence = answer_confidence(passages, self.lang, missing_concepts=missing)
+        if confidence < s.confidence_threshold:
+            return f"evidence: confidence {confidence:.2f} < the answer threshold {s.confidence_threshold:.2f}"
+        return None
 
 
 def is_handoff_request(question: str, phrases: list[str]) -> bool:

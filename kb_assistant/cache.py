@@ -1,4 +1,4 @@
-"""The semantic cache: repeats and paraphrases answered without retrieval, never wrong and never stale.
+"""The semantic cache: repeats answered without retrieval, paraphrases on their own evidence; never wrong or stale.
 
     question ─► condense ─► cache.lookup ─┬─ hit: the stored Answer (cached=True, a fresh id)
                                           └─ miss: retrieve … answer ─► cache.store (answered, cited, not personal)
@@ -7,10 +7,14 @@ Lookup has three layers, keyed per KB and language: the normalised question (NFK
 wording key (the same content words in other function words: "do I get" / "can I get", 怎么/如何, 吗/呢), which needs no
 model; then embedding similarity (0..1) above a per-language threshold. The last two serve a paraphrase only if it
 also passes the near-miss guard of ``cache_guard`` (no difference in negation, numbers, dates, names or key content
-words; a swapped word the cached answer says, or a glossary synonym, is no difference). MiniLM cannot tell Chinese
-questions apart, so Chinese stops at the wording key by default (``cache_threshold_zh`` = 1.0). Personal questions
-are neither stored nor served. An entry is fresh exactly while every chunk it cited is still live in the KB: chunk
-ids are content-addressed, so an ingest that changes or deletes a cited chunk kills exactly the entries that cited it.
+words; a swapped word the cached answer says, or a glossary synonym, is no difference) and the new question's own
+retrieval agrees with the cached answer (``agrees``: its top passage after rerank is one the answer cited, and its
+confidence clears the answer threshold). Retrieval costs tens of milliseconds, the LLM call a hit saves seconds, and
+the caller keeps that retrieval for the full answer when the check fails. Exact repeats skip the check. MiniLM
+cannot tell Chinese questions apart, so Chinese stops at the wording key by default (``cache_threshold_zh`` = 1.0).
+Personal questions are neither stored nor served. An entry is fresh exactly while every chunk it cited is still live
+in the KB: chunk ids are content-addressed, so an ingest that changes or deletes a cited chunk kills exactly the
+entries that cited it.
 
 Storage: one SQLite file, ``<data>/cache.sqlite3`` (WAL, busy timeout), holding the entries (question, float32
 embedding, Answer JSON, cited chunk ids, KB version, hits, time saved) and the counters behind ``stats()``.
@@ -32,7 +36,7 @@ import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from uuid import uuid4
 
 from pydantic import BaseModel
@@ -41,6 +45,8 @@ from kb_assistant.cache_guard import is_personal, near_miss_reason, normalize_qu
 from kb_assistant.schema import Answer
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from langchain_core.embeddings import Embeddings
 
     from kb_assistant.index import KnowledgeBaseIndex
@@ -67,7 +73,8 @@ CREATE TABLE IF NOT EXISTS cache_counters (kb TEXT, name TEXT, value REAL NOT NU
 """
 COUNTERS = (
     "lookups", "exact_hits", "wording_hits", "semantic_hits", "near_misses", "personal", "stores",
-    "invalidations", "expired", "evicted_lru", "evicted_feedback", "saved_ms",
+    "invalidations", "expired", "evicted_lru", "evicted_feedback", "saved_ms", "disagreed",
+    "dropped",
 )  # fmt: skip
 
 
@@ -83,12 +90,30 @@ class CacheStats(BaseModel):
     semantic_hits: int = 0
     hit_rate: float = 0.0
     near_misses_rejected: int = 0
+    evidence_disagreed: int = 0  # paraphrase candidates whose question's own retrieval did not back them
     personal_skipped: int = 0
     invalidations: int = 0
     expired: int = 0
     evicted_lru: int = 0
     evicted_feedback: int = 0
     time_saved_s: float = 0.0
+
+
+class CacheEntry(BaseModel):
+    """One cached answer as ``kb cache list`` shows it: what was asked, what it says and cites, who got it."""
+
+    id: int
+    kb: str
+    language: str
+    question: str
+    answer: str
+    origin: str  # "answer" (the pipeline's) or "agent" (promoted from the human queue)
+    hits: int
+    sources: list[str]  # the cited sources, "file › section"
+    answer_id: str  # the answer it was stored from
+    served: list[str]  # ids of the answers served from it (most recent first); the answer log knows their users
+    created_at: float
+    last_hit_at: float
 
 
 @dataclass
@@ -102,6 +127,7 @@ class Lookup:
     rejected: list[tuple[str, str]] = field(default_factory=list)  # (cached question, guard's reason)
     entry_id: int | None = None
     full_ms: float = 0.0
+    evidence: Any = None  # the caller's retrieval for the agreement check, reused by the full answer on a miss
     _flight: _Flight | None = None
 
     def release(self) -> None:
@@ -109,6 +135,9 @@ class Lookup:
         if self._flight is not None:
             self._flight.land()
             self._flight = None
+
+
+EVIDENCE = "evidence"  # how an ``agrees`` reason starts: the question's own retrieval did not back the entry
 
 
 class _Flight:
@@ -130,10 +159,10 @@ class _Space:
     wording: dict[str, list[int]] = field(default_factory=dict)
 
 
-# The default English threshold per named embedding model, where it differs from cache_threshold_en's (chosen for
-# MiniLM). mpnet rates paraphrases and near misses higher: at 0.70 it served 1.6% wrong hits on the COVID pairs,
-# at 0.80 0.0% (46.7% hits), and 0.80 is what either half of them picks for the other (eval/README.md).
-EN_THRESHOLD_BY_MODEL = {"all-mpnet-base-v2": 0.80}
+# The default English threshold per named embedding model, where it differs from cache_threshold_en's. None today:
+# mpnet's 0.80 was chosen on the COVID pairs alone; on policy-PDF pairs no threshold under 1.0 kept wrong hits
+# within 1% even with the evidence check (eval/README.md, "evidence agreement"), so every model starts at 1.0.
+EN_THRESHOLD_BY_MODEL: dict[str, float] = {}
 
 
 def similarity_threshold(settings: Settings, lang: str) -> float:
@@ -170,9 +199,20 @@ class SemanticCache:
         return similarity_threshold(self.settings, lang)
 
     # --- lookup ----------------------------------------------------------------------------------------------
-    def lookup(self, index: KnowledgeBaseIndex, question: str, lang: str, *, wait: bool = True) -> Lookup:
+    def lookup(
+        self,
+        index: KnowledgeBaseIndex,
+        question: str,
+        lang: str,
+        *,
+        wait: bool = True,
+        agrees: Callable[[list[str], list[float] | None], str | None] | None = None,
+    ) -> Lookup:
         """The cached answer to ``question`` in ``index``'s KB, or a miss; on a miss of a question someone else
-        is answering right now, wait for them (single flight) and look again."""
+        is answering right now, wait for them (single flight) and look again.
+
+        ``agrees(cited_chunk_ids, query_vector)``: None when the question's own retrieval backs a paraphrase
+        candidate that cites those chunks, else why not. Without it only exact repeats are served."""
         if not self.settings.cache_enabled:
             return Lookup()
         kb = index.name
@@ -180,7 +220,7 @@ class SemanticCache:
             self._count(kb, personal=1)
             return Lookup()
         started = time.perf_counter()
-        found = self._find(index, question, lang)
+        found = self._find(index, question, lang, agrees=agrees)
         if found.answer is None and wait:
             # Per process, not per instance: two Assistants over one data dir share the flight.
             flight_key = (str(self.path), kb, lang, normalize_question(question))
@@ -192,16 +232,17 @@ class SemanticCache:
                 flight.done.wait(self.settings.llm_timeout_s + 30)
             if flight is not None or found._flight is not None:  # the answer may have landed meanwhile
                 leader = found._flight
-                found = self._find(index, question, lang, vector=found.query_vector)
+                found = self._find(index, question, lang, vector=found.query_vector, agrees=agrees)
                 found._flight = leader
                 if found.answer is not None:
                     found.release()
-        self._count(kb, lookups=1)
+        disagreed = sum(reason.startswith(EVIDENCE) for _, reason in found.rejected)  # counted once per lookup
+        self._count(kb, lookups=1, near_misses=len(found.rejected) - disagreed, disagreed=disagreed)
         if found.answer is not None:
             self._record_hit(kb, found, (time.perf_counter() - started) * 1000)
         return found
 
-    def _find(self, index: KnowledgeBaseIndex, question: str, lang: str, vector=None) -> Lookup:
+    def _find(self, index: KnowledgeBaseIndex, question: str, lang: str, vector=None, agrees=None) -> Lookup:
         import numpy as np
 
         kb = index.name
@@ -218,7 +259,7 @@ class SemanticCache:
         space = self._space(kb, lang, model)
         out = Lookup(cacheable=True)
         reworded = space.wording.get(wording_key(question), [])
-        if reworded and self._serve_first(index, question, reworded, out, "wording"):
+        if reworded and self._serve_first(index, question, reworded, out, "wording", agrees):
             return out
         # A miss from here on needs the question's vector anyway (to store the answer; retrieval reuses it), so
         # it is computed once, here.
@@ -228,20 +269,19 @@ class SemanticCache:
             out.query_vector = vector  # retrieval embeds with the same model: reuse it
         threshold = self.threshold(lang)
         if not space.ids or threshold >= 1.0:  # nothing to compare with, or no embedding layer for this language
-            if out.rejected:
-                self._count(kb, near_misses=len(out.rejected))
             return out
         sims = space.matrix @ np.asarray(vector, dtype=np.float32)
         best = np.argsort(-sims)[:CANDIDATES]
         ids = [space.ids[i] for i in best if sims[i] >= threshold]
-        self._serve_first(index, question, ids, out, "semantic")
-        if out.answer is None and out.rejected:
-            self._count(kb, near_misses=len(out.rejected))
+        self._serve_first(index, question, ids, out, "semantic", agrees)
         return out
 
-    def _serve_first(self, index: KnowledgeBaseIndex, question: str, ids: list[int], out: Lookup, kind: str) -> bool:
-        """Serve the first candidate entry that passes the near-miss guard and is fresh; record the rejected."""
-        if not ids:
+    def _serve_first(
+        self, index: KnowledgeBaseIndex, question: str, ids: list[int], out: Lookup, kind: str, agrees=None
+    ) -> bool:
+        """Serve the first candidate entry that passes the near-miss guard, is fresh and that the question's own
+        retrieval agrees with; record the rejected."""
+        if not ids or agrees is None:  # a paraphrase is served only on the evidence of its own retrieval
             return False
         with self._lock:
             rows = {
@@ -261,9 +301,14 @@ class SemanticCache:
             if reason is not None:
                 out.rejected.append((row["question"], reason))
                 continue
-            if self._fresh(row, index):
-                out.answer, out.kind, out.entry_id, out.full_ms = self._serve(cached), kind, row["id"], row["full_ms"]
-                return True
+            if not self._fresh(row, index):
+                continue
+            disagreement = agrees(json.loads(row["chunk_ids"]), out.query_vector)
+            if disagreement is not None:
+                out.rejected.append((row["question"], disagreement))
+                continue
+            out.answer, out.kind, out.entry_id, out.full_ms = self._serve(cached), kind, row["id"], row["full_ms"]
+            return True
         return False
 
     def _serve(self, cached: Answer) -> Answer:
@@ -400,6 +445,47 @@ class SemanticCache:
         self._delete([row["id"]], row["kb"], "evicted_feedback")
         return True
 
+    def entries(self, kb: str | None = None, *, limit: int = 100) -> list[CacheEntry]:
+        """The entries (of one KB), the most recently used first, with the answers served from each."""
+        where, args = ("WHERE kb=?", (kb,)) if kb else ("", ())
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT * FROM cache_entries {where} ORDER BY last_hit_at DESC, id DESC LIMIT ?", (*args, limit)
+            ).fetchall()
+            served: dict[int, list[str]] = {}
+            for r in self._db.execute("SELECT answer_id, entry_id FROM cache_served ORDER BY rowid DESC"):
+                served.setdefault(r["entry_id"], []).append(r["answer_id"])
+        out = []
+        for r in rows:
+            answer = Answer.model_validate_json(r["answer"])
+            sources = [c.source + (f" › {c.section}" if c.section else "") for c in answer.citations]
+            out.append(
+                CacheEntry(
+                    id=r["id"],
+                    kb=r["kb"],
+                    language=r["language"],
+                    question=r["question"],
+                    answer=answer.text,
+                    origin=r["origin"],
+                    hits=r["hits"],
+                    sources=list(dict.fromkeys(sources)),
+                    answer_id=answer.id,
+                    served=served.get(r["id"], []),
+                    created_at=r["created_at"],
+                    last_hit_at=r["last_hit_at"],
+                )  # fmt: skip
+            )
+        return out
+
+    def drop(self, entry_id: int) -> bool:
+        """Delete one entry (an admin found it wrong); a later answer to its question may be stored again."""
+        with self._lock:
+            row = self._db.execute("SELECT kb FROM cache_entries WHERE id=?", (entry_id,)).fetchone()
+        if row is None:
+            return False
+        self._delete([entry_id], row["kb"], "dropped")
+        return True
+
     def clear(self, kb: str | None = None) -> int:
         """Delete every entry (of one KB); counters restart. Returns the number of entries removed."""
         where, args = ("WHERE kb=?", (kb,)) if kb else ("", ())
@@ -447,7 +533,8 @@ class SemanticCache:
             kb=kb, entries=entries, lookups=int(c["lookups"]), hits=hits, exact_hits=int(c["exact_hits"]),
             wording_hits=int(c["wording_hits"]), semantic_hits=int(c["semantic_hits"]),
             hit_rate=round(hits / c["lookups"], 4) if c["lookups"] else 0.0,
-            near_misses_rejected=int(c["near_misses"]), personal_skipped=int(c["personal"]),
+            near_misses_rejected=int(c["near_misses"]), evidence_disagreed=int(c["disagreed"]),
+            personal_skipped=int(c["personal"]),
             invalidations=int(c["invalidations"]), expired=int(c["expired"]), evicted_lru=int(c["evicted_lru"]),
             evicted_feedback=int(c["evicted_feedback"]), time_saved_s=round(c["saved_ms"] / 1000, 3),
         )  # fmt: skip

@@ -224,6 +224,9 @@ def eval_(
         ),
     ] = [],  # noqa: B006
     sample: Annotated[int, typer.Option(help="With --cache-pairs: pairs per file at most (0 = all).")] = 4000,
+    cache_compare: Annotated[
+        bool, typer.Option(help="Also ask the questions in order with the semantic cache on; compare correctness.")
+    ] = False,
 ):
     """Measure retrieval, answers, refusals and latency on a dataset (the same Assistant.ask as the chat, cache off)."""
     from eval.command import evaluate
@@ -242,7 +245,7 @@ def eval_(
         _, failed = evaluate(
             settings, dataset, kind=kind, paraphrases=paraphrases, corpus=corpus, kb=kb, limit=limit, ablate=ablate,
             calibrate=calibrate, out=out, compare=compare, fail_under=fail_under, fail_over=fail_over,
-            price_per_mtok=(price_in, price_out),
+            price_per_mtok=(price_in, price_out), cache_compare=cache_compare,
         )  # fmt: skip
     except KBError as exc:
         _fail(str(exc))

@@ -44,7 +44,7 @@ def test_the_chat_keeps_a_session_and_shows_the_agents_answer_when_the_user_come
         Settings(data_dir=sample_data_dir, database_url=f"sqlite:///{tmp_path / 'q.db'}"), embeddings=embeddings
     )
     chat = build_chat_app(assistant)
-    outputs = list(chat.fn("Can I bring my dog to the office?", [], "default", None))  # a new browser: no state
+    outputs = list(chat.fn("Is there a company choir I can join?", [], "default", None))  # a new browser: no state
     text, state = outputs[-1]
     assert "ticket #T-000001" in from_text(text) and len(state["secret"]) >= 32 and "session_id" not in state
     assert [v.id for v in assistant.replies(session_id(state))] == ["T-000001"]
@@ -60,3 +60,11 @@ def test_the_chat_keeps_a_session_and_shows_the_agents_answer_when_the_user_come
     assistant.queue.answer(again.split("#")[-1].rstrip(")"), "No, but the social club runs one.", "anna")
     text, state = list(chat.fn("How many days of sick leave do I get?", [], "default", state))[-1]
     assert text.startswith("**Our reply** (ticket #T-000002)") and "social club" in text and "12" in from_text(text)
+
+
+def test_the_key_sentence_of_an_answer_is_bold_and_what_it_holds_stays_inert():
+    from ui.chat import as_answer_text
+
+    shown = as_answer_text("**Staff get 10 days <img src=x onerror=alert(1)>.** The rest [1]")
+    assert shown.startswith("**Staff get 10 days \\<img src\\=x") and shown.count("**") == 2
+    assert shown.count("<img") == shown.count("\\<img") == 1 and "\\[1\\]" in shown

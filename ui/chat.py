@@ -45,6 +45,15 @@ def as_text(text: str) -> str:
     return _PUNCTUATION.sub(r"\\\1", re.sub(r"(?m)^[ \t]+", "", text))
 
 
+_KEY_MARK = re.compile(r"\\\*\\\*((?:(?!\\\*)[^\n])+?)\\\*\\\*")
+
+
+def as_answer_text(text: str) -> str:
+    """An answer for Gradio's Markdown: inert like ``as_text``, except that the key sentence an extractive answer
+    marks ``**…**`` is shown bold (what is inside stays escaped)."""
+    return _KEY_MARK.sub(r"**\1**", as_text(text))
+
+
 def from_text(markdown: str) -> str:
     """Undo ``as_text``: the text as written (history read back from the chat goes to the LLM like this)."""
     return _ESCAPED.sub(r"\1", markdown)
@@ -130,9 +139,9 @@ def respond(
         ):
             if event.type == "delta":
                 text += event.text
-                yield as_text(text)
+                yield as_answer_text(text)
             else:
-                yield as_text(event.answer.text) + render_sources(event.answer)
+                yield as_answer_text(event.answer.text) + render_sources(event.answer)
     except KBError as exc:
         yield f"⚠️ {as_text(public_message(str(exc)))}"  # no server paths or URLs
 

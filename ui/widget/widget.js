@@ -239,10 +239,13 @@
     textNode.textContent = "";
     var cites = answer.citations || [];
     var details = {};
-    var parts = String(answer.text).split(/(\[\d{1,2}\])/);
+    // "**…**" marks the key sentence of an extractive answer: shown bold, its text still a text node.
+    var parts = String(answer.text).split(/(\[\d{1,2}\]|\*\*[^*\n]+\*\*)/);
     parts.forEach(function (part) {
       var m = /^\[(\d{1,2})\]$/.exec(part);
-      if (m && cites.some(function (c) { return String(c.n) === m[1]; })) {
+      if (/^\*\*[^*\n]+\*\*$/.test(part)) {
+        textNode.appendChild(el("strong", "key", part.slice(2, -2)));
+      } else if (m && cites.some(function (c) { return String(c.n) === m[1]; })) {
         var sup = el("sup", "ref", part);
         sup.addEventListener("click", function () {
           var d = details[m[1]];
