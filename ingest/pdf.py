@@ -60,6 +60,7 @@ class _Table:
     page: int
     top: float
     rows: list[list[str]]
+    bold_header: bool = False  # the first row is set in bold: a header row, however long its cells
 
 
 # --- visible characters --------------------------------------------------------------------------------------
@@ -167,6 +168,10 @@ def load_pdf(path: Path) -> LoadedDocument:
     top = [b for b in doc.blocks if b.kind == "heading" and b.depth == 0 and (b.page or 1) <= 2]
     if top:
         doc.title = top[0].text  # the largest heading of the first pages: the document's own title
+    if pages > 2 and sum(len(b.text.split()) for b in doc.blocks if b.page == 1) < 80:
+        for b in doc.blocks:  # a cover page: its name and address lines are not sections of the contract
+            if b.page == 1 and b.kind == "heading":
+                b.kind = "text"
     return doc
 
 
@@ -178,7 +183,9 @@ def _read_page(page, page_no: int, lines: list[_Line], tables: list[_Table]) -> 
         rows = _table_cells(found.extract())
         filled = [r for r in rows if sum(bool(c) for c in r) >= 2]
         if len(filled) >= 2 and len(filled) >= 0.5 * len(rows):  # a real table, not a box drawn around text
-            tables.append(_Table(page_no, float(found.bbox[1]), rows))
+            first = page.within_bbox(found.rows[0].bbox).chars if found.rows else []
+            bold = sum(_is_bold(c.get("fontname", "")) for c in first) >= 0.6 * len(first) > 0
+            tables.append(_Table(page_no, float(found.bbox[1]), rows, bold))
             boxes.append(found.bbox)
     for line in page.extract_text_lines(return_chars=True, strip=True):
         chars = [c for c in line["chars"] if c["text"].strip()]
@@ -325,8 +332,9 @@ def _blocks(lines: list[_Line], tables: list[_Table]) -> list[Block]:
             )
             header = last_table.rows[0] if continued else rows[0]
             body_rows = rows[1:] if not continued or rows[0] == header else rows
-            blocks += [Block(line, "table", page=table.page) for line in _table_rows(header, body_rows)]
-            last_table = table if not continued else _Table(table.page, table.top, [header, *body_rows])
+            bold = last_table.bold_header if continued else table.bold_header
+            blocks += [Block(line, "table", page=table.page) for line in _table_rows(header, body_rows, bold)]
+            last_table = table if not continued else _Table(table.page, table.top, [header, *body_rows], bold)
             continue
         ln, kind = lines[n], kinds[n]
         if kind:
@@ -440,8 +448,8 @@ def _table_cells(raw: list[list[str | None]]) -> list[list[str]]:
     return rows
 
 
-def _table_rows(header: list[str], rows: list[list[str]]) -> list[str]:
+def _table_rows(header: list[str], rows: list[list[str]], bold_header: bool) -> list[str]:
     """Rows that name their columns; a two-column table without a header row is "key: value" lines."""
-    if len(header) == 2 and not (all(header) and all(len(h) <= 60 for h in header)):
+    if len(header) == 2 and not bold_header and not (all(header) and all(len(h) <= 60 for h in header)):
         return [f"{k}: {v}" if k and v else k or v for k, v in [header, *rows] if k or v]
     return _row_lines(header, rows) or [" | ".join(c for c in header if c)]
