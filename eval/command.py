@@ -12,14 +12,14 @@ from eval import report, runner
 from eval.datasets import GOLDEN, DatasetError, load
 
 
-def parse_fail_under(specs: list[str]) -> dict[str, float]:
+def parse_fail_under(specs: list[str], option: str = "--fail-under", example: str = "hit@5=0.95") -> dict[str, float]:
     gates = {}
     for spec in specs:
         name, _, value = spec.partition("=")
         try:
             gates[name.strip()] = float(value)
         except ValueError:
-            raise DatasetError(f"--fail-under {spec!r}: use METRIC=VALUE, e.g. --fail-under hit@5=0.95") from None
+            raise DatasetError(f"{option} {spec!r}: use METRIC=VALUE, e.g. {option} {example}") from None
     return gates
 
 
@@ -37,12 +37,14 @@ def evaluate(
     out: Path = Path("eval-report"),
     compare: Path | None = None,
     fail_under: list[str] = (),
+    fail_over: list[str] = (),
     price_per_mtok: tuple[float, float] = (0.0, 0.0),
     embeddings=None,
     say: Callable[[str], None] = print,
 ) -> tuple[dict, list[str]]:
     """Run the evaluation; returns (result, failed gates)."""
     gates = parse_fail_under(list(fail_under))
+    ceilings = parse_fail_under(list(fail_over), "--fail-over", "wrong=0.15")
     old = report.load_json(compare) if compare else None
     dataset = Path(dataset) if dataset else GOLDEN
     ds = load(dataset, kind=kind, paraphrases=paraphrases, limit=limit)
@@ -66,6 +68,8 @@ def evaluate(
                           progress=_progress(name))  # fmt: skip
         summaries[name] = runner.summarise(rows, settings.confidence_threshold, k=settings.top_k,
                                            price_per_mtok=price_per_mtok)  # fmt: skip
+        if ds.kind == "token_presence":
+            summaries[name] |= runner.presence_summary(rows, settings.confidence_threshold)
         sys.stderr.write(f"\r{name}: {len(rows)} questions in {time.perf_counter() - start:.0f}s\n")
     summary = summaries["full"]
     result = {
@@ -79,8 +83,12 @@ def evaluate(
         "ablations": summaries if ablate else {},
         "rows": rows,
     }  # fmt: skip
+    if ds.kind == "token_presence":
+        result["presence"] = _yardsticks(ds, rows, settings, embeddings, summary, say=say)
     result["table"] = report.table(summaries, old=old)
     say(result["table"])
+    if ds.kind == "token_presence":
+        say("\n" + report.presence_tables(result["presence"], settings.confidence_threshold))
     if calibrate:
         result["calibration"] = runner.calibrate(rows)
         if result["calibration"]:
@@ -101,8 +109,52 @@ def evaluate(
         f"{m} = {summary.get(m)} < {v}"
         for m, v in gates.items()
         if not isinstance(summary.get(m), int | float) or summary[m] < v
+    ] + [
+        f"{m} = {summary.get(m)} > {v}"
+        for m, v in ceilings.items()
+        if not isinstance(summary.get(m), int | float) or summary[m] > v
     ]
     return result, failed
+
+
+def _yardsticks(ds, rows: list[dict], settings, embeddings, summary: dict, say: Callable[[str], None]) -> dict:
+    """Token presence: the ideal-extract ceiling and the plain top-1-chunk baseline beside our answers, per
+    document and overall, and our answers' shares as the threshold varies. Adds baseline_*/ceiling_* to
+    ``summary`` (so they can be gated) and each row's ceiling window and baseline chunk (for the HTML report)."""
+    from eval.extract_baseline import ceiling as ideal_extract
+    from eval.extract_baseline import document_texts, plain_baseline
+    from eval.metrics import WINDOW, presence_text
+
+    cache = settings.data_dir / "eval" / "pdftext"
+    say(f"the ideal-extract ceiling and the plain baseline (PDF text via pdfminer, cached in {cache}) …")
+    texts = document_texts(ds.documents, cache)
+    ceil_rows = ideal_extract(ds.items, texts)
+    base_rows = plain_baseline(ds.items, texts, embeddings, cache)
+    normalised = {name: presence_text(text) for name, text in texts.items()}
+    for row, c, b in zip(rows, ceil_rows, base_rows, strict=True):
+        window = normalised[row["document"]][c["start"] : c["start"] + WINDOW]
+        row["ceiling"] = {"share": c["share"], "verdict": c["verdict"], "text": window}
+        row["baseline"] = {"share": b["share"], "verdict": b["verdict"], "source": b["source"], "text": b["text"]}
+    threshold = settings.confidence_threshold
+
+    def three(subset: list[dict]) -> dict:
+        return {
+            "ours": runner.presence_summary(subset, threshold),
+            "baseline": runner.yardstick_summary([r["baseline"] for r in subset]),
+            "ceiling": runner.yardstick_summary([r["ceiling"] for r in subset]),
+        }
+
+    overall = three(rows)
+    for system in ("baseline", "ceiling"):
+        for verdict in ("correct", "partial", "wrong"):
+            summary[f"{system}_{verdict}"] = overall[system][verdict]
+    documents = sorted({r["document"] for r in rows})
+    return {
+        "overall": overall,
+        "documents": {d: three([r for r in rows if r["document"] == d]) for d in documents},
+        "curve": runner.answered_curve(rows),
+        "skipped": ds.skipped,
+    }
 
 
 def _ingest_folder(settings, folder: Path):

@@ -8,12 +8,18 @@
   The shape of ../shared/datasets/covid_faq; any FAQ works.
 - **squad**: SQuAD-format JSON (e.g. CMRC2018, Chinese): each paragraph becomes one chunk, each question is asked,
   and the right passage is the paragraph the question belongs to; answers give the expected answer text.
+- **token_presence**: a folder of PDFs with ``token_presence_*.csv`` files (``question,answer,tokens_present,
+  document``; ``tokens_present`` a Python list literal of words a right answer must hold), or one such csv (its
+  folder's PDFs are the corpus). All the folder's PDFs become one knowledge base; bare Yes/No tokens say nothing
+  about an extractive answer and are left out, and a question left without tokens is not asked.
+  The shape of ../shared/datasets/policy_pdfs.
 
 Nothing here needs ../shared: paths are arguments.
 """
 
 from __future__ import annotations
 
+import ast
 import csv
 import json
 from collections.abc import Callable
@@ -42,6 +48,8 @@ class EvalItem:
     history: list[dict] = field(default_factory=list)
     lang: str = ""
     id: str = ""
+    tokens: list[str] = field(default_factory=list)  # token_presence: words a right answer must hold
+    document: str = ""  # token_presence: the file the question is about
 
     def is_right(self, passage: Citation) -> bool:
         """Whether a retrieved passage is one this question expects."""
@@ -56,21 +64,27 @@ class EvalItem:
 @dataclass
 class EvalSet:
     name: str
-    kind: str  # golden | faq | squad
+    kind: str  # golden | faq | squad | token_presence
     items: list[EvalItem]
     # How to build the KB this set is asked against: None = ask an existing KB (golden).
     build: Callable[[object], None] | None = None  # build(index) fills a fresh KnowledgeBaseIndex
     fingerprint: str = ""  # identifies the corpus, to reuse a built KB between runs
+    documents: list[Path] = field(default_factory=list)  # token_presence: the corpus files (ceiling, baseline)
+    skipped: int = 0  # token_presence: questions left without tokens once Yes/No are dropped
 
 
 def load(path: Path, *, kind: str | None = None, paraphrases: Path | None = None, limit: int | None = None) -> EvalSet:
     """Read a dataset; ``kind`` defaults from the file (``.jsonl`` golden, ``.json`` squad, table + paraphrases faq)."""
     path = Path(path)
-    if not path.is_file():
+    if path.is_dir() or (path.is_file() and path.name.startswith("token_presence") and kind is None):
+        kind = kind or "token_presence"
+    elif not path.is_file():
         raise DatasetError(f"{path}: no such dataset file")
     if kind is None:
         kind = {".jsonl": "golden", ".json": "squad"}.get(path.suffix.lower(), "faq")
-    if kind == "golden":
+    if kind == "token_presence":
+        ds = load_token_presence(path)
+    elif kind == "golden":
         ds = load_golden(path)
     elif kind == "squad":
         ds = load_squad(path)
@@ -79,7 +93,7 @@ def load(path: Path, *, kind: str | None = None, paraphrases: Path | None = None
             raise DatasetError(f"{path}: an FAQ table needs --paraphrases FILE (csv question_1,question_2,similar)")
         ds = load_faq_pairs(path, Path(paraphrases))
     else:
-        raise DatasetError(f"unknown dataset kind {kind!r}: use golden, faq or squad")
+        raise DatasetError(f"unknown dataset kind {kind!r}: use golden, faq, squad or token_presence")
     if limit:
         ds.items = ds.items[:limit]
     return ds
@@ -180,6 +194,73 @@ def load_squad(path: Path) -> EvalSet:
         items=items,
         build=lambda index: index.add(chunks),
         fingerprint=_fingerprint(path),
+    )
+
+
+YES_NO = frozenset({"yes", "no"})
+# The files whose code shapes the chunks: a loader change must rebuild a cached eval KB, not reuse the old one.
+_INGEST_CODE = ("loaders.py", "chunking.py")
+
+
+def load_token_presence(path: Path) -> EvalSet:
+    """A folder with PDFs and token_presence_*.csv, or one token_presence csv asked of its folder's PDFs."""
+    path = Path(path)
+    folder = path if path.is_dir() else path.parent
+    files = sorted(folder.glob("token_presence_*.csv")) if path.is_dir() else [path]
+    if not files:
+        raise DatasetError(f"{folder}: no token_presence_*.csv files (csv question,answer,tokens_present,document)")
+    documents = sorted(p for p in folder.iterdir() if p.suffix.lower() == ".pdf")
+    if not documents:
+        raise DatasetError(f"{folder}: no PDF files to build the knowledge base from")
+    names = {p.name for p in documents}
+    items, skipped = [], 0
+    for file in files:
+        for no, row in _read_csv(file, ("question", "answer", "tokens_present", "document")):
+            try:
+                tokens = ast.literal_eval(row["tokens_present"] or "[]")
+                if not isinstance(tokens, list | tuple):
+                    raise ValueError("not a list")
+            except (ValueError, SyntaxError) as exc:
+                raise DatasetError(
+                    f"{file}:{no}: tokens_present {row['tokens_present']!r} is not a Python list literal ({exc}); "
+                    "write it like ['2 years', 'notice']"
+                ) from None
+            tokens = [str(t).strip() for t in tokens if str(t).strip() and str(t).strip(" .!").lower() not in YES_NO]
+            if not tokens:
+                skipped += 1
+                continue
+            document = row["document"].strip()
+            if document not in names:
+                raise DatasetError(f"{file}:{no}: document {document!r} is not a PDF in {folder}")
+            items.append(
+                EvalItem(
+                    question=row["question"].strip(),
+                    expected_sources=[document],
+                    expected_answer=row["answer"].strip(),
+                    tokens=tokens,
+                    document=document,
+                    id=f"{file.stem.removeprefix('token_presence_')}:{no}",
+                )
+            )
+    if not items:
+        raise DatasetError(f"{path}: no question with tokens to score")
+
+    def build(index):
+        from ingest.pipeline import ingest_paths
+
+        report = ingest_paths(index.settings, documents, index.name)
+        if not report.ok:
+            raise DatasetError(f"{folder}: {len(report.failed)} PDF(s) failed to ingest: {report.failed}")
+
+    code = [Path(__file__).resolve().parents[1] / "ingest" / name for name in _INGEST_CODE]
+    return EvalSet(
+        name=folder.name,
+        kind="token_presence",
+        items=items,
+        build=build,
+        fingerprint=_fingerprint(*documents, *(p for p in code if p.exists())),
+        documents=documents,
+        skipped=skipped,
     )
 
 

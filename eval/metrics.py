@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import unicodedata
+from bisect import bisect_left
 from collections import Counter
 
 from kb_assistant.schema import Answer
@@ -82,3 +84,50 @@ def refusal_pr(rows: list[dict], threshold: float) -> tuple[float, float]:
 
 def answered_at(row: dict, threshold: float) -> bool:
     return row["answered_any"] and row["confidence"] >= threshold
+
+
+# --- token presence (policy_pdfs): does an answer hold the words a right answer must contain -------------------
+WINDOW = 600  # characters of a reply that count: what a reader takes in at a glance
+CORRECT_SHARE, WRONG_SHARE = 0.8, 0.5
+_SPACE = re.compile(r"\s+")
+
+
+def presence_text(text: str) -> str:
+    """The one normalisation both sides get: NFKC (folds ﬁ ﬂ ﬀ and full width), case-folded, whitespace as one
+    space, citation markers out."""
+    return _SPACE.sub(" ", unicodedata.normalize("NFKC", _MARKER.sub(" ", text or "")).casefold()).strip()
+
+
+def token_share(text: str, tokens: list[str], window: int = WINDOW) -> float:
+    """Share of ``tokens`` found in the first ``window`` characters of ``text`` (normalised)."""
+    head = presence_text(text)[:window]
+    wanted = [t for t in dict.fromkeys(presence_text(t) for t in tokens) if t]
+    return sum(1 for t in wanted if t in head) / len(wanted) if wanted else 0.0
+
+
+def presence_verdict(share: float) -> str:
+    """correct (≥ 80% of the tokens), wrong (under half), partial in between."""
+    return "correct" if share >= CORRECT_SHARE else "wrong" if share < WRONG_SHARE else "partial"
+
+
+def best_window(document: str, tokens: list[str], window: int = WINDOW) -> tuple[float, int]:
+    """The best share any ``window``-character stretch of the (normalised) document holds, and where it starts.
+
+    The ideal-extract ceiling: no extractive answer of that length can hold more of the tokens."""
+    doc = presence_text(document)
+    wanted = [t for t in dict.fromkeys(presence_text(t) for t in tokens) if t]
+    if not wanted:
+        return 0.0, 0
+    hits = {t: [m.start() for m in re.finditer(re.escape(t), doc)] for t in wanted}
+    best, where = 0, 0
+    for start in sorted({p for positions in hits.values() for p in positions}):
+        held = 0
+        for t, positions in hits.items():
+            i = bisect_left(positions, start)
+            if i < len(positions) and positions[i] + len(t) <= start + window:
+                held += 1
+        if held > best:
+            best, where = held, start
+            if best == len(wanted):
+                break
+    return best / len(wanted), where

@@ -8,8 +8,8 @@ import io
 import json
 from pathlib import Path
 
-HEADLINE = ("hit@1", "hit@5", "mrr", "answer_rate", "keyword", "f1", "faithfulness",
-            "refusal_precision", "refusal_recall", "total_p50_ms", "total_p95_ms")  # fmt: skip
+HEADLINE = ("correct", "partial", "wrong", "refused", "hit@1", "hit@5", "mrr", "answer_rate", "keyword", "f1",
+            "faithfulness", "refusal_precision", "refusal_recall", "total_p50_ms", "total_p95_ms")  # fmt: skip
 
 
 def table(columns: dict[str, dict], metrics: tuple[str, ...] = HEADLINE, old: dict | None = None) -> str:
@@ -30,6 +30,35 @@ def table(columns: dict[str, dict], metrics: tuple[str, ...] = HEADLINE, old: di
     widths = [max(len(str(r[i])) for r in lines) for i in range(len(header))]
     out = ["  ".join(_cell(c, w, i) for i, (c, w) in enumerate(zip(r, widths, strict=True))) for r in lines]
     out.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(out)
+
+
+def presence_tables(presence: dict, threshold: float) -> str:
+    """Token presence: ours / plain baseline / ideal-extract ceiling, overall and per document, and the curve."""
+    lines = [f"token presence ({presence['overall']['ours']['scored']} scored questions, {presence['skipped']} "
+             f"left out: no token once Yes/No are dropped; threshold {threshold:.2f})"]  # fmt: skip
+    lines.append(_systems_table(presence["overall"]))
+    for document, systems in presence["documents"].items():
+        lines.append(f"\n{document} ({systems['ours']['scored']} questions)")
+        lines.append(_systems_table(systems))
+    lines.append("\nour answers as the confidence threshold varies (answered at t = answered and confidence >= t):")
+    lines.append("threshold  correct  partial  wrong  refused")
+    for c in presence["curve"]:
+        mark = "  ← configured" if abs(c["threshold"] - threshold) < 1e-9 else ""
+        lines.append(f"{c['threshold']:9.2f}  {c['correct']:7.1%}  {c['partial']:7.1%}  {c['wrong']:5.1%}  "
+                     f"{c['refused']:7.1%}{mark}")  # fmt: skip
+    return "\n".join(lines)
+
+
+def _systems_table(systems: dict) -> str:
+    names = {"ours": "kb-assistant", "baseline": "plain top-1 chunk (500/50 + MiniLM)",
+             "ceiling": "ideal 600-char extract"}  # fmt: skip
+    width = max(len(n) for n in names.values())
+    out = [f"{'system'.ljust(width)}  correct  partial  wrong  refused"]
+    for key, label in names.items():
+        s = systems[key]
+        refused = f"{s['refused']:7.1%}" if "refused" in s else f"{'—':>7}"
+        out.append(f"{label.ljust(width)}  {s['correct']:7.1%}  {s['partial']:7.1%}  {s['wrong']:5.1%}  {refused}")
     return "\n".join(out)
 
 
@@ -101,6 +130,19 @@ def write_html(result: dict, path: Path) -> None:
         ax.legend()
         figures.append(("Refusal precision / recall by threshold", _png(fig, plt)))
 
+    presence = result.get("presence")
+    if presence:
+        curve = presence["curve"]
+        fig, ax = plt.subplots(figsize=(7, 3.2))
+        for key, colour in (("correct", "#2b8a3e"), ("partial", "#e67700"), ("wrong", "#c92a2a"),
+                            ("refused", "#495057")):  # fmt: skip
+            ax.plot([c["threshold"] for c in curve], [c[key] for c in curve], label=key, color=colour)
+        ax.axvline(threshold, color="black", linestyle="--", label=f"threshold {threshold:.2f}")
+        ax.set_xlabel("confidence threshold")
+        ax.set_ylabel("share of questions")
+        ax.legend()
+        figures.append(("Answers by confidence threshold", _png(fig, plt)))
+
     failures = [r for r in rows if _failed(r, threshold)]
     e = html.escape
     parts = [
@@ -111,9 +153,18 @@ def write_html(result: dict, path: Path) -> None:
         f"<p>{len(rows)} questions · threshold {threshold:.2f} · {e(result.get('created', ''))}</p>",
         "<pre>" + e(result.get("table", "")) + "</pre>",
     ]
+    if presence:
+        parts.append("<h2>Token presence: ours / baseline / ceiling</h2><pre>"
+                     + e(presence_tables(presence, threshold)) + "</pre>")  # fmt: skip
     for title, png in figures:
         parts.append(f"<h2>{e(title)}</h2><img alt='{e(title)}' src='data:image/png;base64,{png}'>")
-    parts.append(f"<h2>Failures ({len(failures)})</h2><table><tr><th>question</th><th>expected</th><th>got</th></tr>")
+    if presence:
+        parts.extend(_presence_failures(failures, threshold))
+        failures = []
+    else:
+        parts.append(
+            f"<h2>Failures ({len(failures)})</h2><table><tr><th>question</th><th>expected</th><th>got</th></tr>"
+        )
     for r in failures[:300]:
         passages = "".join(
             f"<div class='p'>[{p['n']}] {e(p['source'])} — {e(p['section'])} ({p['score']:.2f}): "
@@ -130,8 +181,42 @@ def write_html(result: dict, path: Path) -> None:
     path.write_text("\n".join(parts), encoding="utf-8")
 
 
+def _presence_failures(failures: list[dict], threshold: float) -> list[str]:
+    """Each question not answered correctly, beside our passages, the ideal window and the baseline's chunk."""
+    from eval.metrics import presence_text
+
+    e = html.escape
+    parts = [
+        f"<h2>Not correct ({len(failures)})</h2><table><tr><th>question · tokens</th><th>our answer</th>"
+        "<th>our passages</th><th>ideal 600-char window · plain baseline's chunk</th></tr>"
+    ]
+    for r in failures[:400]:
+        answered = r["answered_any"] and r["confidence"] >= threshold
+        verdict = r["verdict"] if answered else "refused"
+        head = presence_text(r["answer"])[:600] if answered else ""
+        tokens = " ".join(
+            f"<b>{e(t)}</b>" if presence_text(t) in head else f"<s>{e(t)}</s>" for t in r["tokens"]
+        )  # bold: present in our answer; struck: missing
+        passages = "".join(
+            f"<div class='p'>[{p['n']}] {e(p['source'])} — {e(p['section'])} ({p['score']:.2f}): {e(p['text'])}</div>"
+            for p in r["passages"][:3]
+        )
+        c, b = r["ceiling"], r["baseline"]
+        parts.append(
+            f"<tr><td>{e(r['question'])}<div class='p'>{e(r['document'])} · {tokens}</div></td>"
+            f"<td><b>{verdict}</b> ({r['share']:.0%}, confidence {r['confidence']:.2f}, {e(r['reason'] or 'answered')})"
+            f"<div>{e(r['answer'][:600])}</div></td><td>{passages}</td>"
+            f"<td><div class='p'>ceiling {c['verdict']} ({c['share']:.0%}): {e(c['text'])}</div>"
+            f"<div class='p'>baseline {b['verdict']} ({b['share']:.0%}, {e(b['source'])}): {e(b['text'])}</div>"
+            "</td></tr>"
+        )
+    return parts
+
+
 def _failed(row: dict, threshold: float) -> bool:
     answered = row["answered_any"] and row["confidence"] >= threshold
+    if "verdict" in row:
+        return not answered or row["verdict"] != "correct"
     if not row["answerable"]:
         return answered
     return row["rank"] != 1 or not answered or (row["expected_answer"] and not row["keyword"])

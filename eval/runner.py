@@ -12,7 +12,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 from eval.datasets import EvalSet
-from eval.metrics import answered_at, faithfulness, keyword_present, percentile, refusal_pr, token_f1
+from eval.metrics import (
+    answered_at,
+    faithfulness,
+    keyword_present,
+    percentile,
+    presence_verdict,
+    refusal_pr,
+    token_f1,
+    token_share,
+)
 from kb_assistant.settings import Settings
 
 # Stage ablations: what each retrieval stage adds, measured in one run.
@@ -89,9 +98,37 @@ def run(
                 ],
             }
         )
+        if item.tokens:
+            share = token_share(answer.text, item.tokens) if answer.answered else 0.0
+            rows[-1] |= {"document": item.document, "tokens": item.tokens, "share": round(share, 4),
+                         "verdict": presence_verdict(share)}  # fmt: skip
         if progress:
             progress(i + 1, len(ds.items))
     return rows
+
+
+VERDICTS = ("correct", "partial", "wrong", "refused")
+
+
+def presence_summary(rows: list[dict], threshold: float) -> dict:
+    """Shares of correct / partial / (confidently) wrong / refused at ``threshold``; refused = not answered."""
+    counts = dict.fromkeys(VERDICTS, 0)
+    for r in rows:
+        counts[r["verdict"] if answered_at(r, threshold) else "refused"] += 1
+    n = len(rows) or 1
+    return {"scored": len(rows)} | {v: round(c / n, 4) for v, c in counts.items()}
+
+
+def yardstick_summary(rows: list[dict]) -> dict:
+    """The same shares for a yardstick that always answers (baseline, ceiling): nothing is refused."""
+    n = len(rows) or 1
+    return {"scored": len(rows)} | {v: round(sum(r["verdict"] == v for r in rows) / n, 4) for v in VERDICTS[:3]}
+
+
+def answered_curve(rows: list[dict], step: float = 0.05) -> list[dict]:
+    """correct / partial / wrong / refused as the confidence threshold varies (to calibrate the default)."""
+    return [{"threshold": round(i * step, 4)} | presence_summary(rows, round(i * step, 4))
+            for i in range(int(round(1 / step)) + 1)]  # fmt: skip
 
 
 def summarise(rows: list[dict], threshold: float, *, k: int = 5, price_per_mtok: tuple[float, float] = (0, 0)) -> dict:

@@ -67,7 +67,7 @@ class Run(Base):
     pid: Mapped[int] = mapped_column(Integer)
     started_at: Mapped[float] = mapped_column(Float)
     finished_at: Mapped[float | None] = mapped_column(Float, nullable=True)
-    status: Mapped[str] = mapped_column(String(16))  # "running" | "finished" | "interrupted"
+    status: Mapped[str] = mapped_column(String(16))  # "running" | "finished" | "interrupted" | "failed"
     report: Mapped[dict | None] = mapped_column(JSON, nullable=True)
 
 
@@ -152,15 +152,23 @@ class Ledger:
             stale = list(s.scalars(select(Run).where(Run.kb == kb, Run.status == "running")))
             for run in stale:  # we hold the KB's lock, so these died (kill -9, power cut) mid-run
                 run.status = "interrupted"
+            last = s.scalars(select(Run).where(Run.kb == kb).order_by(Run.id.desc()).limit(1)).first()
+            failed = last is not None and last.status == "failed"  # raised mid-run: may have stored vectors too
             run = Run(kb=kb, pid=os.getpid(), started_at=time.time(), status="running")
             s.add(run)
             s.flush()
-            return run.id, bool(stale)
+            return run.id, bool(stale) or failed
 
     def finish_run(self, run_id: int, report: dict) -> None:
         with self.session() as s, s.begin():
             run = s.get(Run, run_id)
             run.status, run.finished_at, run.report = "finished", time.time(), report
+
+    def fail_run(self, run_id: int, error: str) -> None:
+        """A run that raised: recorded as failed (with the error), never left "running"."""
+        with self.session() as s, s.begin():
+            run = s.get(Run, run_id)
+            run.status, run.finished_at, run.report = "failed", time.time(), {"error": error}
 
     def remember_source(self, kb: str, root: str) -> None:
         with self.session() as s, s.begin():

@@ -260,6 +260,16 @@ class IncrementalIndexer:
         self.report = report
         run_id, interrupted = self.ledger.start_run(self.kb)
         report.run_id = run_id
+        try:
+            self._run(roots, report, interrupted)
+        except BaseException as exc:  # a bug or Ctrl-C: the run is over, not "running" for ever
+            self.ledger.fail_run(run_id, f"{type(exc).__name__}: {exc}")
+            raise
+        report.seconds = round(time.perf_counter() - started, 2)
+        self.ledger.finish_run(run_id, report.model_dump(mode="json"))
+        return report
+
+    def _run(self, roots: list[Path], report: IngestReport, interrupted: bool) -> None:
         for chunk_ids in (d.chunk_ids for d in self.ledger.documents(self.kb) if d.status == "done"):
             self._refs.update(chunk_ids)
         # an earlier run died, or the KB predates the ledger: vectors may be stored that are not live
@@ -299,10 +309,7 @@ class IncrementalIndexer:
             self._sweep_orphans()
         report.kb_version = self.index.version
         report.total_chunks = len(self._refs)
-        report.seconds = round(time.perf_counter() - started, 2)
         report.timings = {k: round(v, 2) for k, v in self.timings.items()}
-        self.ledger.finish_run(run_id, report.model_dump(mode="json"))
-        return report
 
     def _time(self, key: str, since: float) -> None:
         self.timings[key] += time.perf_counter() - since
@@ -397,8 +404,8 @@ class IncrementalIndexer:
                         if self.on_file:
                             self.on_file(path, None)
                         continue
-                known = row.content_hash if same_config and not self.full else None
-                tasks.append(_Task(root_key, str(path), source, known, max_bytes, self.settings.chunk_size))
+                known_hash = row.content_hash if same_config and not self.full else None
+                tasks.append(_Task(root_key, str(path), source, known_hash, max_bytes, self.settings.chunk_size))
             for source in sorted(set(rows) - seen):
                 row = rows[source]
                 change = DocumentChange(root_key, source, 0, 0, "", "deleted", [], self.config, delete=True)

@@ -166,7 +166,8 @@ def eval_(
     dataset: Annotated[
         Path | None,
         typer.Argument(
-            help="golden .jsonl, SQuAD .json, or FAQ table (with --paraphrases); default: the bundled golden set."
+            help="golden .jsonl, SQuAD .json, FAQ table (with --paraphrases), or a folder of PDFs with "
+            "token_presence_*.csv (or one such csv); default: the bundled golden set."
         ),
     ] = None,
     kind: Annotated[str | None, typer.Option(help="golden | faq | squad (default: from the file).")] = None,
@@ -183,6 +184,9 @@ def eval_(
     out: Annotated[Path, typer.Option(help="Folder for report.json and report.html.")] = Path("eval-report"),
     compare: Annotated[Path | None, typer.Option(help="An older report.json: show the deltas.")] = None,
     fail_under: Annotated[list[str], typer.Option(help="METRIC=VALUE; exit 1 when below (repeatable).")] = [],  # noqa: B006
+    fail_over: Annotated[
+        list[str], typer.Option(help="METRIC=VALUE; exit 1 when above, e.g. wrong=0.15 (repeatable).")
+    ] = [],  # noqa: B006
     price_in: Annotated[float, typer.Option(help="LLM price per million prompt tokens, for the cost line.")] = 0.0,
     price_out: Annotated[float, typer.Option(help="LLM price per million completion tokens.")] = 0.0,
     cache_pairs: Annotated[
@@ -210,12 +214,13 @@ def eval_(
     try:
         _, failed = evaluate(
             settings, dataset, kind=kind, paraphrases=paraphrases, corpus=corpus, kb=kb, limit=limit, ablate=ablate,
-            calibrate=calibrate, out=out, compare=compare, fail_under=fail_under, price_per_mtok=(price_in, price_out),
+            calibrate=calibrate, out=out, compare=compare, fail_under=fail_under, fail_over=fail_over,
+            price_per_mtok=(price_in, price_out),
         )  # fmt: skip
     except KBError as exc:
         _fail(str(exc))
     for line in failed:
-        typer.secho(f"fail-under: {line}", fg=typer.colors.RED, err=True)
+        typer.secho(f"{'fail-over' if ' > ' in line else 'fail-under'}: {line}", fg=typer.colors.RED, err=True)
     raise typer.Exit(1 if failed else 0)
 
 
