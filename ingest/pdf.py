@@ -183,7 +183,7 @@ def _read_page(page, page_no: int, lines: list[_Line], tables: list[_Table]) -> 
         rows = _table_cells(found.extract())
         filled = [r for r in rows if sum(bool(c) for c in r) >= 2]
         if len(filled) >= 2 and len(filled) >= 0.5 * len(rows):  # a real table, not a box drawn around text
-            first = page.within_bbox(found.rows[0].bbox).chars if found.rows else []
+            first = page.within_bbox(found.rows[0].bbox, strict=False).chars if found.rows else []
             bold = sum(_is_bold(c.get("fontname", "")) for c in first) >= 0.6 * len(first) > 0
             tables.append(_Table(page_no, float(found.bbox[1]), rows, bold))
             boxes.append(found.bbox)
