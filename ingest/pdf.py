@@ -5,9 +5,9 @@ From that, with rules that hold for any PDF (nothing here is fitted to one docum
 
 - only visible text: characters that are invisible (rendering mode 3 or 7, white on no dark fill), off the page
   or tinier than ``MIN_CHAR_PT`` are dropped before anything else — a reader never sees them, so the KB must not;
-- NFKC at the character level (ligatures ﬁ ﬀ ﬂ → fi ff fl, full-width forms), then words hyphenated at a line end
-  are joined ("estab-" + "lished"), keeping the hyphen of real compounds ("in-" + "charge" when the document also
-  writes "in-charge");
+- NFKC (ligatures ﬁ ﬀ ﬂ → fi ff fl; CJK and full-width punctuation kept as Chinese writes it), then words
+  hyphenated at a line end are joined ("estab-" + "lished"), keeping the hyphen of real compounds ("in-" +
+  "charge" when the document also writes "in-charge");
 - running headers and footers (lines in the top or bottom margin repeating on most pages, page numbers) dropped;
 - paragraphs from line spacing; a numbered clause or list item ("3 The Employer…", "(a) …", "2.1 …", "•") starts
   its own block and a marker alone on its line is joined to its text;
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import re
 import statistics
+import unicodedata
 from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
@@ -38,6 +39,7 @@ _ALWAYS_ITEM = re.compile(r"^(?:\(?[a-zA-Z]\)|\(?[ivxlcdmIVXLCDM]{1,6}\)|[•●
 _NUMBERED_TITLE = re.compile(r"^(\d{1,3}(?:\.\d{1,3})*)\.?\s+(\S.*)$")
 _PAGE_NUMBER = re.compile(r"^(?:page\s*)?[-–—]?\s*\d{1,4}\s*[-–—]?(?:\s*(?:of|/)\s*\d{1,4})?$", re.IGNORECASE)
 _LEADER = re.compile(r"\.{4,}|…{2,}|(?:\. ){4,}")
+_NOT_CJK_PUNCT = re.compile("[^\u3000-\u303f\uff00-\uffef]+")
 _PRIVATE_USE = re.compile("[\ue000-\uf8ff]")
 _PRIVATE_USE_MARK = re.compile("(?:^|(?<=\\s))[\ue000-\uf8ff](?=\\s|$)")
 _SENTENCE_END = (".", "!", "?", ";", ":", "。", "！", "？", "；", "：")
@@ -143,7 +145,7 @@ def load_pdf(path: Path) -> LoadedDocument:
     lines: list[_Line] = []
     tables: list[_Table] = []
     try:
-        with pdfplumber.open(str(path), unicode_norm="NFKC") as pdf:
+        with pdfplumber.open(str(path)) as pdf:
             pages = len(pdf.pages)
             for page in pdf.pages:
                 _read_page(_visible_page(page), page.page_number, lines, tables)
@@ -423,8 +425,10 @@ def _is_cjk(ch: str) -> bool:
 
 
 def _clean(text: str) -> str:
-    """Whitespace collapsed; a private-use glyph standing alone (a Symbol-font bullet, U+F0B7) is a bullet and
-    other private-use glyphs, which no reader can decode, are dropped."""
+    """NFKC (ligatures ﬁ → fi, compatibility forms) except on CJK and full-width punctuation, which Chinese text
+    keeps ("，" is not ","); whitespace collapsed; a private-use glyph standing alone (a Symbol-font bullet,
+    U+F0B7) is a bullet and other private-use glyphs, which no reader can decode, are dropped."""
+    text = _NOT_CJK_PUNCT.sub(lambda m: unicodedata.normalize("NFKC", m.group()), text)
     text = _PRIVATE_USE_MARK.sub("• ", text)
     return " ".join(_PRIVATE_USE.sub("", text).split())
 
