@@ -245,7 +245,7 @@ def _heading_kind(ln: _Line, body: float, bold_body: bool, standalone: bool) -> 
     letters = [c for c in text if c.isalpha()]
     if len(text) > 100 or len(letters) < 2 or _LEADER.search(text) or text.endswith((".", ",", ";")):
         return None
-    if not letters[0].isupper() and not text[0].isdigit():
+    if letters[0].islower() and not text[0].isdigit():  # CJK has no case: only a lower-case start is prose
         return None
     words = len(text.split())
     bold = ln.bold >= 0.9 and not bold_body
