@@ -1,5 +1,6 @@
 """What PDF ingestion does to the text: per PDF, how many chunks keep ligatures, how many dollar amounts of the
-raw text (pdfplumber's plain extraction of every page) reach the chunks, and how many chunk boundaries cut a word.
+raw text (pdfplumber's plain extraction of every page) reach the chunks (and of all numbers and words: headers,
+footers and page numbers are dropped on purpose), and how many chunk boundaries cut a word.
 
     python -m eval.pdf_audit ../shared/datasets/policy_pdfs [--chunk-size 500] [--show FILE:PAGE]
 
@@ -16,6 +17,15 @@ from pathlib import Path
 LIGATURES = re.compile("[\ufb00-\ufb06]")
 DOLLARS = re.compile(r"\$\s?\d[\d,]*(?:\.\d+)?")
 WORD = re.compile(r"[A-Za-z]+")
+NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+
+
+def _words(text: str) -> list[str]:
+    """Lower-case words, ligatures folded and line-end hyphens joined on both sides, so that only text that is
+    missing counts as missing."""
+    import unicodedata
+
+    return WORD.findall(unicodedata.normalize("NFKC", text).replace("-\n", "").lower())
 
 
 def raw_pages(path: Path) -> list[str]:
@@ -44,13 +54,19 @@ def audit(path: Path, chunk_size: int) -> dict:
             whole = (tail.group() + head.group()).lower()
             if whole in vocab and (tail.group().lower() not in vocab or head.group().lower() not in vocab):
                 cut += 1
-    raw_amounts, kb_amounts = _amounts(raw), _amounts("\n".join(texts))
+    kb_text = "\n".join(texts + sorted({part for c in chunks for part in c.section.split(" > ")}))
+    raw_amounts, kb_amounts = _amounts(raw), _amounts(kb_text)
+    raw_words, kb_words = Counter(_words(raw)), Counter(_words(kb_text))
+    raw_numbers, kb_numbers = Counter(NUMBER.findall(raw)), Counter(NUMBER.findall(kb_text))
     return {
         "file": path.name,
         "chunks": len(chunks),
         "ligature_chunks": sum(bool(LIGATURES.search(t)) for t in texts),
         "dollar_amounts_raw": sum(raw_amounts.values()),
         "dollar_amounts_in_kb": sum((raw_amounts & kb_amounts).values()),
+        "numbers_raw": sum(raw_numbers.values()),
+        "numbers_in_kb": sum((raw_numbers & kb_numbers).values()),
+        "words_in_kb_pct": round(100 * sum((raw_words & kb_words).values()) / max(1, sum(raw_words.values())), 1),
         "words_cut": cut,
         "sections": len({c.section for c in chunks}),
     }

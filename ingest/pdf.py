@@ -5,9 +5,9 @@ From that, with rules that hold for any PDF (nothing here is fitted to one docum
 
 - only visible text: characters that are invisible (rendering mode 3 or 7, white on no dark fill), off the page
   or tinier than ``MIN_CHAR_PT`` are dropped before anything else — a reader never sees them, so the KB must not;
-- NFKC at the character level (ligatures ﬁ ﬀ ﬂ → fi ff fl, full-width forms), then words hyphenated at a line end
-  are joined ("estab-" + "lished"), keeping the hyphen of real compounds ("in-" + "charge" when the document also
-  writes "in-charge");
+- NFKC (ligatures ﬁ ﬀ ﬂ → fi ff fl; CJK and full-width punctuation kept as Chinese writes it), then words
+  hyphenated at a line end are joined ("estab-" + "lished"), keeping the hyphen of real compounds ("in-" +
+  "charge" when the document also writes "in-charge");
 - running headers and footers (lines in the top or bottom margin repeating on most pages, page numbers) dropped;
 - paragraphs from line spacing; a numbered clause or list item ("3 The Employer…", "(a) …", "2.1 …", "•") starts
   its own block and a marker alone on its line is joined to its text;
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import re
 import statistics
+import unicodedata
 from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
@@ -38,6 +39,7 @@ _ALWAYS_ITEM = re.compile(r"^(?:\(?[a-zA-Z]\)|\(?[ivxlcdmIVXLCDM]{1,6}\)|[•●
 _NUMBERED_TITLE = re.compile(r"^(\d{1,3}(?:\.\d{1,3})*)\.?\s+(\S.*)$")
 _PAGE_NUMBER = re.compile(r"^(?:page\s*)?[-–—]?\s*\d{1,4}\s*[-–—]?(?:\s*(?:of|/)\s*\d{1,4})?$", re.IGNORECASE)
 _LEADER = re.compile(r"\.{4,}|…{2,}|(?:\. ){4,}")
+_NOT_CJK_PUNCT = re.compile("[^\u3000-\u303f\uff00-\uffef]+")
 _PRIVATE_USE = re.compile("[\ue000-\uf8ff]")
 _PRIVATE_USE_MARK = re.compile("(?:^|(?<=\\s))[\ue000-\uf8ff](?=\\s|$)")
 _SENTENCE_END = (".", "!", "?", ";", ":", "。", "！", "？", "；", "：")
@@ -60,6 +62,7 @@ class _Table:
     page: int
     top: float
     rows: list[list[str]]
+    bold_header: bool = False  # the first row is set in bold: a header row, however long its cells
 
 
 # --- visible characters --------------------------------------------------------------------------------------
@@ -142,7 +145,7 @@ def load_pdf(path: Path) -> LoadedDocument:
     lines: list[_Line] = []
     tables: list[_Table] = []
     try:
-        with pdfplumber.open(str(path), unicode_norm="NFKC") as pdf:
+        with pdfplumber.open(str(path)) as pdf:
             pages = len(pdf.pages)
             for page in pdf.pages:
                 _read_page(_visible_page(page), page.page_number, lines, tables)
@@ -167,6 +170,10 @@ def load_pdf(path: Path) -> LoadedDocument:
     top = [b for b in doc.blocks if b.kind == "heading" and b.depth == 0 and (b.page or 1) <= 2]
     if top:
         doc.title = top[0].text  # the largest heading of the first pages: the document's own title
+    if pages > 2 and sum(len(b.text.split()) for b in doc.blocks if b.page == 1) < 80:
+        for b in doc.blocks:  # a cover page: its name and address lines are not sections of the contract
+            if b.page == 1 and b.kind == "heading":
+                b.kind = "text"
     return doc
 
 
@@ -178,7 +185,9 @@ def _read_page(page, page_no: int, lines: list[_Line], tables: list[_Table]) -> 
         rows = _table_cells(found.extract())
         filled = [r for r in rows if sum(bool(c) for c in r) >= 2]
         if len(filled) >= 2 and len(filled) >= 0.5 * len(rows):  # a real table, not a box drawn around text
-            tables.append(_Table(page_no, float(found.bbox[1]), rows))
+            first = page.within_bbox(found.rows[0].bbox, strict=False).chars if found.rows else []
+            bold = sum(_is_bold(c.get("fontname", "")) for c in first) >= 0.6 * len(first) > 0
+            tables.append(_Table(page_no, float(found.bbox[1]), rows, bold))
             boxes.append(found.bbox)
     for line in page.extract_text_lines(return_chars=True, strip=True):
         chars = [c for c in line["chars"] if c["text"].strip()]
@@ -236,7 +245,7 @@ def _heading_kind(ln: _Line, body: float, bold_body: bool, standalone: bool) -> 
     letters = [c for c in text if c.isalpha()]
     if len(text) > 100 or len(letters) < 2 or _LEADER.search(text) or text.endswith((".", ",", ";")):
         return None
-    if not letters[0].isupper() and not text[0].isdigit():
+    if letters[0].islower() and not text[0].isdigit():  # CJK has no case: only a lower-case start is prose
         return None
     words = len(text.split())
     bold = ln.bold >= 0.9 and not bold_body
@@ -325,8 +334,9 @@ def _blocks(lines: list[_Line], tables: list[_Table]) -> list[Block]:
             )
             header = last_table.rows[0] if continued else rows[0]
             body_rows = rows[1:] if not continued or rows[0] == header else rows
-            blocks += [Block(line, "table", page=table.page) for line in _table_rows(header, body_rows)]
-            last_table = table if not continued else _Table(table.page, table.top, [header, *body_rows])
+            bold = last_table.bold_header if continued else table.bold_header
+            blocks += [Block(line, "table", page=table.page) for line in _table_rows(header, body_rows, bold)]
+            last_table = table if not continued else _Table(table.page, table.top, [header, *body_rows], bold)
             continue
         ln, kind = lines[n], kinds[n]
         if kind:
@@ -415,8 +425,10 @@ def _is_cjk(ch: str) -> bool:
 
 
 def _clean(text: str) -> str:
-    """Whitespace collapsed; a private-use glyph standing alone (a Symbol-font bullet, U+F0B7) is a bullet and
-    other private-use glyphs, which no reader can decode, are dropped."""
+    """NFKC (ligatures ﬁ → fi, compatibility forms) except on CJK and full-width punctuation, which Chinese text
+    keeps ("，" is not ","); whitespace collapsed; a private-use glyph standing alone (a Symbol-font bullet,
+    U+F0B7) is a bullet and other private-use glyphs, which no reader can decode, are dropped."""
+    text = _NOT_CJK_PUNCT.sub(lambda m: unicodedata.normalize("NFKC", m.group()), text)
     text = _PRIVATE_USE_MARK.sub("• ", text)
     return " ".join(_PRIVATE_USE.sub("", text).split())
 
@@ -440,8 +452,8 @@ def _table_cells(raw: list[list[str | None]]) -> list[list[str]]:
     return rows
 
 
-def _table_rows(header: list[str], rows: list[list[str]]) -> list[str]:
+def _table_rows(header: list[str], rows: list[list[str]], bold_header: bool) -> list[str]:
     """Rows that name their columns; a two-column table without a header row is "key: value" lines."""
-    if len(header) == 2 and not (all(header) and all(len(h) <= 60 for h in header)):
+    if len(header) == 2 and not bold_header and not (all(header) and all(len(h) <= 60 for h in header)):
         return [f"{k}: {v}" if k and v else k or v for k, v in [header, *rows] if k or v]
     return _row_lines(header, rows) or [" | ".join(c for c in header if c)]

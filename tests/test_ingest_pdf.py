@@ -244,3 +244,10 @@ def test_a_list_marker_stays_with_its_item_across_a_chunk_boundary():
     for chunk in chunks:
         assert chunk.text[0].isdigit() and not chunk.text.endswith(tuple(f" {n}." for n in range(1, 9)))
     assert " ".join(c.text for c in chunks) == items
+
+
+def test_nfkc_folds_ligatures_but_keeps_chinese_full_width_punctuation():
+    from ingest.pdf import _clean
+
+    text = "报销审批通过后，每周四（财务部）转账：\ufb01le  o\ufb03ce"
+    assert _clean(text) == "报销审批通过后，每周四（财务部）转账：file office"
