@@ -106,7 +106,7 @@ def test_an_unavailable_llm_without_an_extractive_answer_gets_the_holding_reply_
     assert answer.answered is False
     assert answer.escalation_reason == "llm_unavailable"
     assert answer.ticket_id and answer.text.startswith(assistant.settings.holding_reply_en)
-    assert assistant.ticket(answer.ticket_id).reason == "llm_unavailable"
+    assert assistant.ticket(answer.ticket_id, answer.ticket_token).reason == "llm_unavailable"
     assert [e.text for e in events if e.type == "delta"] == [answer.text]
     assert seconds < TIMEOUT_S + MARGIN_S
     assert assistant.llm_health.snapshot()["fallbacks"] == {"holding_reply": 1}
@@ -132,7 +132,7 @@ def test_an_answer_not_drawn_from_the_passages_is_not_answered_but_escalated(mak
     answer = events[-1].answer
     assert answer.answered is False
     assert answer.escalation_reason == "unsupported"
-    assert answer.ticket_id and assistant.ticket(answer.ticket_id).reason == "unsupported"
+    assert answer.ticket_id and assistant.ticket(answer.ticket_id, answer.ticket_token).reason == "unsupported"
     assert not any("42" in e.text for e in events if e.type == "delta")
 
 
