@@ -96,6 +96,23 @@ def postgres_url():
         server.__exit__(None, None, None)
 
 
+# --- a real browser ----------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Debian chromium through Playwright (which cannot download a browser here)."""
+    import shutil
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.fail("Debian's chromium is not installed: run `apt-get install -y chromium` (browser tests need it)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, headless=True)
+        yield browser
+        browser.close()
+
+
 # --- serving -------------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def live_server():

@@ -7,7 +7,6 @@ Screenshots go to test-artifacts/admin/ (the README's are copies of them, in doc
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -22,18 +21,9 @@ QUESTION = "How long is the sabbatical after five years of service?"
 FACT = "eight weeks"
 
 
-@pytest.fixture(scope="module")
-def browser():
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:
-        pytest.fail("Debian's chromium is not installed: run `apt-get install -y chromium` (browser tests need it)")
-    from playwright.sync_api import sync_playwright
-
+@pytest.fixture(scope="module", autouse=True)
+def _artifacts_dir() -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, headless=True)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture(scope="module")

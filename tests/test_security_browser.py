@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 
 import httpx
 import pytest
@@ -17,19 +16,6 @@ from ui.server import build_app
 
 DOG = "Can I bring my dog to the office?"
 REPLY = "Dogs are welcome on Fridays once registered with reception."
-
-
-@pytest.fixture(scope="module")
-def browser():
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:
-        pytest.fail("Debian's chromium is not installed: run `apt-get install -y chromium` (the browser tests need it)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, headless=True)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture(scope="module")

@@ -22,20 +22,9 @@ XSS = "<img src=x onerror=alert(1)>"
 WIDGET = "#kb-assistant-widget"  # Playwright's CSS locators pierce the widget's (open) shadow root
 
 
-@pytest.fixture(scope="module")
-def browser():
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:
-        pytest.fail(
-            "Debian's chromium is not installed: run `apt-get install -y chromium` (the widget's browser tests need it)"
-        )
-    from playwright.sync_api import sync_playwright
-
+@pytest.fixture(scope="module", autouse=True)
+def _artifacts_dir() -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, headless=True)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture(scope="module")

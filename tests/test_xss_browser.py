@@ -13,7 +13,6 @@ say so.
 from __future__ import annotations
 
 import re
-import shutil
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -103,19 +102,6 @@ def canary():
 @pytest.fixture(scope="module")
 def payload(canary) -> str:
     return " ".join(payloads(canary.base))
-
-
-@pytest.fixture(scope="module")
-def browser():
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:
-        pytest.fail("Debian's chromium is not installed: run `apt-get install -y chromium` (the XSS tests need it)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, headless=True)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture
