@@ -51,7 +51,7 @@ def test_a_lone_surrogate_in_a_question_is_a_400_on_ask_v1_and_handoff(client, a
         assert post_raw(client, "/api/ask", raw).status_code == 422
     assert assistant.queue.count_tickets() == 0
     # in Python, a bad character in the history is replaced, not fatal
-    answer = assistant.ask("Can I bring my dog?", history=[{"role": "user", "content": "my dog \ud800"}])
+    answer = assistant.ask("I want to talk to a human", history=[{"role": "user", "content": "my dog \ud800"}])
     assert "\ufffd" in assistant.queue.get(answer.ticket_id).conversation[0]["content"]
 
 
