@@ -11,12 +11,12 @@ shared, noisy machine; the exact times are `python -m eval.llm_faults`'s matrix,
 
 from __future__ import annotations
 
-import json
 import socket
 import time
 
 import httpx
 import pytest
+from sse import sse_events
 
 from eval.fake_llm import FakeLLM
 from kb_assistant.assistant import Assistant
@@ -206,19 +206,6 @@ def serve(live_server, make_assistant):
         return live_server(build_app(make_assistant(fault, **update), mount_ui=False))
 
     return start
-
-
-def sse_events(text: str) -> list[tuple[str, object]]:
-    events = []
-    for block in text.strip().split("\n\n"):
-        name, data = "message", ""
-        for line in block.splitlines():
-            if line.startswith("event: "):
-                name = line[7:]
-            elif line.startswith("data: "):
-                data += line[6:]
-        events.append((name, data if data == "[DONE]" else json.loads(data)))
-    return events
 
 
 @pytest.mark.parametrize("fault", UNAVAILABLE)

@@ -7,6 +7,7 @@ import json
 
 import pytest
 from fastapi.testclient import TestClient
+from sse import sse_events
 
 from kb_assistant.apikeys import ApiKeyStore
 from ui.server import build_app
@@ -25,19 +26,6 @@ def keyed(sample_assistant, tmp_path):
     store = ApiKeyStore.for_settings(settings)
     with TestClient(build_app(sample_assistant, settings, mount_ui=False)) as c:
         yield c, store
-
-
-def sse_events(text: str) -> list[tuple[str, object]]:
-    events = []
-    for block in text.strip().split("\n\n"):
-        name, data = "message", ""
-        for line in block.splitlines():
-            if line.startswith("event: "):
-                name = line[7:]
-            elif line.startswith("data: "):
-                data += line[6:]
-        events.append((name, json.loads(data)))
-    return events
 
 
 # --- answers -----------------------------------------------------------------------------------------------------

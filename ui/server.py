@@ -144,15 +144,9 @@ def _api_error_for(exc: Exception, settings: Settings, question: str | None = No
         return ApiError(404, str(exc), "invalid_request_error", "unknown_ticket")
     if isinstance(exc, NotImplementedError):
         return ApiError(501, f"not available on this server yet: {exc}", "not_implemented")
-    if _is_llm_error(exc):
-        return ApiError(502, str(exc), "upstream_error", "llm_failed")
     if isinstance(exc, KBError):
         return ApiError(400, str(exc), "invalid_request_error")
     raise exc
-
-
-def _is_llm_error(exc: Exception) -> bool:
-    return type(exc).__name__ == "LLMError"  # kb_assistant.answer.llm imports langchain: not worth loading here
 
 
 def _validation_message(errors: list[dict]) -> tuple[int, str, str]:
@@ -477,10 +471,6 @@ def _first_event(events, settings: Settings, question: str):
         return next(events)
     except (KBError, SettingsError, NotImplementedError) as exc:
         raise api_error_for(exc, settings, question) from None
-    except Exception as exc:
-        if _is_llm_error(exc):
-            raise api_error_for(exc, settings, question) from None
-        raise
 
 
 def _drain(events) -> Answer:
