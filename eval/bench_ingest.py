@@ -348,10 +348,10 @@ def run_baseline(corpus: Path, work: Path, items: list[dict], chunk_size: int) -
     from langchain_huggingface import HuggingFaceEmbeddings
     from langchain_text_splitters import RecursiveCharacterTextSplitter
 
-    from ingest.loaders import _unstructured_ready
+    from ingest.loaders import unstructured_ready
     from kb_assistant.embeddings import default_model_path
 
-    _unstructured_ready()  # unstructured offline (its spaCy model from the installed package)
+    unstructured_ready()  # unstructured offline (its spaCy model from the installed package)
     from unstructured.partition.auto import partition
 
     embeddings = HuggingFaceEmbeddings(

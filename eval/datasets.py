@@ -165,7 +165,7 @@ def load_squad(path: Path) -> EvalSet:
         raise DatasetError(
             f"{path}: not SQuAD-format JSON ({exc}); expected {{'data': [{{'paragraphs': …}}]}}"
         ) from None
-    from ingest.chunking import _chunk_id
+    from ingest.chunking import chunk_id
 
     chunks, items = [], []
     for a_no, article in enumerate(data):
@@ -175,7 +175,7 @@ def load_squad(path: Path) -> EvalSet:
             text = str(para.get("context", "")).strip()
             if not text:
                 continue
-            chunks.append(Chunk(id=_chunk_id(source, "", text), text=text, source=source, title=title))
+            chunks.append(Chunk(id=chunk_id(source, "", text), text=text, source=source, title=title))
             for qa in para.get("qas", []):
                 answers = [a.get("text", "") for a in qa.get("answers", []) if a.get("text")]
                 items.append(

@@ -114,7 +114,7 @@ def _faq_chunks(doc: LoadedDocument, source: str) -> list[Chunk]:
     return _dedupe_ids(
         [
             Chunk(
-                id=_chunk_id(source, question, answer),
+                id=chunk_id(source, question, answer),
                 text=answer,
                 source=source,
                 title=doc.title,
@@ -128,10 +128,10 @@ def _faq_chunks(doc: LoadedDocument, source: str) -> list[Chunk]:
 
 
 def _make(source: str, title: str, section: str, text: str, page: int | None) -> Chunk:
-    return Chunk(id=_chunk_id(source, section, text), text=text, source=source, title=title, section=section, page=page)
+    return Chunk(id=chunk_id(source, section, text), text=text, source=source, title=title, section=section, page=page)
 
 
-def _chunk_id(source: str, section: str, text: str) -> str:
+def chunk_id(source: str, section: str, text: str) -> str:
     """Stable: the same text in the same place of the same file always gets the same id."""
     return hashlib.sha1(f"{source}\x1f{section}\x1f{text}".encode()).hexdigest()[:24]
 

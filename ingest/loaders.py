@@ -139,13 +139,13 @@ def _load_table(sheets: list[tuple[str, list[list[str]]]], path: Path) -> Loaded
             continue
         if sheet:
             doc.blocks.append(Block(sheet, "heading"))
-        doc.blocks += [Block(line, "table") for line in _row_lines(header, body)]
+        doc.blocks += [Block(line, "table") for line in row_lines(header, body)]
     if not doc.faq and not doc.blocks:
         raise DocumentError("table has a header but no rows")
     return doc
 
 
-def _row_lines(header: list[str], body: list[list[str]]) -> list[str]:
+def row_lines(header: list[str], body: list[list[str]]) -> list[str]:
     """A plain table as one "column: value | column: value" line per row: each row says what its cells are, so a
     row answers on its own ("Years of service: Less than 5 years | Paid annual leave per year: 10 working days")."""
     lines = []
@@ -201,12 +201,12 @@ def _table_lines(text: str, html: str | None) -> list[str]:
         return [text]
     if not headed and all(len(r) == 2 for r in rows):
         return [f"{k}: {v}" if k and v else k or v for k, v in rows]
-    return _row_lines(rows[0], rows[1:]) or [text]
+    return row_lines(rows[0], rows[1:]) or [text]
 
 
 # --- documents through unstructured ----------------------------------------------------------------
 @lru_cache(maxsize=1)
-def _unstructured_ready() -> None:
+def unstructured_ready() -> None:
     """Keep unstructured offline: no telemetry, and its spaCy model from the installed package."""
     os.environ.setdefault("DO_NOT_TRACK", "1")
     os.environ.setdefault("SCARF_NO_ANALYTICS", "1")
@@ -233,7 +233,7 @@ def _fast_text_types() -> None:
 
 
 def _partition(path: Path, suffix: str, text: str | None):
-    _unstructured_ready()
+    unstructured_ready()
     _fast_text_types()
     if suffix in (".md", ".markdown"):
         from unstructured.partition.md import partition_md

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from ingest.loaders import Block, DocumentError, LoadedDocument, _row_lines
+from ingest.loaders import Block, DocumentError, LoadedDocument, row_lines
 
 MIN_CHAR_PT = 2.0  # characters set smaller than this are not readable: hidden text, not content
 MARGIN = 0.1  # the top and bottom tenth of a page: where running headers and footers live
@@ -456,4 +456,4 @@ def _table_rows(header: list[str], rows: list[list[str]], bold_header: bool) -> 
     """Rows that name their columns; a two-column table without a header row is "key: value" lines."""
     if len(header) == 2 and not bold_header and not (all(header) and all(len(h) <= 60 for h in header)):
         return [f"{k}: {v}" if k and v else k or v for k, v in [header, *rows] if k or v]
-    return _row_lines(header, rows) or [" | ".join(c for c in header if c)]
+    return row_lines(header, rows) or [" | ".join(c for c in header if c)]

@@ -133,6 +133,12 @@ def _load_one(task: _Task) -> _Loaded:
     return out
 
 
+def check_file(path: Path, source: str, *, max_bytes: int, chunk_size: int) -> str | None:
+    """Load and chunk one file exactly as a sync would (same limits, same loaders): None when it would ingest,
+    else the reason it would fail. The admin's upload checks each file with this before accepting it."""
+    return _load(_Task(str(path.parent), str(path), source, None, max_bytes, chunk_size)).error
+
+
 def _load(task: _Task) -> _Loaded:
     out = _Loaded(task)
     path = Path(task.path)

@@ -33,13 +33,14 @@ def kb_status(settings: Settings, kb: str | None = None) -> list[dict]:
                 "failures": [{"path": f"{d.root}/{d.path}", "reason": d.error or ""} for d in failed],
                 "version": int(state.get("version", 0)),
                 "sources": [s.root for s in ledger.sources(name)],
-                "last_run": _run(last) if last else None,
+                "last_run": run_summary(last) if last else None,
             }
         )
     return out
 
 
-def _run(run) -> dict:
+def run_summary(run) -> dict:
+    """One ingest run as `kb status` and the admin console show it: when, status, a one-line summary, the report."""
     report = run.report or {}
     summary = ""
     if report:

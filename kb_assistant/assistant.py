@@ -336,26 +336,6 @@ class Assistant:
         kept in the browser: ``queue.access.chat_session_id``), never one a client merely supplies."""
         return self.queue.session_replies(session_id) if session_id else []
 
-    def promote(self, ticket_id: str, question: str | None = None) -> str:
-        """'Add to the knowledge base': an answered ticket becomes a curated FAQ entry of its KB, searchable at
-        once. ``question`` overrides the ticket's wording. Returns the entry's source name."""
-        from kb_assistant.queue.promote import promote_ticket
-
-        ticket = self.queue.get(ticket_id)
-        index = self.index(ticket.kb)
-        chunk = promote_ticket(index, ticket, question)
-        self.queue.mark_promoted(ticket_id, chunk.source)
-        if self.settings.cache_enabled:  # the agent's answer seeds the cache, citing the new entry
-            lang = detect_language(chunk.question)
-            cited = Citation(n=1, source=chunk.source, section=chunk.section, chunk_id=chunk.id,
-                             snippet=chunk.text[:2000], score=1.0)  # fmt: skip
-            marker = "[1]" if lang == "zh" else " [1]"
-            seeded = Answer(question=chunk.question, standalone_question=chunk.question, text=chunk.text + marker,
-                            answered=True, confidence=1.0, language=lang, kb=ticket.kb, citations=[cited],
-                            passages=[cited])  # fmt: skip
-            self.cache.seed(index, chunk.question, seeded, lang=lang)
-        return chunk.source
-
     def _check_question(self, question: str) -> str:
         if not isinstance(question, str):
             raise QuestionError("the question is empty: type a question")

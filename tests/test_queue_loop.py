@@ -9,6 +9,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
+from ingest.promote import promote
 from kb_assistant.assistant import Assistant
 from kb_assistant.cli import app
 from kb_assistant.settings import Settings
@@ -54,8 +55,8 @@ def test_an_agents_answer_reaches_the_user_and_once_in_the_kb_answers_the_questi
     assert hr.ticket("T-000001", asked.ticket_token).answered_at is not None
 
     version = hr.index("hr").state()["version"]
-    assert hr.promote("T-000001") == "curated-faq/T-000001.csv"
-    hr.promote("T-000002")
+    assert promote(hr, "T-000001") == "curated-faq/T-000001.csv"
+    promote(hr, "T-000002")
     assert hr.index("hr").state()["version"] == version + 2
     assert hr.queue.get("T-000001").promoted_source == "curated-faq/T-000001.csv"
 
@@ -81,7 +82,7 @@ def test_only_an_answered_ticket_can_be_added_to_the_kb(hr):
 
     ticket = hr.ask("Is there a company choir I can join?", kb="hr").ticket_id
     with pytest.raises(KBError, match="only an answered ticket"):
-        hr.promote(ticket)
+        promote(hr, ticket)
 
 
 def test_the_queue_from_the_command_line(hr, tmp_path):

@@ -20,12 +20,10 @@ FILLER = [
 
 
 def faq_chunks(rows: list[tuple[str, str]], source: str):
-    from ingest.chunking import _chunk_id
+    from ingest.chunking import chunk_id
     from kb_assistant.schema import Chunk
 
-    return [
-        Chunk(id=_chunk_id(source, q, a), text=a, source=source, section=q, kind="faq", question=q) for q, a in rows
-    ]
+    return [Chunk(id=chunk_id(source, q, a), text=a, source=source, section=q, kind="faq", question=q) for q, a in rows]
 
 
 def ranked(settings, embeddings, chunks, question: str):
@@ -71,12 +69,12 @@ def test_a_paraphrase_finds_its_faq_entry_over_an_answer_that_merely_holds_its_w
 
 
 def test_a_passage_naming_every_content_word_beats_a_look_alike_the_embedding_prefers(settings, embeddings):
-    from ingest.chunking import _chunk_id
+    from ingest.chunking import chunk_id
     from kb_assistant.schema import Chunk
 
     rows = [*FILLER, ("Who organises the charity run in Madrid?", "Omar from the staff club organises it.")]
     fact = "Nora from the staff club organises the charity run in Lisbon every spring."
-    text = Chunk(id=_chunk_id("clubs.md", "Clubs", fact), text=fact, source="clubs.md", section="Clubs")
+    text = Chunk(id=chunk_id("clubs.md", "Clubs", fact), text=fact, source="clubs.md", section="Clubs")
     order = ranked(
         settings, embeddings, [*faq_chunks(rows, "faq.csv"), text], "Who organises the charity run in Lisbon?"
     )

@@ -154,7 +154,7 @@ class DocumentLibrary:
         """Check each (name, temp path), move the good ones into the KB's upload folder, sync it incrementally.
 
         ``on_file(name, reason)`` is called as each file is settled (reason None: accepted / ingested)."""
-        from ingest.pipeline import _load, _Task  # the pipeline's own per-file load: the same limits and reasons
+        from ingest.pipeline import check_file  # the pipeline's own per-file load: the same limits and reasons
 
         kb = self._check_kb(kb)
         folder = self.uploads_dir(kb)
@@ -171,8 +171,7 @@ class DocumentLibrary:
                 else:
                     tmp = staging / name
                     shutil.copyfile(src, tmp)
-                    loaded = _load(_Task(str(staging), str(tmp), name, None, max_bytes, self.settings.chunk_size))
-                    reason = loaded.error
+                    reason = check_file(tmp, name, max_bytes=max_bytes, chunk_size=self.settings.chunk_size)
                 result.files.append(FileOutcome(name, reason is None, reason or ""))
                 if reason is None:
                     accepted.append(name)
@@ -257,10 +256,10 @@ class DocumentLibrary:
 
     def runs(self, kb: str, limit: int = 10) -> list[dict]:
         """The last ingest runs, newest first, each with its report."""
-        from ingest.status import _run  # the summary `kb status` prints
+        from ingest.status import run_summary  # the summary `kb status` prints
 
         kb = self._check_kb(kb)
-        return [_run(r) for r in Ledger(self.settings).runs(kb, limit=limit)]
+        return [run_summary(r) for r in Ledger(self.settings).runs(kb, limit=limit)]
 
 
 def report_line(report: IngestReport | None) -> str:

@@ -2,7 +2,7 @@
 
 Open tickets filterable by KB, reason and age; claim; the conversation, the passages and why it escalated;
 write the answer; close (answered / not our question); "Add to the knowledge base"; the gap log.
-Thin: every action is one call on ``Assistant.queue`` or ``Assistant.promote``. Everything a user or an agent
+Thin: every action is one call on ``Assistant.queue`` or ``ingest.promote.promote``. Everything a user or an agent
 typed is escaped before it is shown (``render_ticket_html``): questions and answers render inert.
 
 ``build_console_app(assistant)`` returns the Blocks (to mount at /console); ``launch`` runs it standalone.
@@ -185,7 +185,9 @@ class ConsoleActions:
 
     def promote(self, ticket_id: str, question: str):
         def action():
-            self.assistant.promote(ticket_id, (question or "").strip() or None)
+            from ingest.promote import promote  # ingesting: loaded only when an agent promotes
+
+            promote(self.assistant, ticket_id, (question or "").strip() or None)
             return self.queue.get(ticket_id)
 
         return self._do(ticket_id, action, f"Added {ticket_id} to the knowledge base: asked again, it is answered.")

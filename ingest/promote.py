@@ -3,7 +3,8 @@
 The entry is a one-row FAQ table, ``<data>/curated/<kb>/curated-faq/T-000123.csv`` (question, answer, ticket,
 agent), synced into the KB by the ingest pipeline like any document: the ingest ledger knows it, so it survives
 every later `kb ingest --all`, and editing or deleting the file is how an admin changes or withdraws it.
-(The core library otherwise imports nothing from ingest/: promotion *is* an ingest, so it goes through it.)
+Promotion *is* an ingest, so it lives here, above the core: the console and `kb queue promote` call
+``promote(assistant, ticket_id)``; the core library never imports ingest/.
 """
 
 from __future__ import annotations
@@ -12,11 +13,14 @@ import csv
 import os
 from pathlib import Path
 
+from ingest.chunking import chunk_id
+from ingest.pipeline import sync_sources
 from kb_assistant.errors import KBError
 from kb_assistant.index import KnowledgeBaseIndex
 from kb_assistant.queue.models import Ticket
 from kb_assistant.queue.store import format_ticket_id
-from kb_assistant.schema import Chunk
+from kb_assistant.schema import Answer, Chunk, Citation
+from kb_assistant.text import detect_language
 
 CURATED_DIR = "curated-faq"
 
@@ -25,11 +29,28 @@ def curated_folder(settings, kb: str) -> Path:
     return settings.data_dir / "curated" / kb
 
 
+def promote(assistant, ticket_id: str, question: str | None = None) -> str:
+    """'Add to the knowledge base': an answered ticket becomes a curated FAQ entry of its KB, searchable at
+    once, and the ticket is marked promoted. ``question`` overrides the ticket's wording. With the semantic cache
+    on, the agent's answer seeds it, citing the new entry. Returns the entry's source name."""
+    ticket = assistant.queue.get(ticket_id)
+    index = assistant.index(ticket.kb)
+    chunk = promote_ticket(index, ticket, question)
+    assistant.queue.mark_promoted(ticket_id, chunk.source)
+    if assistant.settings.cache_enabled:
+        lang = detect_language(chunk.question)
+        cited = Citation(n=1, source=chunk.source, section=chunk.section, chunk_id=chunk.id,
+                         snippet=chunk.text[:2000], score=1.0)  # fmt: skip
+        marker = "[1]" if lang == "zh" else " [1]"
+        seeded = Answer(question=chunk.question, standalone_question=chunk.question, text=chunk.text + marker,
+                        answered=True, confidence=1.0, language=lang, kb=ticket.kb, citations=[cited],
+                        passages=[cited])  # fmt: skip
+        assistant.cache.seed(index, chunk.question, seeded, lang=lang)
+    return chunk.source
+
+
 def promote_ticket(index: KnowledgeBaseIndex, ticket: Ticket, question: str | None = None) -> Chunk:
     """Write the ticket's question and answer into ``index``'s KB and make them searchable now."""
-    from ingest.chunking import _chunk_id
-    from ingest.pipeline import sync_sources
-
     tid = format_ticket_id(ticket.id)
     if ticket.status != "answered" or not ticket.answer:
         raise KBError(f"ticket {tid} is {ticket.status}: only an answered ticket can be added to the KB")
@@ -50,7 +71,7 @@ def promote_ticket(index: KnowledgeBaseIndex, ticket: Ticket, question: str | No
         raise KBError(f"could not add ticket {tid} to the KB: {report.failed[0].reason}")
     source = f"{CURATED_DIR}/{tid}.csv"
     index.refresh()
-    chunk = index.get([_chunk_id(source, question, answer)])
+    chunk = index.get([chunk_id(source, question, answer)])
     if not chunk:
         raise KBError(f"ticket {tid} was written to {path} but is not in KB {index.name!r}")
     return next(iter(chunk.values()))

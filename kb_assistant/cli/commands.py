@@ -1,4 +1,7 @@
-"""`kb`: the command line. Thin: parses, calls Assistant / ingest, prints. Heavy imports happen inside commands."""
+"""`kb`'s root app: ingest, ask, serve, eval, status. Thin: parses, calls Assistant / ingest, prints.
+
+The command groups (apikey, cache, queue) live beside it; heavy imports happen inside commands.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +11,9 @@ from typing import Annotated
 
 import typer
 
-from kb_assistant.cli_apikey import app as apikey_app
+from kb_assistant.cli import apikey, cache, queue
+from kb_assistant.cli.common import fail as _fail
+from kb_assistant.cli.common import settings as _settings
 
 app = typer.Typer(
     help="kb-assistant: cited answers from your handbooks and FAQs; a person when the KB has no answer.",
@@ -18,20 +23,6 @@ app = typer.Typer(
 )
 
 KbOption = Annotated[str, typer.Option("--kb", help="Knowledge base name.")]
-
-
-def _settings():
-    from kb_assistant.settings import SettingsError, load_settings
-
-    try:
-        return load_settings()
-    except SettingsError as exc:
-        _fail(str(exc))
-
-
-def _fail(message: str, code: int = 2):
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(code)
 
 
 def _ensure_sample(settings) -> None:
@@ -185,7 +176,7 @@ def serve(
         _fail(str(exc))
 
 
-app.add_typer(apikey_app, name="apikey")
+app.add_typer(apikey.app, name="apikey")
 
 
 @app.command(name="eval")
@@ -254,14 +245,8 @@ def eval_(
     raise typer.Exit(1 if failed else 0)
 
 
-from kb_assistant import cli_cache  # noqa: E402  (a command group in its own module)
-
-app.add_typer(cli_cache.app, name="cache")
-
-
-from kb_assistant.cli_queue import register  # noqa: E402  (kb queue|user|gaps|feedback|replies|console)
-
-register(app)
+app.add_typer(cache.app, name="cache")
+queue.register(app)  # kb queue|user|gaps|feedback|replies|console
 
 
 @app.command()

@@ -6,12 +6,14 @@ from typing import Annotated
 
 import typer
 
+from kb_assistant.cli.common import fail as _fail
+from kb_assistant.cli.common import settings as _settings
+
 app = typer.Typer(help="API keys for the HTTP API (/api, /v1). Once one exists, every request needs one.")
 
 
 def _store():
     from kb_assistant.apikeys import ApiKeyStore
-    from kb_assistant.cli import _settings
 
     return ApiKeyStore.for_settings(_settings())
 
@@ -22,7 +24,6 @@ def create(
     name: Annotated[str, typer.Option("--name", help="A label, e.g. the intranet page using it.")] = "",
 ):
     """Create a key and print it once (only its hash is stored)."""
-    from kb_assistant.cli import _fail
     from kb_assistant.errors import KBError
     from kb_assistant.settings import SettingsError
 
@@ -52,7 +53,6 @@ def list_keys():
 @app.command()
 def revoke(id_or_name: Annotated[str, typer.Argument(help="The key's id (or name) from `kb apikey list`.")]):
     """Revoke a key; a running server refuses it from the next request on."""
-    from kb_assistant.cli import _fail
     from kb_assistant.errors import KBError
 
     try:

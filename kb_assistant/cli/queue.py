@@ -14,6 +14,9 @@ from typing import Annotated
 
 import typer
 
+from kb_assistant.cli.common import fail as _fail
+from kb_assistant.cli.common import settings as _settings
+
 queue_app = typer.Typer(help="The human queue: tickets for questions the KB could not answer.", no_args_is_help=True)
 user_app = typer.Typer(help="Agents who answer tickets in the console.", no_args_is_help=True)
 
@@ -21,20 +24,6 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 AgentOption = Annotated[str, typer.Option("--agent", help="Who does it (shown on the ticket and the FAQ entry).")]
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([mhdw])\s*$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-
-
-def _fail(message: str, code: int = 2):
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(code)
-
-
-def _settings():
-    from kb_assistant.settings import SettingsError, load_settings
-
-    try:
-        return load_settings()
-    except SettingsError as exc:
-        _fail(str(exc))
 
 
 def _queue():
@@ -47,6 +36,12 @@ def _assistant():
     from kb_assistant.assistant import Assistant
 
     return Assistant(_settings())
+
+
+def _promote(ticket_id: str, question: str | None = None) -> str:
+    from ingest.promote import promote
+
+    return promote(_assistant(), ticket_id, question)
 
 
 def parse_duration(text: str, option: str) -> timedelta:
@@ -209,7 +204,7 @@ def queue_answer(
     t = _run(lambda: _queue().answer(ticket_id, text, agent))
     d = ticket_dict(t)
     if promote:
-        d["promoted_source"] = _run(lambda: _assistant().promote(ticket_id))
+        d["promoted_source"] = _run(lambda: _promote(ticket_id))
     if as_json:
         typer.echo(json.dumps(d, ensure_ascii=False, indent=2))
         return
@@ -239,7 +234,7 @@ def queue_promote(
     question: Annotated[str | None, typer.Option(help="The FAQ question, if not the ticket's wording.")] = None,
 ):
     """Add an answered ticket to its knowledge base as a curated FAQ entry, searchable at once."""
-    source = _run(lambda: _assistant().promote(ticket_id, question))
+    source = _run(lambda: _promote(ticket_id, question))
     typer.echo(f"added to the knowledge base as {source}")
 
 

@@ -7,6 +7,9 @@ from typing import Annotated
 
 import typer
 
+from kb_assistant.cli.common import fail as _fail
+from kb_assistant.cli.common import settings as _settings
+
 app = typer.Typer(
     help="The semantic cache: hit rate, time saved, entries and who received them; drop one or clear it.",
     no_args_is_help=True,
@@ -16,7 +19,6 @@ KbOption = Annotated[str | None, typer.Option("--kb", help="One knowledge base (
 
 def _cache():
     from kb_assistant.cache import SemanticCache
-    from kb_assistant.cli import _settings
 
     return SemanticCache(_settings(), embeddings=None)  # stats and clear never embed
 
@@ -82,7 +84,6 @@ def _receivers(answer_ids: list[str]) -> dict[str, str]:
     """answer id -> "user, session" from the answer log, for the ids it knows (an empty map when it is away)."""
     if not answer_ids:
         return {}
-    from kb_assistant.cli import _settings
     from kb_assistant.errors import KBError
     from kb_assistant.queue.store import TicketQueue
 
@@ -102,7 +103,6 @@ def _receivers(answer_ids: list[str]) -> dict[str, str]:
 @app.command()
 def drop(entry_id: Annotated[int, typer.Argument(help="The entry's id, as `kb cache list` shows it (#ID).")]):
     """Delete one cached answer; the next asker gets a fresh answer."""
-    from kb_assistant.cli import _fail
 
     if not _cache().drop(entry_id):
         _fail(f"no cached answer #{entry_id}: see the ids with `kb cache list`")
