@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kb_assistant.errors import KBError
+from kb_assistant.files import write_atomic
 from kb_assistant.settings import Settings
 
 SERVER_FILE = "server.json"
@@ -65,12 +66,7 @@ def registered_server(settings: Settings, port: int) -> Iterator[str | None]:
             ) from None
         token = secrets.token_urlsafe(32)
         record = settings.path(SERVER_FILE)
-        tmp = record.with_suffix(".tmp")
-        tmp.unlink(missing_ok=True)
-        out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(out, "w", encoding="utf-8") as f:
-            json.dump({"pid": os.getpid(), "port": port, "token": token}, f)
-        os.replace(tmp, record)
+        write_atomic(record, json.dumps({"pid": os.getpid(), "port": port, "token": token}), mode=0o600)
         try:
             yield token
         finally:

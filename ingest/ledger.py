@@ -21,14 +21,15 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import JSON, Float, ForeignKey, Integer, String, Text, create_engine, event, func, select
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import JSON, BigInteger, Float, ForeignKey, Integer, String, Text, func, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
+from kb_assistant import db
 from kb_assistant.errors import KBError
 from kb_assistant.settings import Settings
 
 LEDGER_FILE = "ingest.sqlite"
+MIGRATIONS = db.Migrations(Path(__file__).resolve().parent / "migrations", "ledger_alembic_version")
 
 
 class Base(DeclarativeBase):
@@ -50,8 +51,8 @@ class Document(Base):
     kb: Mapped[str] = mapped_column(String(63), primary_key=True)
     root: Mapped[str] = mapped_column(Text, primary_key=True)
     path: Mapped[str] = mapped_column(Text, primary_key=True)  # relative to the root: the chunks' "source"
-    size: Mapped[int] = mapped_column(Integer)
-    mtime_ns: Mapped[int] = mapped_column(Integer)
+    size: Mapped[int] = mapped_column(BigInteger)
+    mtime_ns: Mapped[int] = mapped_column(BigInteger)  # nanoseconds since 1970: past 32 bits
     content_hash: Mapped[str] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(16))  # "done" | "failed"
     chunk_ids: Mapped[list] = mapped_column(JSON, default=list)
@@ -84,29 +85,19 @@ class Version(Base):
 
 
 class Ledger:
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, url: str | None = None):
+        """The ledger in ``url`` (any SQLAlchemy URL); by default the SQLite file beside the KB's indexes, which
+        the ingest, the cron, ``kb status`` and the chat share (WAL, and a writer waits 30 s for the lock)."""
         self.path = settings.path(LEDGER_FILE)
-        self.engine = create_engine(f"sqlite:///{self.path}")
+        self.url = url or db.sqlite_url(self.path)
+        self.engine = db.engine(self.url, busy_timeout_s=30.0, immediate=False)
+        MIGRATIONS.ensure(self.engine)
 
-        @event.listens_for(self.engine, "connect")
-        def _pragmas(dbapi_conn, _record):  # shared by ingest, cron, status and the chat: WAL + wait, not fail
-            cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA busy_timeout=30000")
-            cur.execute("PRAGMA synchronous=NORMAL")
-            cur.close()
-
-        for attempt in range(5):  # two processes creating the tables at once: the loser sees "already exists"
-            try:
-                Base.metadata.create_all(self.engine)
-                break
-            except OperationalError:
-                if attempt == 4:
-                    raise
-                time.sleep(0.1 * (attempt + 1))
-
-    def session(self) -> Session:
-        return Session(self.engine, expire_on_commit=False)
+    def session(self, *, write: bool = False) -> Session:
+        """A session; ``write``: its transaction takes SQLite's write lock when it begins (it reads, then writes,
+        and must not be refused half-way by another process's commit)."""
+        bind = self.engine.execution_options(kb_write_lock=True) if write else self.engine
+        return Session(bind, expire_on_commit=False)
 
     # --- reads ---------------------------------------------------------------------------------------
     def kbs(self) -> list[str]:
@@ -148,7 +139,7 @@ class Ledger:
     # --- runs ----------------------------------------------------------------------------------------
     def start_run(self, kb: str) -> tuple[int, bool]:
         """Open a run; returns (run id, whether an earlier run of this KB was interrupted)."""
-        with self.session() as s, s.begin():
+        with self.session(write=True) as s, s.begin():
             stale = list(s.scalars(select(Run).where(Run.kb == kb, Run.status == "running")))
             for run in stale:  # we hold the KB's lock, so these died (kill -9, power cut) mid-run
                 run.status = "interrupted"
@@ -160,18 +151,18 @@ class Ledger:
             return run.id, bool(stale) or failed
 
     def finish_run(self, run_id: int, report: dict) -> None:
-        with self.session() as s, s.begin():
+        with self.session(write=True) as s, s.begin():
             run = s.get(Run, run_id)
             run.status, run.finished_at, run.report = "finished", time.time(), report
 
     def fail_run(self, run_id: int, error: str) -> None:
         """A run that raised: recorded as failed (with the error), never left "running"."""
-        with self.session() as s, s.begin():
+        with self.session(write=True) as s, s.begin():
             run = s.get(Run, run_id)
             run.status, run.finished_at, run.report = "failed", time.time(), {"error": error}
 
     def remember_source(self, kb: str, root: str) -> None:
-        with self.session() as s, s.begin():
+        with self.session(write=True) as s, s.begin():
             src = s.get(Source, (kb, root)) or Source(kb=kb, root=root)
             src.last_synced_at = time.time()
             s.merge(src)
@@ -206,7 +197,7 @@ def commit_version(
 ) -> None:
     """Record document changes and (when the live chunks changed) KB ``version``, in one transaction; sources in
     ``forget_sources`` stop being remembered in the same transaction (their documents are among the changes)."""
-    with ledger.session() as s, s.begin():
+    with ledger.session(write=True) as s, s.begin():
         for root in forget_sources:
             src = s.get(Source, (kb, root))
             if src is not None:
@@ -230,7 +221,7 @@ def touch_documents(ledger: Ledger, kb: str, changes: list[DocumentChange]) -> N
     """Unchanged content, new size/mtime (a copy, a touch): remember the new stat so the next run skips the read."""
     if not changes:
         return
-    with ledger.session() as s, s.begin():
+    with ledger.session(write=True) as s, s.begin():
         for ch in changes:
             row = s.get(Document, (kb, ch.root, ch.path))
             if row is not None:

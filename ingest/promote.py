@@ -10,12 +10,13 @@ Promotion *is* an ingest, so it lives here, above the core: the console and `kb 
 from __future__ import annotations
 
 import csv
-import os
+import io
 from pathlib import Path
 
 from ingest.chunking import chunk_id
 from ingest.pipeline import sync_sources
 from kb_assistant.errors import KBError
+from kb_assistant.files import write_atomic
 from kb_assistant.index import KnowledgeBaseIndex
 from kb_assistant.queue.models import Ticket
 from kb_assistant.queue.store import format_ticket_id
@@ -60,12 +61,10 @@ def promote_ticket(index: KnowledgeBaseIndex, ticket: Ticket, question: str | No
     answer = ticket.answer.strip()
     root = curated_folder(index.settings, index.name)
     path = root / CURATED_DIR / f"{tid}.csv"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "w", newline="", encoding="utf-8") as f:
-        csv.writer(f).writerows([["question", "answer", "ticket", "agent"],
-                                 [question, answer, tid, ticket.answered_by or "agent"]])  # fmt: skip
-    os.replace(tmp, path)
+    rows = io.StringIO(newline="")
+    csv.writer(rows).writerows([["question", "answer", "ticket", "agent"],
+                                [question, answer, tid, ticket.answered_by or "agent"]])  # fmt: skip
+    write_atomic(path, rows.getvalue())
     report = sync_sources(index.settings, [root], index.name, embeddings=index.embeddings)
     if not report.ok:
         raise KBError(f"could not add ticket {tid} to the KB: {report.failed[0].reason}")

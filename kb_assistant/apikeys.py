@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import secrets
-import tempfile
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,6 +19,7 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 
 from kb_assistant.errors import KBError
+from kb_assistant.files import write_atomic
 from kb_assistant.settings import Settings, check_kb_name
 
 KEY_PREFIX = "kb_"
@@ -118,17 +117,5 @@ class ApiKeyStore:
         return self._read() if self.path.exists() else []
 
     def _write(self, keys: list[ApiKey]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        payload = json.dumps({"keys": [k.model_dump() for k in keys]}, indent=2)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".apikeys-", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(payload)
-                f.flush()
-                os.fsync(f.fileno())
-            os.chmod(tmp, 0o600)
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_atomic(self.path, json.dumps({"keys": [k.model_dump() for k in keys]}, indent=2), mode=0o600)
         self._stamp = None  # re-read on next use

@@ -41,6 +41,7 @@ from uuid import uuid4
 
 from pydantic import BaseModel
 
+from kb_assistant import db
 from kb_assistant.cache_guard import is_personal, near_miss_reason, normalize_question, wording_key
 from kb_assistant.schema import Answer
 
@@ -55,22 +56,7 @@ if TYPE_CHECKING:
 _FLIGHTS: dict[tuple, _Flight] = {}  # questions being answered right now, by (cache file, kb, language, key)
 _FLIGHTS_LOCK = threading.Lock()
 CANDIDATES = 5  # most similar entries put through the guard per lookup
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS cache_entries (
-    id INTEGER PRIMARY KEY,
-    kb TEXT NOT NULL, language TEXT NOT NULL, key TEXT NOT NULL, question TEXT NOT NULL,
-    model TEXT NOT NULL, embedding BLOB NOT NULL,
-    answer TEXT NOT NULL, chunk_ids TEXT NOT NULL, kb_version INTEGER NOT NULL, origin TEXT NOT NULL,
-    created_at REAL NOT NULL, last_hit_at REAL NOT NULL, hits INTEGER NOT NULL DEFAULT 0,
-    full_ms REAL NOT NULL DEFAULT 0, saved_ms REAL NOT NULL DEFAULT 0,
-    UNIQUE (kb, language, key)
-);
-CREATE TABLE IF NOT EXISTS cache_served (answer_id TEXT PRIMARY KEY, entry_id INTEGER NOT NULL);
-CREATE INDEX IF NOT EXISTS cache_served_entry ON cache_served (entry_id);
-CREATE TABLE IF NOT EXISTS cache_refused (kb TEXT, language TEXT, key TEXT, chunk_ids TEXT,
-    PRIMARY KEY (kb, language, key, chunk_ids));
-CREATE TABLE IF NOT EXISTS cache_counters (kb TEXT, name TEXT, value REAL NOT NULL, PRIMARY KEY (kb, name));
-"""
+MIGRATIONS = db.Migrations(db.MIGRATIONS_HOME / "cache", "cache_alembic_version")
 COUNTERS = (
     "lookups", "exact_hits", "wording_hits", "semantic_hits", "near_misses", "personal", "stores",
     "invalidations", "expired", "evicted_lru", "evicted_feedback", "saved_ms", "disagreed",
@@ -184,11 +170,9 @@ class SemanticCache:
         self._swept: dict[str, int] = {}
         self._data_version = None
         self.path = settings.path("cache.sqlite3")
-        self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=10, isolation_level=None)
+        MIGRATIONS.ensure(db.engine(db.sqlite_url(self.path)))  # the schema; the lookups run on sqlite3 itself
+        self._db = db.sqlite_connection(self.path)
         self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
 
     # --- embeddings ------------------------------------------------------------------------------------------
     def embedder(self, lang: str) -> tuple[str, Embeddings]:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
+from kb_assistant.files import write_atomic
 from kb_assistant.glossary import Glossary, Term, load_glossary
 from kb_assistant.schema import Chunk
 from kb_assistant.settings import Settings, SettingsError, check_kb_name
@@ -317,9 +318,7 @@ class KnowledgeBaseIndex:
             shutil.rmtree(kw_dir)
         KeywordIndex.write(kw_dir, tokens)
         state = {**extra, "version": version, "keyword": kw_name, "chunks": len(tokens), "published_at": time.time()}
-        tmp = self.state_dir / f"{self.STATE_FILE}.tmp"
-        tmp.write_text(json.dumps(state, ensure_ascii=False), encoding="utf-8")
-        os.replace(tmp, self.state_dir / self.STATE_FILE)
+        write_atomic(self.state_dir / self.STATE_FILE, json.dumps(state, ensure_ascii=False))
         self.refresh()
         self._drop_old_keyword_dirs(keep=2)
 

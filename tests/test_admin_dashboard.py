@@ -117,19 +117,15 @@ def test_an_empty_period_gives_zeros_not_an_error(queue, tmp_path):
 
 def test_answers_logged_before_the_dashboard_migration_count_with_zeros(tmp_path):
     from alembic import command
-    from alembic.config import Config
 
-    from kb_assistant.queue.store import _MIGRATIONS, make_engine
+    from kb_assistant.queue.store import MIGRATIONS, make_engine
 
     settings = Settings(data_dir=tmp_path / "d")
     settings.data_dir.mkdir(parents=True)
     queue = TicketQueue(settings)
     engine = make_engine(queue.url)
-    cfg = Config()
-    cfg.set_main_option("script_location", str(_MIGRATIONS))
     with engine.begin() as conn:  # a database as the release before this one left it
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "0003")
+        command.upgrade(MIGRATIONS.config(conn), "0003")
         conn.exec_driver_sql(
             "INSERT INTO answer_log (id, kb, question, standalone_question, language, text, answered, confidence,"
             " passages, conversation, created_at) VALUES ('old1', 'hr', 'Old question?', 'Old question?', 'en', 't',"

@@ -173,16 +173,15 @@ def test_the_sqlite_queue_uses_wal_and_a_busy_timeout(tmp_path):
 def test_the_migrations_build_exactly_the_models_schema(tmp_path):
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
-    from alembic.script import ScriptDirectory
 
     from kb_assistant.queue.models import Base
-    from kb_assistant.queue.store import _MIGRATIONS
+    from kb_assistant.queue.store import MIGRATIONS
 
     queue = TicketQueue(Settings(data_dir=tmp_path / "d"))
     assert queue.available()
     with queue.engine.connect() as conn:
         assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
-        head = ScriptDirectory(str(_MIGRATIONS)).get_current_head()  # one head: the migrations form one line
+        head = MIGRATIONS.head()  # one head: the migrations form one line
         assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == head
 
 

@@ -47,19 +47,15 @@ def test_tickets_stored_with_a_null_embedding_before_the_fix_are_repaired_by_the
     """A database written by the old code holds 'null' embeddings: the next start turns them into SQL NULL, and
     grouping skips any embedding that is not a vector of the model's size."""
     from alembic import command
-    from alembic.config import Config
     from sqlalchemy import text
 
-    from kb_assistant.queue.store import _MIGRATIONS, migrate
+    from kb_assistant.queue.store import MIGRATIONS, migrate
 
     queue = assistant.queue
     answer = assistant.ask("How many days of sick leave do I get?", session_id="s-1")
     assistant.feedback(answer.id, "down", "wrong")
-    cfg = Config()
-    cfg.set_main_option("script_location", str(_MIGRATIONS))
     with queue.engine.begin() as conn:  # back to the first schema, with what the old code left behind
-        cfg.attributes["connection"] = conn
-        command.downgrade(cfg, "0001")
+        command.downgrade(MIGRATIONS.config(conn), "0001")
         conn.execute(text("UPDATE tickets SET embedding = 'null'"))
         conn.execute(text("UPDATE answer_log SET embedding = 'null' WHERE answered"))
     migrate(queue.engine)

@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from kb_assistant.files import write_atomic
+
 try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows: the spool still works within one process
@@ -84,10 +86,5 @@ class Spool:
                         bad.write(json.dumps({"error": repr(exc), "line": line}, ensure_ascii=False) + "\n")
                 done = i + 1
             rest = lines[done:]
-            tmp = self.path.with_name(self.path.name + ".tmp")
-            with open(tmp, "w", encoding="utf-8") as f:
-                f.write("".join(x + "\n" for x in rest))
-                f.flush()
-                os.fsync(f.fileno())
-            tmp.replace(self.path)
+            write_atomic(self.path, "".join(x + "\n" for x in rest))
             return done

@@ -14,8 +14,9 @@ import unicodedata
 import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
+from kb_assistant import db
+from kb_assistant.db import sqlite_url
 from kb_assistant.errors import KBError, QuestionError, QueueUnavailable, UnknownTicket
 from kb_assistant.queue.models import (
     OPEN_STATUSES,
@@ -30,9 +31,7 @@ from kb_assistant.queue.spool import Spool
 from kb_assistant.schema import TicketView
 from kb_assistant.settings import Settings
 
-_MIGRATIONS = Path(__file__).resolve().parent / "migrations"
-_ENGINES: dict[str, object] = {}
-_ENGINES_LOCK = threading.Lock()
+MIGRATIONS = db.Migrations(db.MIGRATIONS_HOME / "queue")  # version table "alembic_version", as it always was
 _TICKET_ID = re.compile(r"^\s*#?\s*(?:T-?)?0*(\d{1,12})\s*$", re.IGNORECASE)
 _REF = re.compile(r"^\s*P-[0-9a-f]{10}\s*$")
 _NUMBER = re.compile(r"\d+")
@@ -87,52 +86,17 @@ def normalize_question(text: str) -> str:
 def database_url(settings: Settings) -> str:
     if settings.database_url and settings.database_url.strip():
         return settings.database_url.strip()
-    return f"sqlite:///{settings.path('queue.db').resolve()}"
+    return sqlite_url(settings.path("queue.db"))
 
 
 def make_engine(url: str, busy_timeout_s: float = 10.0):
-    """One engine per URL per process. SQLite: WAL, busy timeout, and BEGIN IMMEDIATE for every transaction,
-    so a transaction that reads and then writes cannot be refused half-way by another process's write."""
-    from sqlalchemy import create_engine, event
-
-    with _ENGINES_LOCK:
-        if url in _ENGINES:
-            return _ENGINES[url]
-        if url.startswith("sqlite"):
-            engine = create_engine(url, connect_args={"timeout": busy_timeout_s, "check_same_thread": False})
-
-            @event.listens_for(engine, "connect")
-            def _on_connect(dbapi_conn, _record):
-                dbapi_conn.isolation_level = None  # we issue BEGIN ourselves (pysqlite's own is deferred, late)
-                cur = dbapi_conn.cursor()
-                cur.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
-                cur.execute("PRAGMA journal_mode = WAL")
-                cur.execute("PRAGMA synchronous = NORMAL")
-                cur.execute("PRAGMA foreign_keys = ON")
-                cur.close()
-
-            @event.listens_for(engine, "begin")
-            def _on_begin(conn):
-                conn.exec_driver_sql("BEGIN IMMEDIATE")
-
-        else:
-            engine = create_engine(url, pool_pre_ping=True)
-        _ENGINES[url] = engine
-        return engine
+    """The queue's engine: on SQLite every transaction takes the write lock when it begins."""
+    return db.engine(url, busy_timeout_s=busy_timeout_s, immediate=True)
 
 
 def migrate(engine) -> None:
-    """Bring the schema to the newest Alembic revision (append-only migrations, run on start)."""
-    from alembic import command
-    from alembic.config import Config
-
-    cfg = Config()
-    cfg.set_main_option("script_location", str(_MIGRATIONS))
-    with engine.begin() as conn:
-        if conn.dialect.name == "postgresql":  # several processes may start at once
-            conn.exec_driver_sql("SELECT pg_advisory_xact_lock(5150505)")
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "head")
+    """Bring the schema to the newest revision (append-only migrations, run on start)."""
+    MIGRATIONS.upgrade(engine)
 
 
 def _unavailable_errors() -> tuple[type[BaseException], ...]:
