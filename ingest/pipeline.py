@@ -165,11 +165,8 @@ def _load(task: _Task) -> _Loaded:
 
 
 def _file_hash(path: Path) -> str:
-    h = hashlib.sha256()
     with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def _die_with_parent() -> None:

@@ -115,11 +115,8 @@ def _part_file(distribution: str) -> Path:
 def _sha256(path: Path) -> str:
     import hashlib
 
-    digest = hashlib.sha256()
     with path.open("rb") as f:
-        while block := f.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 class _JoinedFile(io.RawIOBase):

@@ -7,6 +7,7 @@ import json
 
 import pytest
 from fastapi.testclient import TestClient
+from prometheus_client import CONTENT_TYPE_LATEST
 from sse import sse_events
 
 from kb_assistant.apikeys import ApiKeyStore
@@ -252,11 +253,13 @@ def test_metrics_count_requests_stages_escalations_in_prometheus_format(client):
     client.post("/api/ask", json={"question": "What is the boiling point of tungsten on Mars?"})
     client.post("/api/ask", json={"question": ""})
 
-    text = client.get("/metrics").text
+    r = client.get("/metrics")
+    assert r.headers["content-type"] == CONTENT_TYPE_LATEST
+    text = r.text
     assert 'kb_http_requests_total{endpoint="/api/ask",method="POST",status="200"} 2' in text
     assert 'kb_http_requests_total{endpoint="/api/ask",method="POST",status="400"} 1' in text
     assert 'kb_stage_duration_seconds_count{stage="retrieve"} 2' in text
-    assert 'kb_answers_total{kb="default",answered="true"} 1' in text
+    assert 'kb_answers_total{answered="true",kb="default"} 1' in text  # prometheus-client sorts the labels
     assert 'kb_escalations_total{kb="default",reason="low_confidence"} 1' in text
     assert "# TYPE kb_stage_duration_seconds histogram" in text and "# TYPE kb_cache_hits_total counter" in text
 

@@ -34,6 +34,7 @@ from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, StreamingResponse
+from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -399,7 +400,7 @@ def build_app(assistant: Assistant, settings: Settings | None = None, *, mount_u
     @app.get("/metrics", tags=["operations"], response_class=PlainTextResponse)
     def prometheus_metrics():
         """Prometheus text format."""
-        return PlainTextResponse(metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+        return PlainTextResponse(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
     # --- the widget -------------------------------------------------------------------------------------------------
     @app.get("/widget.js", tags=["widget"], include_in_schema=False)
