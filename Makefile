@@ -5,7 +5,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 MPNET   := $(VENV)/.installed-mpnet
 
-.PHONY: install install-mpnet run test lint format lock clean
+.PHONY: install install-mpnet run test test-unit lint format lock clean
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -27,6 +27,9 @@ run: $(STAMP)  ## open the web chat on http://127.0.0.1:7860 over the bundled sa
 
 test: $(STAMP) $(MPNET)  ## run the test suite (with the optional mpnet model, so its test runs)
 	$(BIN)/python -m pytest
+
+test-unit: $(STAMP)  ## the fast unit tier: no embedding model, no Chroma, no server (seconds)
+	$(BIN)/python -m pytest -m unit -q
 
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

@@ -1,12 +1,16 @@
 """Shared fixtures: every test gets a temporary data dir; the real model and real Chroma are loaded once.
 
 Network beyond 127.0.0.1 is blocked for the whole run: a test that tries to reach a model hub fails loudly.
+Tests marked ``unit`` (``pytest -m unit``, ``make test-unit``) run in seconds: no embedding model, no Chroma, no
+server, no browser, no Postgres. A unit test that asks for one of ``HEAVY_FIXTURES``, or imports
+sentence-transformers or Chroma while it runs, fails; ``fake_embeddings`` stands in for the model.
 """
 
 from __future__ import annotations
 
 import os
 import socket
+import sys
 
 import pytest
 
@@ -32,6 +36,44 @@ def _block_outbound_network():
     socket.socket.connect = guarded
     yield
     socket.socket.connect = real_connect
+
+
+# --- the unit tier ----------------------------------------------------------------------------------------------
+HEAVY_FIXTURES = frozenset(
+    ["embeddings", "sample_data_dir", "sample_assistant", "postgres_url", "browser", "live_server"]
+)
+HEAVY_MODULES = ("sentence_transformers", "chromadb")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    """A unit test may not ask for the model, Chroma, a server, a browser or Postgres: it fails before any of them
+    is set up."""
+    if item.get_closest_marker("unit") is not None:
+        heavy = sorted(HEAVY_FIXTURES.intersection(getattr(item, "fixturenames", ())))
+        if heavy:
+            pytest.fail(f"a unit test may not use the fixtures {', '.join(heavy)}: drop the unit mark or use fakes")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item):
+    """A unit test that imports sentence-transformers or Chroma (a model load, a vector store) fails."""
+    unit = item.get_closest_marker("unit") is not None
+    before = {m for m in HEAVY_MODULES if m in sys.modules}
+    result = yield
+    loaded = sorted(m for m in HEAVY_MODULES if m in sys.modules and m not in before)
+    if unit and loaded:
+        pytest.fail(f"a unit test imported {', '.join(loaded)}: drop the unit mark or use fakes")
+    return result
+
+
+@pytest.fixture
+def fake_embeddings():
+    """A deterministic stand-in for the model (384 dimensions, like MiniLM): the same text always gets the same
+    vector, different texts unrelated ones. Nothing is loaded."""
+    from langchain_core.embeddings import DeterministicFakeEmbedding
+
+    return DeterministicFakeEmbedding(size=384)
 
 
 @pytest.fixture

@@ -210,6 +210,7 @@ def test_a_concept_is_said_by_its_words_in_a_row_or_by_words_too_rare_to_meet_by
     assert remote.missing_concepts("公司允许在家办公吗？") == []
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("first", "follow_up", "must_have", "must_not_have"),
     [
@@ -234,6 +235,7 @@ def test_a_follow_up_without_an_llm_is_its_own_words_plus_the_topic_it_lacks_nev
     assert standalone.count("?") <= 1 and standalone.lower().count("how ") <= 1  # one question, not two
 
 
+@pytest.mark.unit
 def test_confidence_does_not_reward_a_best_passage_for_leading_the_next_by_a_lot():
     """A small KB's best passage leads by a lot whatever it says: the lead carries no weight (EVIDENCE_WEIGHTS)."""
     from kb_assistant.assistant import answer_confidence

@@ -54,6 +54,7 @@ def idf(token: str) -> float:
 
 
 # --- the guard, the key, the personal detector --------------------------------------------------------------------
+@pytest.mark.unit
 @pytest.mark.parametrize(
     "a, b, reason",
     [
@@ -77,6 +78,7 @@ def test_near_miss_pairs_are_rejected_with_the_reason(a, b, reason):
     assert near_miss_reason(b, a, idf) is not None
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     "a, b",
     [
@@ -105,6 +107,7 @@ NOVEL = "A novel coronavirus is a new coronavirus that has not been previously i
 CARRY = "You may carry over up to 5 unused days of annual leave into the next calendar year."
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     "a, b, answer, reason",
     [
@@ -133,6 +136,7 @@ def test_a_swapped_word_passes_only_when_the_cached_answer_says_it_and_never_for
     assert near_miss_reason(a, b, idf, answer=answer).startswith(reason)
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     "a, b, answer",
     [
@@ -151,6 +155,7 @@ def test_a_swapped_word_the_cached_answer_says_passes(a, b, answer):
     assert near_miss_reason(a, b, idf, answer=answer) is None
 
 
+@pytest.mark.unit
 def test_wordings_of_one_glossary_concept_are_no_conflict():
     from kb_assistant.glossary import load_glossary
 
@@ -161,6 +166,7 @@ def test_wordings_of_one_glossary_concept_are_no_conflict():
     assert near_miss_reason("How do I request sick leave?", "How do I request annual leave?", idf, glossary=glossary)
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     "a, b",
     [
@@ -174,6 +180,7 @@ def test_frame_words_and_detached_words_are_not_content_swaps(a, b):
     assert near_miss_reason(b, a, idf) is None
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     "a, b",
     [
@@ -188,6 +195,7 @@ def test_questions_differing_only_in_function_words_share_the_wording_key(a, b):
     assert wording_key(a) == wording_key(b)
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     "a, b",
     [
@@ -202,12 +210,14 @@ def test_questions_differing_in_a_meaningful_word_do_not_share_the_wording_key(a
     assert wording_key(a) != wording_key(b)
 
 
+@pytest.mark.unit
 def test_exact_key_ignores_case_width_punctuation_and_spaces():
     assert normalize_question("公司几点上班？") == normalize_question("公司几点上班 ?")
     assert normalize_question("ＡＢＣ　leave？") == normalize_question("abc leave?")
     assert normalize_question("How many days?") == normalize_question("how many  days")
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     "question, personal",
     [
@@ -566,6 +576,7 @@ def test_cache_stats_and_clear_on_the_command_line(kb_assistant, monkeypatch):
     assert kb_assistant.cache.stats().entries == 0
 
 
+@pytest.mark.unit
 def test_the_english_threshold_defaults_to_the_one_measured_for_the_embedding_model(monkeypatch):
     from kb_assistant.cache import similarity_threshold
     from kb_assistant.settings import Settings

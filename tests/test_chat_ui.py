@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from ui.chat import build_chat_app, from_text, respond, to_history
 
 
@@ -62,6 +64,7 @@ def test_the_chat_keeps_a_session_and_shows_the_agents_answer_when_the_user_come
     assert text.startswith("**Our reply** (ticket #T-000002)") and "social club" in text and "12" in from_text(text)
 
 
+@pytest.mark.unit
 def test_the_key_sentence_of_an_answer_is_bold_and_what_it_holds_stays_inert():
     from ui.chat import as_answer_text
 

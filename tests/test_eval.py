@@ -57,6 +57,7 @@ def squad_file(tmp_path):
     return path
 
 
+@pytest.mark.unit
 def test_faq_pairs_become_one_question_per_paraphrase_of_a_known_faq_question(faq_files):
     faq, pairs = faq_files
     ds = datasets.load(faq, paraphrases=pairs)
@@ -67,6 +68,7 @@ def test_faq_pairs_become_one_question_per_paraphrase_of_a_known_faq_question(fa
     ]  # similar=0 rows and questions the FAQ does not hold are left out
 
 
+@pytest.mark.unit
 def test_bad_dataset_files_get_errors_that_name_the_file(tmp_path, faq_files):
     faq, _ = faq_files
     with pytest.raises(DatasetError, match="--paraphrases"):
@@ -83,6 +85,7 @@ def test_bad_dataset_files_get_errors_that_name_the_file(tmp_path, faq_files):
         datasets.load(tmp_path / "missing.json")
 
 
+@pytest.mark.unit
 def test_token_f1_and_keyword_presence():
     assert metrics.token_f1("Salaries are paid on the 10th", "paid on the 10th") > 0.7
     assert metrics.token_f1("nothing alike", "paid on the 10th") == 0.0
@@ -91,6 +94,7 @@ def test_token_f1_and_keyword_presence():
     assert not metrics.keyword_present("周一至周五", "10:00–19:00")
 
 
+@pytest.mark.unit
 def test_faithfulness_counts_cited_sentences_supported_by_their_passage():
     passage = Citation(
         n=1, source="h.md", chunk_id="c", snippet="Salaries are paid on the 10th of every month.", score=1
@@ -104,6 +108,7 @@ def test_faithfulness_counts_cited_sentences_supported_by_their_passage():
     assert metrics.faithfulness(bad) == (0, 1)
 
 
+@pytest.mark.unit
 def test_refusal_precision_and_recall_and_the_calibrated_threshold():
     rows = [{"answerable": True, "answered_any": True, "confidence": c} for c in (0.9, 0.8, 0.6, 0.35)] + [
         {"answerable": False, "answered_any": True, "confidence": c} for c in (0.1, 0.2, 0.4)
@@ -114,6 +119,7 @@ def test_refusal_precision_and_recall_and_the_calibrated_threshold():
     assert 0.4 < chosen["threshold"] <= 0.6 and chosen["recall"] == 1.0
 
 
+@pytest.mark.unit
 def test_item_matches_by_source_faq_question_or_answer_text():
     p = Citation(
         n=1, source="docs/leave-policy.md", section="When is payday?", chunk_id="c", snippet="paid on the 10th", score=1

@@ -61,6 +61,7 @@ def policy_folder(tmp_path):
     return folder
 
 
+@pytest.mark.unit
 def test_a_token_presence_folder_asks_every_question_that_keeps_a_token_once_yes_and_no_are_dropped(policy_folder):
     ds = datasets.load(policy_folder)
     assert ds.kind == "token_presence"
@@ -72,6 +73,7 @@ def test_a_token_presence_folder_asks_every_question_that_keeps_a_token_once_yes
     assert len(one.documents) == 2  # one csv is asked of its folder's whole knowledge base
 
 
+@pytest.mark.unit
 def test_a_tokens_present_cell_that_is_not_a_list_literal_names_the_file_and_line(policy_folder):
     bad = policy_folder / "token_presence_Leave_Policy.csv"
     bad.write_text("question,answer,tokens_present,document\nq,a,[unclosed,Leave_Policy.pdf\n", encoding="utf-8")
@@ -79,6 +81,7 @@ def test_a_tokens_present_cell_that_is_not_a_list_literal_names_the_file_and_lin
         datasets.load(bad)
 
 
+@pytest.mark.unit
 def test_an_answer_is_correct_with_80_percent_of_its_tokens_in_its_first_600_characters():
     tokens = ["confidentiality", "30 days", "written notice", "employer", "termination"]
     reply = "The ﬁrm's conﬁdentiality clause [1]: 30   days' WRITTEN\nnotice by the Employer."
@@ -90,6 +93,7 @@ def test_an_answer_is_correct_with_80_percent_of_its_tokens_in_its_first_600_cha
     assert metrics.token_share(late, tokens) == 0.0  # past the first 600 characters nothing counts
 
 
+@pytest.mark.unit
 def test_the_ideal_window_is_the_best_600_characters_of_the_document():
     document = "termination " + "filler " * 200 + "notice of 30 days to the employer before termination"
     share, start = metrics.best_window(document, ["30 days", "employer", "termination", "absent"])

@@ -89,6 +89,7 @@ def test_a_question_in_one_part_answers_from_one_passage(handbook):
     assert "six months" in text and "[2]" not in text
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("sentence", "asks"),
     [("Does your Foundation permit employees to work from home?", True), ("员工可以在家办公吗", True),

@@ -71,6 +71,7 @@ def test_a_colloquial_word_is_covered_by_the_handbook_wording(kb):
     assert "15 天" in with_glossary.text
 
 
+@pytest.mark.unit
 def test_glossary_terms_match_whole_words_and_plurals():
     from kb_assistant.glossary import Glossary
 
@@ -81,6 +82,7 @@ def test_glossary_terms_match_whole_words_and_plurals():
     assert "会议室" in g.expansion_tokens("Where are the meeting rooms?")
 
 
+@pytest.mark.unit
 def test_an_english_term_covers_a_passage_only_as_a_phrase():
     from kb_assistant.glossary import Glossary, word_sequence
 
@@ -92,6 +94,7 @@ def test_an_english_term_covers_a_passage_only_as_a_phrase():
     assert m.covered_by("公司上班时间为 10:00–19:00", word_sequence("公司上班时间为 10:00–19:00"))
 
 
+@pytest.mark.unit
 def test_a_kind_of_concept_names_its_broader_concepts_wordings_transitively(tmp_path):
     from kb_assistant.glossary import Glossary
 
@@ -106,6 +109,7 @@ def test_a_kind_of_concept_names_its_broader_concepts_wordings_transitively(tmp_
     assert {t.text for t in m.broader} == {"假日", "holiday", "国庆节", "national day"}
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("content", "message"),
     [
@@ -127,6 +131,7 @@ def test_a_bad_glossary_file_is_a_clear_error_naming_the_file_and_line(tmp_path,
         Glossary.load([tmp_path / "missing.tsv"])
 
 
+@pytest.mark.unit
 def test_the_bundled_glossary_loads_and_every_term_belongs_to_one_concept():
     from kb_assistant.glossary import BUILTIN, Glossary
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
+
 from eval import runner
 from eval.datasets import load_golden
 
 
+@pytest.mark.unit
 def test_golden_set_is_well_formed_and_covers_both_languages_and_unanswerables():
     items = load_golden().items
     assert len(items) >= 60

@@ -199,6 +199,7 @@ def test_a_document_cannot_forge_passage_numbers_or_headers_in_the_prompt(settin
     assert "42" not in answer.text
 
 
+@pytest.mark.unit
 def test_passage_tags_and_markers_inside_a_text_are_neutralised():
     from kb_assistant.answer.llm import neutralise
 

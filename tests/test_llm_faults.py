@@ -311,6 +311,7 @@ PASSAGES = _passages(
 )
 
 
+@pytest.mark.unit
 def test_a_sentence_citing_a_passage_that_does_not_exist_is_removed_and_the_rest_kept():
     from kb_assistant.answer.grounding import ground
 
@@ -319,6 +320,7 @@ def test_a_sentence_citing_a_passage_that_does_not_exist_is_removed_and_the_rest
     assert ground(text, PASSAGES) == ("You get 12 days of paid sick leave per year [1].", None)
 
 
+@pytest.mark.unit
 def test_a_cited_sentence_the_passage_does_not_hold_is_removed():
     from kb_assistant.answer.grounding import ground
 
@@ -329,6 +331,7 @@ def test_a_cited_sentence_the_passage_does_not_hold_is_removed():
     assert ground("Sick leave is 12 days per calendar year.", PASSAGES)[1] == "no_citation"
 
 
+@pytest.mark.unit
 def test_support_compares_chinese_by_words_and_other_languages_by_their_numbers():
     from kb_assistant.answer.grounding import ground
 

@@ -94,6 +94,7 @@ def test_one_faq_question_asked_in_two_sources_takes_one_of_the_top_passages(set
     assert questions.index(leave[0], 1) >= len(set(questions))  # it comes after every distinct question
 
 
+@pytest.mark.unit
 def test_question_coverage_reorders_passages_within_a_document_never_the_documents():
     """For a Chinese question coverage picks the section of a document that answers it (standard vs flexible
     hours); which document comes first stays fusion's call (on CMRC2018 letting coverage move documents cost MRR)."""

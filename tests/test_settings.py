@@ -4,6 +4,8 @@ import pytest
 
 from kb_assistant.settings import Settings, SettingsError, check_kb_name, load_settings
 
+pytestmark = pytest.mark.unit
+
 
 def test_defaults_work_on_one_machine_with_no_network():
     s = Settings()

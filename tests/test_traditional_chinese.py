@@ -3,11 +3,14 @@ search, the glossary, the cache's keys and the missing-concept check (OpenCC), i
 
 from __future__ import annotations
 
+import pytest
+
 from kb_assistant.cache_guard import normalize_question, wording_key
 from kb_assistant.glossary import Glossary
 from kb_assistant.text import to_simplified, tokenize
 
 
+@pytest.mark.unit
 def test_traditional_and_simplified_spellings_give_the_same_tokens():
     assert to_simplified("公司幾點上班？資訊安全") == "公司几点上班？资讯安全"
     assert to_simplified("Annual leave: 20 days") == "Annual leave: 20 days"  # no Chinese: as it is
@@ -49,6 +52,7 @@ def test_a_simplified_question_about_a_traditional_handbook_finds_it_and_the_glo
     assert index.missing_concepts("公司有上下班班车吗？") == ["班车"]
 
 
+@pytest.mark.unit
 def test_a_glossary_written_in_traditional_matches_simplified_questions_and_back():
     glossary = Glossary([["上班時間", "工作時間", "office hours"]])
     for question in ("上班时间是几点？", "上班時間是幾點？"):
@@ -56,6 +60,7 @@ def test_a_glossary_written_in_traditional_matches_simplified_questions_and_back
         assert {t.text for t in match.alternatives} == {"工作时间", "office hours"}
 
 
+@pytest.mark.unit
 def test_the_cache_keys_of_traditional_and_simplified_wordings_are_one_question():
     assert normalize_question("公司幾點上班？") == normalize_question("公司几点上班?")
     assert wording_key("請問公司怎麼申請年假？") == wording_key("请问公司怎么申请年假？")
