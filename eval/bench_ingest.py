@@ -406,10 +406,10 @@ def run_baseline(corpus: Path, work: Path, items: list[dict], chunk_size: int) -
 def run_ours(corpus: Path, work: Path, items: list[dict]) -> dict:
     from ingest.pipeline import sync_sources
     from kb_assistant.embeddings import make_embeddings
-    from kb_assistant.index import KnowledgeBaseIndex
     from kb_assistant.rerank import EvidenceReranker
     from kb_assistant.retrieval import hybrid_search
     from kb_assistant.settings import Settings
+    from kb_assistant.store import KnowledgeBase
 
     settings = Settings(data_dir=work / "ours-data")
     embeddings = make_embeddings(settings)
@@ -423,7 +423,7 @@ def run_ours(corpus: Path, work: Path, items: list[dict]) -> dict:
         one = sync_sources(settings, [corpus], "bench")
     finally:
         changed.write_text(original, encoding="utf-8")  # the cached corpus stays as generated
-    index = KnowledgeBaseIndex(settings, "bench", embeddings)
+    index = KnowledgeBase(settings, "bench", embeddings)
     sample = _sample(items)
     hybrid = sum(
         any(c.chunk.source == it["file"] for c in hybrid_search(index, it["question"], k=5)[:5]) for it in sample

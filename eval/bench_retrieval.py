@@ -63,17 +63,17 @@ class RandomDocumentVectors:
 
 def build(data_dir: Path, size: int, embeddings) -> None:
     from ingest.pipeline import ingest_paths, sample_kb_root
-    from kb_assistant.index import KnowledgeBaseIndex, keyword_tokens
     from kb_assistant.settings import Settings
+    from kb_assistant.store import KnowledgeBase, keyword_tokens
 
     settings = Settings(data_dir=data_dir)
     ingest_paths(settings, [sample_kb_root() / "default"], "bench")
-    index = KnowledgeBaseIndex(settings, "bench", RandomDocumentVectors(embeddings))
+    index = KnowledgeBase(settings, "bench", RandomDocumentVectors(embeddings))
     real = index.all_chunks()
     pad = padding_chunks(real, size - len(real))
     for start in range(0, len(pad), 5000):
-        index.write_vectors(pad[start : start + 5000], reuse_stored=False)
-    tokens = dict(index.keyword.tokens() or {})
+        index.vectors.write(pad[start : start + 5000], reuse_stored=False)
+    tokens = dict(index.published_tokens() or {})
     tokens.update({c.id: keyword_tokens(c) for c in pad})
     index.publish(index.version + 1, tokens)
 

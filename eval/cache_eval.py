@@ -296,7 +296,7 @@ class EvidenceKB:
         import json
 
         from kb_assistant.assistant import Assistant
-        from kb_assistant.index import KnowledgeBaseIndex
+        from kb_assistant.store import KnowledgeBase
 
         self.source = source
         self.name = source.parent.name.removeprefix("cache-") if source.name == "faq.csv" else source.stem
@@ -305,13 +305,13 @@ class EvidenceKB:
         marker = data_dir / "built"
         if not marker.exists():
             say(f"building the '{self.name}' KB for the cache check in {data_dir} (once) …")
-            index = KnowledgeBaseIndex(self.settings, "eval", embeddings)
+            index = KnowledgeBase(self.settings, "eval", embeddings)
             _build(index, self.source)
             marker.write_text("built\n", encoding="utf-8")
         self.assistant = Assistant(self.settings, embeddings=embeddings)
         self.index = self.assistant.index("eval")
         self.glossary = self.index.glossary
-        self.idf = self.index.keyword.idf
+        self.idf = self.index.stats.idf
         self._memo_path = data_dir / "evidence.json"
         self._memo = json.loads(self._memo_path.read_text(encoding="utf-8")) if self._memo_path.exists() else {}
         self.questions = self._own_questions()

@@ -67,7 +67,7 @@ class EvalSet:
     kind: str  # golden | faq | squad | token_presence
     items: list[EvalItem]
     # How to build the KB this set is asked against: None = ask an existing KB (golden).
-    build: Callable[[object], None] | None = None  # build(index) fills a fresh KnowledgeBaseIndex
+    build: Callable[[object], None] | None = None  # build(index) fills a fresh KnowledgeBase
     fingerprint: str = ""  # identifies the corpus, to reuse a built KB between runs
     documents: list[Path] = field(default_factory=list)  # token_presence: the corpus files (ceiling, baseline)
     skipped: int = 0  # token_presence: questions left without tokens once Yes/No are dropped

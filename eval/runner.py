@@ -38,7 +38,7 @@ def prepare(ds: EvalSet, settings: Settings, embeddings, kb: str, say: Callable[
     """The settings and KB name to ask: an existing KB, or one built from the dataset's corpus (reused if built)."""
     if ds.build is None:
         return settings, kb
-    from kb_assistant.index import KnowledgeBaseIndex
+    from kb_assistant.store import KnowledgeBase
     from kb_assistant.text import TOKENIZER_VERSION
 
     model = Path(settings.embedding_model or "minilm").name
@@ -49,7 +49,7 @@ def prepare(ds: EvalSet, settings: Settings, embeddings, kb: str, say: Callable[
     if not marker.exists():
         say(f"building the '{ds.name}' evaluation KB in {data_dir} (once) …")
         start = time.perf_counter()
-        index = KnowledgeBaseIndex(eval_settings, "eval", embeddings)
+        index = KnowledgeBase(eval_settings, "eval", embeddings)
         ds.build(index)
         marker.write_text(f"{time.perf_counter() - start:.1f}s\n", encoding="utf-8")
     return eval_settings, "eval"

@@ -6,7 +6,7 @@ per KB (``kb ingest --all`` re-syncs them), every run's report, and every KB ver
 and removed (what the semantic cache needs to invalidate exactly what went stale).
 
 The ledger is the writer's source of truth; the published keyword index is the readers' (see
-``KnowledgeBaseIndex``). A KB version is committed here first and published second, so an interrupted publish
+``KnowledgeBase``). A KB version is committed here first and published second, so an interrupted publish
 is finished by the next run.
 """
 

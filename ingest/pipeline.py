@@ -30,9 +30,9 @@ from ingest.handoff import refuse_if_served
 from ingest.ledger import DocumentChange, Ledger, commit_version, kb_lock, touch_documents
 from ingest.loaders import DocumentError, load_document
 from kb_assistant.errors import KBError
-from kb_assistant.index import KnowledgeBaseIndex, keyword_tokens
 from kb_assistant.schema import Chunk
 from kb_assistant.settings import Settings, check_kb_name
+from kb_assistant.store import KnowledgeBase, keyword_tokens
 
 CHUNKER_VERSION = "2"  # bump when chunking changes: every document is then rebuilt
 
@@ -243,9 +243,9 @@ class IncrementalIndexer:
         self.progress = progress
         self.on_file = on_file
         self.ledger = Ledger(settings)
-        self.index = KnowledgeBaseIndex(settings, kb, embeddings)  # the model loads only when there is work
+        self.index = KnowledgeBase(settings, kb, embeddings)  # the model loads only when there is work
         self.config = hashlib.sha1(
-            f"{CHUNKER_VERSION}|{settings.chunk_size}|{self.index.embedder_id()}".encode()
+            f"{CHUNKER_VERSION}|{settings.chunk_size}|{self.index.vectors.embedder_id()}".encode()
         ).hexdigest()[:16]
         self._refs: Counter[str] = Counter()  # live chunk id → documents holding it
         self._tokens: dict[str, list[str]] | None = None  # live chunk id → keyword tokens, loaded at first publish
@@ -505,7 +505,7 @@ class IncrementalIndexer:
         new_chunks = [c for d in docs for c in d.chunks]
         if new_chunks:
             self._ensure_embeddings()
-            self.report.embedded += self.index.write_vectors(
+            self.report.embedded += self.index.vectors.write(
                 new_chunks, reuse_stored=not self.full, cache=self._vector_cache, timings=self.timings
             )
         self._pause()
@@ -534,7 +534,7 @@ class IncrementalIndexer:
             self.index.publish(version, tokens, writer_pid=os.getpid())  # healthz: who wrote it
             self._pause()
             if removed:
-                self.index.delete_vectors(removed)
+                self.index.vectors.delete(removed)
         self._time("publish_s", t)  # ledger commit, keyword index, deleting replaced vectors
 
     def _finish_interrupted_publish(self) -> None:
@@ -546,7 +546,7 @@ class IncrementalIndexer:
     def _live_tokens(self) -> dict[str, list[str]]:
         """Keyword tokens of the live chunks: from the published index, re-tokenizing only what it lacks."""
         if self._tokens is None:
-            published = self.index.keyword.tokens() or {}
+            published = self.index.published_tokens() or {}
             self._tokens = {cid: published[cid] for cid in self._refs if cid in published}
             missing = [cid for cid in self._refs if cid not in self._tokens]
             if missing:
@@ -556,10 +556,7 @@ class IncrementalIndexer:
 
     def _sweep_orphans(self) -> None:
         """Delete stored vectors no live chunk owns (left by an interrupted run, or by a pre-ledger KB)."""
-        live = set(self._refs)
-        orphans = [vid for vid in self.index.stored_ids() if vid.removesuffix("::q") not in live]
-        if orphans:
-            self.index.collection.delete(ids=orphans)
+        self.index.vectors.delete_orphans(set(self._refs))
 
     def _ensure_embeddings(self) -> None:
         if self.index.embeddings is None:
@@ -645,7 +642,7 @@ def sample_kb_root() -> Path:
 
 def ensure_sample_kbs(settings: Settings, say: Callable[[str], None] = print) -> list[IngestReport]:
     """With an empty data directory, ingest the bundled sample KBs (and say so); otherwise do nothing."""
-    from kb_assistant.index import list_kbs
+    from kb_assistant.store import list_kbs
 
     if list_kbs(settings):
         return []

@@ -17,10 +17,10 @@ from ingest.chunking import chunk_id
 from ingest.pipeline import sync_sources
 from kb_assistant.errors import KBError
 from kb_assistant.files import write_atomic
-from kb_assistant.index import KnowledgeBaseIndex
 from kb_assistant.queue.models import Ticket
 from kb_assistant.queue.store import format_ticket_id
 from kb_assistant.schema import Answer, Chunk, Citation
+from kb_assistant.store import KnowledgeBase
 from kb_assistant.text import detect_language
 
 CURATED_DIR = "curated-faq"
@@ -50,7 +50,7 @@ def promote(assistant, ticket_id: str, question: str | None = None) -> str:
     return chunk.source
 
 
-def promote_ticket(index: KnowledgeBaseIndex, ticket: Ticket, question: str | None = None) -> Chunk:
+def promote_ticket(index: KnowledgeBase, ticket: Ticket, question: str | None = None) -> Chunk:
     """Write the ticket's question and answer into ``index``'s KB and make them searchable now."""
     tid = format_ticket_id(ticket.id)
     if ticket.status != "answered" or not ticket.answer:

@@ -15,10 +15,10 @@ from contextlib import contextmanager
 
 from kb_assistant.answer.grounding import sentences
 from kb_assistant.errors import QuestionError, UnknownKnowledgeBase, UnknownTicket
-from kb_assistant.index import KnowledgeBaseIndex, list_kbs
 from kb_assistant.retrieval import Candidate, hybrid_search
 from kb_assistant.schema import Answer, Citation, Feedback, StreamEvent, TicketView
 from kb_assistant.settings import Settings, check_kb_name, load_settings
+from kb_assistant.store import KnowledgeBase, list_kbs
 from kb_assistant.text import detect_language
 
 _MARKER = re.compile(r"\[(\d{1,2})\]")
@@ -29,7 +29,7 @@ class Assistant:
         self.settings = settings or load_settings()
         self._embeddings = embeddings
         self._chat_model = chat_model
-        self._indexes: dict[str, KnowledgeBaseIndex] = {}
+        self._indexes: dict[str, KnowledgeBase] = {}
         self._cache = None
         self._queue = None
         from kb_assistant.answer.llm import LLMHealth
@@ -73,7 +73,7 @@ class Assistant:
     def knowledge_bases(self) -> list[str]:
         return list_kbs(self.settings)
 
-    def index(self, kb: str) -> KnowledgeBaseIndex:
+    def index(self, kb: str) -> KnowledgeBase:
         if kb not in self._indexes:
             check_kb_name(kb)
             known = self.knowledge_bases()
@@ -82,7 +82,7 @@ class Assistant:
                     f"no knowledge base named {kb!r} in {self.settings.data_dir} "
                     f"(known: {', '.join(known) or 'none'}); create it with: kb ingest PATH --kb {kb}"
                 )
-            self._indexes[kb] = KnowledgeBaseIndex(self.settings, kb, self.embeddings)
+            self._indexes[kb] = KnowledgeBase(self.settings, kb, self.embeddings)
         return self._indexes[kb]
 
     def _llm_client(self):
@@ -97,23 +97,23 @@ class Assistant:
             return TopicCarryover()
         return LLMCondenser(self.chat_model, client=self._llm_client(), budget=budget)
 
-    def _reranker(self, index: KnowledgeBaseIndex):
+    def _reranker(self, index: KnowledgeBase):
         from kb_assistant import rerank
 
         if not self.settings.rerank:
             return rerank.NoReranker()
         if self.settings.reranker_model:
-            return rerank.CrossEncoderReranker(self.settings.reranker_model, index.keyword)
+            return rerank.CrossEncoderReranker(self.settings.reranker_model, index.stats)
         return rerank.EvidenceReranker(index, dense=self.settings.dense_search, keyword=self.settings.keyword_search)
 
-    def _answerer(self, index: KnowledgeBaseIndex, budget=None):
+    def _answerer(self, index: KnowledgeBase, budget=None):
         if self.chat_model is not None:
             from kb_assistant.answer.llm import LLMAnswerer
 
             return LLMAnswerer(self.chat_model, client=self._llm_client(), budget=budget)
         from kb_assistant.answer.extractive import ExtractiveAnswerer
 
-        return ExtractiveAnswerer(index.keyword)
+        return ExtractiveAnswerer(index.stats)
 
     # --- the pipeline ------------------------------------------------------------------------------
     def ask(
@@ -242,7 +242,7 @@ class Assistant:
         s = self.settings
         floor = s.confidence_threshold if s.llm_fallback_min_confidence is None else s.llm_fallback_min_confidence
         if confidence >= floor:
-            draft = _last_draft(ExtractiveAnswerer(index.keyword).generate(standalone, passages, lang))
+            draft = _last_draft(ExtractiveAnswerer(index.stats).generate(standalone, passages, lang))
             if draft.found:
                 self.llm_health.count_fallback("extractive")
                 return draft, True
@@ -383,7 +383,7 @@ class Evidence:
     """One question's retrieval (retrieve, rerank), run at most once: the cache asks it whether a paraphrase hit
     is backed by the question's own passages, and a miss answers from the same passages."""
 
-    def __init__(self, assistant: Assistant, index: KnowledgeBaseIndex, standalone: str, lang: str, timings: dict):
+    def __init__(self, assistant: Assistant, index: KnowledgeBase, standalone: str, lang: str, timings: dict):
         self.assistant, self.index, self.standalone, self.lang = assistant, index, standalone, lang
         self.timings = timings
         self._candidates: list[Candidate] | None = None
@@ -465,17 +465,17 @@ def answer_confidence(passages: list[Candidate], lang: str, missing_concepts: Se
 
     MiniLM similarities mean little for Chinese, so there coverage of the question's words carries the weight.
     ``missing_concepts``: glossary concepts the question names and the KB never says in any wording
-    (``KnowledgeBaseIndex.missing_concepts``); the best passage then answers the rest of the question at most ("公司有
+    (``KnowledgeBase.missing_concepts``); the best passage then answers the rest of the question at most ("公司有
     上下班班车吗" is well covered by a passage about 上下班 taxis), so the confidence is cut to 0.3 of itself.
     """
     if not passages:
         return 0.0
     top = passages[0]
-    lang = top.extra.get("lang", lang)  # "zh" when either side is Chinese: then MiniLM's similarity means little
-    coverage = top.extra.get("coverage", top.keyword)
+    lang = top.lang or lang  # "zh" when either side is Chinese: then MiniLM's similarity means little
+    coverage = top.coverage if top.coverage is not None else top.keyword
     dense = min(1.0, max(0.0, (top.dense - 0.25) / 0.45))
     margin = min(1.0, max(0.0, top.score - passages[1].score) / MARGIN_FULL) if len(passages) > 1 else 1.0
-    if "cross_encoder" in top.extra:
+    if top.cross_encoder is not None:
         value = 0.5 * top.score + 0.3 * coverage + 0.2 * dense
     else:
         w_cov, w_dense, w_margin = EVIDENCE_WEIGHTS["zh" if lang == "zh" else "en"]

@@ -50,8 +50,8 @@ if TYPE_CHECKING:
 
     from langchain_core.embeddings import Embeddings
 
-    from kb_assistant.index import KnowledgeBaseIndex
     from kb_assistant.settings import Settings
+    from kb_assistant.store import KnowledgeBase
 
 _FLIGHTS: dict[tuple, _Flight] = {}  # questions being answered right now, by (cache file, kb, language, key)
 _FLIGHTS_LOCK = threading.Lock()
@@ -185,7 +185,7 @@ class SemanticCache:
     # --- lookup ----------------------------------------------------------------------------------------------
     def lookup(
         self,
-        index: KnowledgeBaseIndex,
+        index: KnowledgeBase,
         question: str,
         lang: str,
         *,
@@ -226,7 +226,7 @@ class SemanticCache:
             self._record_hit(kb, found, (time.perf_counter() - started) * 1000)
         return found
 
-    def _find(self, index: KnowledgeBaseIndex, question: str, lang: str, vector=None, agrees=None) -> Lookup:
+    def _find(self, index: KnowledgeBase, question: str, lang: str, vector=None, agrees=None) -> Lookup:
         import numpy as np
 
         kb = index.name
@@ -261,7 +261,7 @@ class SemanticCache:
         return out
 
     def _serve_first(
-        self, index: KnowledgeBaseIndex, question: str, ids: list[int], out: Lookup, kind: str, agrees=None
+        self, index: KnowledgeBase, question: str, ids: list[int], out: Lookup, kind: str, agrees=None
     ) -> bool:
         """Serve the first candidate entry that passes the near-miss guard, is fresh and that the question's own
         retrieval agrees with; record the rejected."""
@@ -280,7 +280,7 @@ class SemanticCache:
                 continue
             cached = Answer.model_validate_json(row["answer"])
             reason = near_miss_reason(  # a swapped word the cached answer itself says may pass
-                question, row["question"], index.keyword.idf, answer=cached.text, glossary=index.glossary
+                question, row["question"], index.stats.idf, answer=cached.text, glossary=index.glossary
             )
             if reason is not None:
                 out.rejected.append((row["question"], reason))
@@ -310,7 +310,7 @@ class SemanticCache:
             self._bump(kb, {f"{found.kind}_hits": 1, "saved_ms": saved})
 
     # --- freshness -------------------------------------------------------------------------------------------
-    def _fresh(self, row: sqlite3.Row, index: KnowledgeBaseIndex) -> bool:
+    def _fresh(self, row: sqlite3.Row, index: KnowledgeBase) -> bool:
         ttl = self.settings.cache_ttl_s
         if ttl and time.time() - row["created_at"] > ttl:
             self._delete([row["id"]], row["kb"], "expired")
@@ -326,7 +326,7 @@ class SemanticCache:
         self._delete([row["id"]], row["kb"], "invalidations")  # a cited chunk changed or went (or: agent answer)
         return False
 
-    def _sweep_if_changed(self, index: KnowledgeBaseIndex) -> None:
+    def _sweep_if_changed(self, index: KnowledgeBase) -> None:
         """After an ingest, drop exactly the entries whose cited chunks changed (once per KB version)."""
         version = index.version
         if self._swept.get(index.name) == version:
@@ -347,7 +347,7 @@ class SemanticCache:
     # --- store -----------------------------------------------------------------------------------------------
     def store(
         self,
-        index: KnowledgeBaseIndex,
+        index: KnowledgeBase,
         question: str,
         lang: str,
         answer: Answer,
@@ -398,7 +398,7 @@ class SemanticCache:
         self._enforce_size(kb)
         return True
 
-    def seed(self, index: KnowledgeBaseIndex, question: str, answer: Answer | str, *, lang: str | None = None) -> bool:
+    def seed(self, index: KnowledgeBase, question: str, answer: Answer | str, *, lang: str | None = None) -> bool:
         """Cache an agent's answer promoted from the human queue. Without citations it lives until the KB changes."""
         from kb_assistant.text import detect_language
 

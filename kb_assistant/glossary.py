@@ -7,7 +7,7 @@ A glossary file is UTF-8 text, one concept per line, its terms separated by tabs
 
 A line ``narrower > broader`` (a wording of each of two concepts) says that the first concept is a kind of the second,
 whose rules govern it: ``国庆节 > 法定节假日``, ``辞职 > 离职``. Such a concept is not out of the KB's scope when the
-KB speaks of its broader concept (``KnowledgeBaseIndex.missing_concepts``); keyword search and coverage do not use the
+KB speaks of its broader concept (``KnowledgeBase.missing_concepts``); keyword search and coverage do not use the
 link.
 
 Any term of a line stands for any other. Keyword search adds the other terms' words to a question that uses one

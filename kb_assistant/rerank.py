@@ -22,8 +22,8 @@ import math
 from typing import Protocol
 
 from kb_assistant.glossary import word_sequence
-from kb_assistant.index import QUESTION_SUFFIX, KeywordIndex, KnowledgeBaseIndex
 from kb_assistant.retrieval import Candidate, fusion_weights
+from kb_assistant.store import QUESTION_SUFFIX, CorpusStats, KnowledgeBase
 from kb_assistant.text import detect_language, normalise, query_terms, tokenize
 
 
@@ -31,7 +31,7 @@ class Reranker(Protocol):
     def rerank(self, query: str, candidates: list[Candidate]) -> list[Candidate]: ...
 
 
-def weighted_coverage(query: str, text: str, keyword: KeywordIndex) -> float:
+def weighted_coverage(query: str, text: str, stats: CorpusStats) -> float:
     """IDF-weighted share of the question's content tokens found in ``text`` (0..1).
 
     Tokens unknown to the KB get a high weight: a question about something the KB never mentions should not be
@@ -43,13 +43,13 @@ def weighted_coverage(query: str, text: str, keyword: KeywordIndex) -> float:
         return 0.0
     t_tokens = set(tokenize(text))
     covered = q_tokens & t_tokens
-    matches = keyword.glossary.matches(query)  # remembered per question: cheap for every candidate and sentence
+    matches = stats.glossary.matches(query)  # remembered per question: cheap for every candidate and sentence
     if matches:
         lower, words = text.lower(), word_sequence(text)
         for m in matches:
             if m.covered_by(lower, words):
                 covered |= m.question_tokens(q_tokens)
-    weights = {t: keyword.idf(t) or 4.0 for t in q_tokens}
+    weights = {t: stats.idf(t) or 4.0 for t in q_tokens}
     total = sum(weights.values())
     return sum(w for t, w in weights.items() if t in covered) / total if total else 0.0
 
@@ -64,24 +64,24 @@ FULL_COVERAGE_BONUS = {"zh": 0.0, "en": 0.3}
 
 
 class EvidenceReranker:
-    def __init__(self, index: KnowledgeBaseIndex, *, dense: bool = True, keyword: bool = True):
+    def __init__(self, index: KnowledgeBase, *, dense: bool = True, keyword: bool = True):
         self.index = index
         self.dense, self.keyword = dense, keyword
 
     def rerank(self, query: str, candidates: list[Candidate]) -> list[Candidate]:
         if self.dense:
             self._blend_faq_views(query, candidates)
-        keyword = self.index.keyword
+        stats = self.index.stats
         asked_in = detect_language(query)
         across: dict[str, float] = {}
         for c in candidates:
-            lang = c.extra.get("lang", "en")
-            c.extra["coverage"] = coverage = weighted_coverage(query, c.chunk.search_text(), keyword)
+            lang = c.lang or "en"
+            c.coverage = coverage = weighted_coverage(query, c.chunk.search_text(), stats)
             w_dense, w_kw = fusion_weights(lang, dense=self.dense, keyword=self.keyword)
             c.fused = w_dense * c.dense + w_kw * c.keyword
             bonus = 0.0
             if self.keyword and FULL_COVERAGE_BONUS[lang]:
-                bonus = FULL_COVERAGE_BONUS[lang] * _bonus_coverage(query, c, keyword) ** 16
+                bonus = FULL_COVERAGE_BONUS[lang] * _bonus_coverage(query, c, stats) ** 16
             c.score = (1 - COVERAGE_WEIGHT[lang]) * c.fused + COVERAGE_WEIGHT[lang] * coverage + bonus
             # Which document comes first: for a Chinese question fusion decides (coverage only orders passages
             # within a document); for an English one the score, whose coverage is the glossary's bridge to a
@@ -122,7 +122,7 @@ def within_documents(candidates: list[Candidate], across: dict[str, float]) -> l
     return [queues[c.chunk.source].pop(0) for c in order]
 
 
-def _bonus_coverage(query: str, c: Candidate, keyword: KeywordIndex) -> float:
+def _bonus_coverage(query: str, c: Candidate, stats: CorpusStats) -> float:
     """What the full-coverage bonus looks at: an FAQ entry's question, any other passage's text.
 
     An FAQ answer runs to paragraphs and holds most short questions' few content words by chance ("How does X
@@ -130,8 +130,8 @@ def _bonus_coverage(query: str, c: Candidate, keyword: KeywordIndex) -> float:
     of the asker's is evidence.
     """
     if c.chunk.kind == "faq" and c.chunk.question:
-        return weighted_coverage(query, c.chunk.question, keyword)
-    return c.extra["coverage"]
+        return weighted_coverage(query, c.chunk.question, stats)
+    return c.coverage
 
 
 def distinct_first(ranked: list[Candidate]) -> list[Candidate]:
@@ -150,21 +150,21 @@ def distinct_first(ranked: list[Candidate]) -> list[Candidate]:
 class CrossEncoderReranker:
     _models: dict[str, object] = {}
 
-    def __init__(self, model_path: str, keyword: KeywordIndex):
+    def __init__(self, model_path: str, stats: CorpusStats):
         from sentence_transformers import CrossEncoder
 
         if model_path not in self._models:
             self._models[model_path] = CrossEncoder(model_path, device="cpu")
         self.model = self._models[model_path]
-        self.keyword = keyword
+        self.stats = stats
 
     def rerank(self, query: str, candidates: list[Candidate]) -> list[Candidate]:
         if not candidates:
             return candidates
         logits = self.model.predict([(query, c.chunk.search_text()) for c in candidates])
         for c, logit in zip(candidates, logits, strict=True):
-            c.extra["coverage"] = weighted_coverage(query, c.chunk.search_text(), self.keyword)
-            c.extra["cross_encoder"] = float(logit)
+            c.coverage = weighted_coverage(query, c.chunk.search_text(), self.stats)
+            c.cross_encoder = float(logit)
             c.score = 1 / (1 + math.exp(-float(logit)))
         return sorted(candidates, key=lambda c: c.score, reverse=True)
 

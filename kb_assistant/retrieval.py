@@ -7,7 +7,7 @@ can use it; the assistant calls ``search`` to keep the scores.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 
 from langchain_core.callbacks import CallbackManagerForRetrieverRun
@@ -15,8 +15,8 @@ from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict
 
-from kb_assistant.index import KnowledgeBaseIndex
 from kb_assistant.schema import Chunk
+from kb_assistant.store import KnowledgeBase
 from kb_assistant.text import detect_language
 
 # (dense weight, keyword weight) per question language
@@ -32,11 +32,13 @@ class Candidate:
     keyword: float = 0.0  # BM25 score relative to the best keyword hit, 0..1
     fused: float = 0.0
     score: float = 0.0  # final 0..1 score after rerank, shown to users
-    extra: dict = field(default_factory=dict)
+    lang: str | None = None  # "zh" when the question or the passage is Chinese (then MiniLM's similarity means little)
+    coverage: float | None = None  # IDF-weighted share of the question's words the passage holds (rerank)
+    cross_encoder: float | None = None  # the cross-encoder's logit, when one reranked
 
 
 def hybrid_search(
-    index: KnowledgeBaseIndex,
+    index: KnowledgeBase,
     query: str,
     *,
     k: int,
@@ -73,7 +75,7 @@ def hybrid_search(
     for cand in by_id.values():
         # MiniLM cannot compare Chinese with anything: an English question's candidate from a Chinese passage (found
         # through the glossary) is weighed as a Chinese pair, on its words.
-        cand.extra["lang"] = pair = "zh" if lang == "zh" or chunk_language(cand.chunk) == "zh" else "en"
+        cand.lang = pair = "zh" if lang == "zh" or chunk_language(cand.chunk) == "zh" else "en"
         w_dense, w_kw = fusion_weights(pair, dense=dense, keyword=keyword)
         cand.fused = cand.score = w_dense * cand.dense + w_kw * cand.keyword
     return sorted(by_id.values(), key=lambda c: c.fused, reverse=True)
@@ -100,7 +102,7 @@ class HybridRetriever(BaseRetriever):
     """LangChain face of ``hybrid_search``: Documents with the scores in their metadata."""
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
-    index: KnowledgeBaseIndex
+    index: KnowledgeBase
     k: int = 5
 
     def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:

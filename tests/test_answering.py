@@ -98,10 +98,10 @@ def test_a_workplace_topic_the_kb_never_mentions_is_not_answered_from_a_passage_
     knows: a passage holding every other word of the question must not answer it. A concept the KB speaks of only
     through its broader concept (国庆节 through 法定节假日) is in scope."""
     from kb_assistant.assistant import Assistant
-    from kb_assistant.index import KnowledgeBaseIndex
     from kb_assistant.schema import Chunk
+    from kb_assistant.store import KnowledgeBase
 
-    index = KnowledgeBaseIndex(settings, "default", embeddings)
+    index = KnowledgeBase(settings, "default", embeddings)
     index.add([
         Chunk(id="taxi", text="上下班交通费用不予报销。加班至 21:00 以后打车回家，车费可凭发票报销。",
               source="报销制度.md", section="交通费"),
@@ -191,20 +191,20 @@ def test_a_table_row_answers_with_its_whole_short_table(sample_assistant):
 def test_a_concept_is_said_by_its_words_in_a_row_or_by_words_too_rare_to_meet_by_chance(settings, embeddings):
     """远程 and 工作 meet in a VPN note that says nothing of working from home: words that common meet by chance,
     so only "远程工作" in a row says it. 住宿 and 标准, each in one chunk of 33, do not meet by chance."""
-    from kb_assistant.index import KnowledgeBaseIndex
     from kb_assistant.schema import Chunk
+    from kb_assistant.store import KnowledgeBase
 
     rules = [Chunk(id=f"rule{i}", text=f"第 {i} 条：员工应按时完成工作任务。", source="守则.md", section=f"第 {i} 条")
              for i in range(31)]  # fmt: skip
     vpn = Chunk(id="vpn", text="出差期间可通过 VPN 远程访问内网，不影响工作。", source="IT.md", section="VPN")
     hotel = Chunk(id="hotel", text="出差住宿：酒店按城市等级报销，一线城市的标准为每晚 600 元。", source="差旅.md",
                   section="住宿")  # fmt: skip
-    handbook = KnowledgeBaseIndex(settings, "handbook", embeddings)
+    handbook = KnowledgeBase(settings, "handbook", embeddings)
     handbook.add([*rules, vpn, hotel])
     assert handbook.missing_concepts("公司允许在家办公吗？") == ["在家办公"]
     assert handbook.missing_concepts("出差的住宿标准是多少？") == []
 
-    remote = KnowledgeBaseIndex(settings, "remote", embeddings)
+    remote = KnowledgeBase(settings, "remote", embeddings)
     wfh = Chunk(id="wfh", text="员工可申请远程工作，每周最多 2 天。", source="守则.md", section="远程")
     remote.add([*rules, vpn, wfh])
     assert remote.missing_concepts("公司允许在家办公吗？") == []
@@ -244,7 +244,7 @@ def test_confidence_does_not_reward_a_best_passage_for_leading_the_next_by_a_lot
 
     def passage(score: float) -> Candidate:
         chunk = Chunk(id=f"c{score}", text="Probation lasts six months.", source="contract.pdf")
-        return Candidate(chunk=chunk, dense=0.6, score=score, extra={"coverage": 0.9})
+        return Candidate(chunk=chunk, dense=0.6, score=score, coverage=0.9)
 
     stands_out = answer_confidence([passage(0.8), passage(0.1)], "en")
     near_tie = answer_confidence([passage(0.8), passage(0.79)], "en")

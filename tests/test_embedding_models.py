@@ -51,7 +51,7 @@ def test_all_mpnet_base_v2_is_one_setting_away(settings):
     path = model_path(mpnet)
     assert path.startswith(str(mpnet.data_dir / "models"))
     assert _sha256(Path(path) / "model.safetensors") == MPNET_WEIGHTS_SHA256
-    vector = assistant.index("default").collection.get(limit=1, include=["embeddings"])["embeddings"][0]
+    vector = assistant.index("default").vectors.collection.get(limit=1, include=["embeddings"])["embeddings"][0]
     assert len(vector) == 768  # mpnet's width; the bundled MiniLM's is 384
 
 

@@ -33,14 +33,14 @@ FILLER = [f"Clause {i}: the employee shall follow the lawful directions of the e
 
 @pytest.fixture(scope="module")
 def handbook(tmp_path_factory, embeddings):
-    from kb_assistant.index import KnowledgeBaseIndex
     from kb_assistant.settings import Settings
+    from kb_assistant.store import KnowledgeBase
 
     settings = Settings(data_dir=tmp_path_factory.mktemp("spans") / "data")
     texts = {"leave": LEAVE, "remote": REMOTE, "conditions": CONDITIONS, "probation": PROBATION, "notice": NOTICE}
     chunks = [Chunk(id=k, text=v, source=f"{k}.pdf", section=k.title(), page=3) for k, v in texts.items()]
     chunks += [Chunk(id=f"f{i}", text=t, source="contract.pdf", section="Duties") for i, t in enumerate(FILLER)]
-    index = KnowledgeBaseIndex(settings, "spans", embeddings)
+    index = KnowledgeBase(settings, "spans", embeddings)
     index.add(chunks)
     return index, {c.id: c for c in chunks}
 
@@ -48,7 +48,7 @@ def handbook(tmp_path_factory, embeddings):
 def _answer(handbook, question: str, *ids: str) -> str:
     index, chunks = handbook
     passages = [Candidate(chunk=chunks[i], score=0.8 - 0.1 * n) for n, i in enumerate(ids)]
-    items = list(ExtractiveAnswerer(index.keyword).generate(question, passages, "en"))
+    items = list(ExtractiveAnswerer(index.stats).generate(question, passages, "en"))
     draft = items[-1]
     assert isinstance(draft, Draft) and draft.found
     return draft.text

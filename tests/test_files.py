@@ -9,6 +9,8 @@ import pytest
 
 from kb_assistant.files import write_atomic
 
+pytestmark = pytest.mark.unit
+
 
 def test_a_file_is_replaced_whole_with_the_mode_asked_for(tmp_path):
     path = tmp_path / "deep" / "state.json"

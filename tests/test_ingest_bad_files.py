@@ -13,8 +13,8 @@ import pytest
 
 from ingest.loaders import DocumentError, decode_text
 from ingest.pipeline import ingest_paths
-from kb_assistant.index import KnowledgeBaseIndex
 from kb_assistant.retrieval import hybrid_search
+from kb_assistant.store import KnowledgeBase
 
 KB = "badfiles"
 SIZE_LIMIT_MB = 0.05  # 50 kB: every good file below stays under it, big.md goes over
@@ -142,7 +142,7 @@ def test_gbk_chinese_txt_is_ingested_with_its_text_decoded(tmp_path, settings, e
 
     assert report.failed == [], report.failed
     assert report.documents == 1
-    text = "\n".join(c.text for c in KnowledgeBaseIndex(settings, KB, embeddings).all_chunks())
+    text = "\n".join(c.text for c in KnowledgeBase(settings, KB, embeddings).all_chunks())
     for line in GBK_TEXT.split():
         assert line in text, text
 
@@ -179,7 +179,7 @@ def test_bad_files_are_reported_with_reasons_and_good_files_are_ingested(
     assert report.documents == len(good)
     assert not report.ok
 
-    chunks = KnowledgeBaseIndex(small_limit_settings, KB, embeddings).all_chunks()
+    chunks = KnowledgeBase(small_limit_settings, KB, embeddings).all_chunks()
     assert report.chunks == len(chunks)
     by_source: dict[str, list] = {}
     for c in chunks:
@@ -202,7 +202,7 @@ def test_bad_files_are_reported_with_reasons_and_good_files_are_ingested(
 def test_ingested_good_files_are_found_by_search(mixed_folder, small_limit_settings, embeddings):
     folder, _, _ = mixed_folder
     ingest_paths(small_limit_settings, [folder], KB)
-    index = KnowledgeBaseIndex(small_limit_settings, KB, embeddings)
+    index = KnowledgeBase(small_limit_settings, KB, embeddings)
 
     for query, source, fact in [
         ("What is the bicycle cage door code?", "handbook.md", "4471-ZEBRA"),
@@ -239,7 +239,7 @@ def test_cli_prints_one_line_per_failed_file_and_exits_1(mixed_folder, settings)
 def test_chunk_ids_are_stable_and_reingest_adds_no_duplicates(tmp_path, settings, embeddings):
     folder = tmp_path / "good"
     make_good_files(folder)
-    index = KnowledgeBaseIndex(settings, KB, embeddings)
+    index = KnowledgeBase(settings, KB, embeddings)
 
     first = ingest_paths(settings, [folder], KB)
     ids_first = sorted(c.id for c in index.all_chunks())

@@ -14,10 +14,10 @@ from pathlib import Path
 from ingest.ledger import Ledger
 from ingest.pipeline import sync_sources
 from kb_assistant.assistant import Assistant
-from kb_assistant.index import KnowledgeBaseIndex
 from kb_assistant.retrieval import hybrid_search
 from kb_assistant.schema import Chunk
 from kb_assistant.settings import Settings
+from kb_assistant.store import KnowledgeBase
 
 REPO = Path(__file__).resolve().parents[1]
 TOPICS = ["parking", "lunch", "printers", "badges", "lockers", "showers", "mail", "visitors", "bikes", "plants"]
@@ -36,8 +36,8 @@ def make_corpus(folder: Path, n: int) -> None:
 
 
 def index_snapshot(settings: Settings, kb: str, embeddings) -> tuple[list[str], list[str]]:
-    index = KnowledgeBaseIndex(settings, kb, embeddings)
-    return sorted(index.live_ids()), sorted(index.stored_ids())
+    index = KnowledgeBase(settings, kb, embeddings)
+    return sorted(index.live_ids()), sorted(index.vectors.stored_ids())
 
 
 def wait_for(condition, timeout: float, what: str, proc: subprocess.Popen, log: Path) -> None:
@@ -120,19 +120,19 @@ def test_kill_9_mid_ingest_then_rerun_equals_a_clean_run_without_redoing_finishe
 
 
 def test_vectors_written_but_not_published_are_never_seen(settings, embeddings):
-    index = KnowledgeBaseIndex(settings, "ahead", embeddings)
+    index = KnowledgeBase(settings, "ahead", embeddings)
     live = Chunk(id="live-1", text="Visitors park in garage B2.", source="a.md", section="Parking")
     ahead = Chunk(id="ahead-1", text="Visitors park on the roof deck R9.", source="b.md", section="Parking")
-    index.write_vectors([live])
+    index.vectors.write([live])
     index.publish(1, {"live-1": ["visitors", "park", "garage", "b2"]})
-    index.write_vectors([ahead])  # an ingest wrote it and has not published yet (or died)
+    index.vectors.write([ahead])  # an ingest wrote it and has not published yet (or died)
 
     hits = hybrid_search(index, "Where do visitors park? roof deck", k=5)
     assert [c.chunk.id for c in hits] == ["live-1"]
     assert index.is_live(["live-1"]) and not index.is_live(["live-1", "ahead-1"])
 
     index.publish(2, {"live-1": ["visitors", "park", "garage", "b2"], "ahead-1": ["visitors", "roof", "deck", "r9"]})
-    other_reader = KnowledgeBaseIndex(settings, "ahead", embeddings)
+    other_reader = KnowledgeBase(settings, "ahead", embeddings)
     assert other_reader.version == 2
     assert "ahead-1" in {c.chunk.id for c in hybrid_search(other_reader, "roof deck R9", k=5)}
 

@@ -17,8 +17,8 @@ import ingest.pipeline as pipeline
 from ingest.ledger import IngestLocked, Ledger, kb_lock
 from ingest.pipeline import sync_sources
 from kb_assistant.cli import app
-from kb_assistant.index import KnowledgeBaseIndex
 from kb_assistant.retrieval import hybrid_search
+from kb_assistant.store import KnowledgeBase
 
 KB = "sync"
 
@@ -37,8 +37,8 @@ DOCS = {
 }
 
 
-def assert_no_orphans(index: KnowledgeBaseIndex) -> None:
-    stored = index.stored_ids()
+def assert_no_orphans(index: KnowledgeBase) -> None:
+    stored = index.vectors.stored_ids()
     assert len(stored) == len(set(stored))
     live = index.live_ids()
     assert {v.removesuffix("::q") for v in stored} == set(live), "Chroma holds vectors that are not live"
@@ -73,7 +73,7 @@ def test_changed_file_replaces_its_chunks_and_deleted_file_loses_them_in_one_new
     folder = tmp_path / "src"
     write_docs(folder, DOCS)
     first = sync_sources(settings, [folder], KB)
-    index = KnowledgeBaseIndex(settings, KB, embeddings)
+    index = KnowledgeBase(settings, KB, embeddings)
     old_live = set(index.live_ids())
     wifi_ids = set(Ledger(settings).documents(KB, str(folder.resolve()))[-1].chunk_ids)
 
@@ -104,7 +104,7 @@ def test_full_rebuild_reembeds_everything_and_gives_the_same_chunk_ids(tmp_path,
     folder = tmp_path / "src"
     write_docs(folder, DOCS)
     first = sync_sources(settings, [folder], KB)
-    index = KnowledgeBaseIndex(settings, KB, embeddings)
+    index = KnowledgeBase(settings, KB, embeddings)
     ids = sorted(index.live_ids())
 
     full = sync_sources(settings, [folder], KB, full=True)
@@ -208,7 +208,7 @@ def test_cron_job_resyncs_every_source_and_appends_the_report_to_a_dated_log(tmp
     text = log.read_text()
     assert "kb ingest --all" in text and "exit code 0" in text
     assert f"knowledge base '{KB}': 0 documents (0 added, 0 updated, 0 unchanged), 1 deleted" in text
-    assert KnowledgeBaseIndex(settings, KB, embeddings).count() == 0
+    assert KnowledgeBase(settings, KB, embeddings).count() == 0
 
 
 def test_a_file_ingested_on_its_own_inside_a_remembered_folder_updates_that_folders_document(
@@ -230,7 +230,7 @@ def test_a_file_ingested_on_its_own_inside_a_remembered_folder_updates_that_fold
     assert [s.root for s in ledger.sources(KB)] == [root], "the file must not become a second source"
     docs = {(d.root, d.path): d for d in ledger.documents(KB)}
     assert set(docs) == {(root, "canteen/lunch.md"), (root, "wifi.md")}
-    index = KnowledgeBaseIndex(settings, KB, embeddings)
+    index = KnowledgeBase(settings, KB, embeddings)
     assert not index.is_live(old_lunch.chunk_ids), "the old copy of the file must not stay live"
     assert index.is_live(docs[(root, "canteen/lunch.md")].chunk_ids)
     assert_no_orphans(index)
@@ -263,7 +263,7 @@ def test_a_folder_ingested_after_a_file_inside_it_absorbs_that_source_without_du
     assert [s.root for s in ledger.sources(KB)] == [root]
     assert {(d.root, d.path) for d in ledger.documents(KB)} == {(root, "canteen/lunch.md"), (root, "wifi.md")}
     assert (report.added, report.deleted) == (2, 0)
-    index = KnowledgeBaseIndex(settings, KB, embeddings)
+    index = KnowledgeBase(settings, KB, embeddings)
     assert sorted(c.source for c in index.all_chunks()) == ["canteen/lunch.md", "wifi.md"]
     assert_no_orphans(index)
     assert set(index.live_ids()) == ledger.live_chunk_ids(KB)
@@ -281,7 +281,7 @@ def test_forgetting_a_source_removes_its_chunks_in_one_new_version_and_all_stops
         assert runner.invoke(app, ["ingest", str(folder), "--kb", KB]).exit_code == 0
     ledger = Ledger(settings)
     old_ids = {cid for d in ledger.documents(KB, str(old.resolve())) for cid in d.chunk_ids}
-    index = KnowledgeBaseIndex(settings, KB, embeddings)
+    index = KnowledgeBase(settings, KB, embeddings)
     version = index.version
 
     shutil.rmtree(old)  # gone from disk: reported, with the way out, and nothing is removed
@@ -305,7 +305,7 @@ def test_forgetting_a_source_removes_its_chunks_in_one_new_version_and_all_stops
     (v,) = ledger.versions(KB, since=version)
     assert set(v.removed) == old_ids and v.added == []  # what the semantic cache invalidates
     assert not any(cid in index.live_ids() for cid in old_ids)  # keyword index
-    assert not any(vid.removesuffix("::q") in old_ids for vid in index.stored_ids())  # Chroma
+    assert not any(vid.removesuffix("::q") in old_ids for vid in index.vectors.stored_ids())  # Chroma
     assert_no_orphans(index)
     assert [c.chunk.source for c in hybrid_search(index, "guest Wi-Fi password", k=5)] == ["lunch.md"]
     assert [s.root for s in ledger.sources(KB)] == [str(keep.resolve())]
@@ -343,7 +343,7 @@ def test_changing_the_chunking_or_embedding_model_settings_reembeds_the_document
     new_ids = {cid for d in after.values() for cid in d.chunk_ids} - old_ids
     assert rechunked.embedded == len(new_ids) > 0
     assert len({d.config for d in after.values()}) == 1 and after["lunch.md"].config != before["lunch.md"].config
-    index = KnowledgeBaseIndex(settings, KB, embeddings)
+    index = KnowledgeBase(settings, KB, embeddings)
     assert set(index.live_ids()) == ledger.live_chunk_ids(KB) and rechunked.kb_version == first.kb_version + 1
     assert_no_orphans(index)
     assert sync_sources(smaller, [folder], KB).unchanged == 4  # the new settings are now the documents' own

@@ -9,8 +9,8 @@ from typer.testing import CliRunner
 import ingest.pipeline as pipeline
 from ingest.ledger import Ledger
 from kb_assistant.cli import app
-from kb_assistant.index import KnowledgeBaseIndex
 from kb_assistant.settings import Settings
+from kb_assistant.store import KnowledgeBase
 
 DOCS = {
     "parking.md": "# Parking\n\nVisitors park in garage B2 for three hours.\n",
@@ -34,7 +34,7 @@ def test_several_files_in_one_ingest_call_on_an_empty_data_dir_are_all_synced(tm
     result = CliRunner().invoke(app, ["ingest", *map(str, files), "--kb", "hr"])
     assert result.exit_code == 0, result.output
     settings = Settings(data_dir=data)
-    index = KnowledgeBaseIndex(settings, "hr", embeddings)
+    index = KnowledgeBase(settings, "hr", embeddings)
     assert {c.source for c in index.all_chunks()} == set(DOCS)
     assert [r.status for r in Ledger(settings).runs("hr")] == ["finished"]
 

@@ -27,11 +27,11 @@ def faq_chunks(rows: list[tuple[str, str]], source: str):
 
 
 def ranked(settings, embeddings, chunks, question: str):
-    from kb_assistant.index import KnowledgeBaseIndex
     from kb_assistant.rerank import EvidenceReranker
     from kb_assistant.retrieval import hybrid_search
+    from kb_assistant.store import KnowledgeBase
 
-    index = KnowledgeBaseIndex(settings, "faq", embeddings)
+    index = KnowledgeBase(settings, "faq", embeddings)
     index.add(chunks)
     candidates = hybrid_search(index, question, k=settings.candidate_k)
     return EvidenceReranker(index).rerank(question, candidates)
@@ -64,7 +64,7 @@ def test_a_paraphrase_finds_its_faq_entry_over_an_answer_that_merely_holds_its_w
 ):
     order = ranked(settings, embeddings, faq_chunks([*FILLER, look_alike, right], "faq.csv"), question)
     assert order[1].chunk.question == look_alike[0]  # the answer holds every word of the question ...
-    assert order[1].extra["coverage"] == 1.0
+    assert order[1].coverage == 1.0
     assert order[0].chunk.question == right[0]  # ... but the entry whose question means the same comes first
 
 

@@ -30,10 +30,10 @@ def test_a_simplified_question_about_a_traditional_handbook_finds_it_and_the_glo
     settings, embeddings
 ):
     from kb_assistant.assistant import Assistant
-    from kb_assistant.index import KnowledgeBaseIndex
     from kb_assistant.schema import Chunk
+    from kb_assistant.store import KnowledgeBase
 
-    index = KnowledgeBaseIndex(settings, "default", embeddings)
+    index = KnowledgeBase(settings, "default", embeddings)
     index.add([
         Chunk(id="hours", text="公司上班時間為週一至週五 10:00–19:00，中午休息 1.5 小時。", source="員工手冊.md",
               section="工作時間"),

@@ -233,38 +233,41 @@ def test_passages_reorder_only_within_their_document():
 
 
 @pytest.fixture
-def keyword(tmp_path):
-    """A real BM25 keyword index (bm25s on disk, no Chroma) over three small passages."""
-    from kb_assistant.index import KeywordIndex
+def stats(tmp_path):
+    """Corpus statistics of a real BM25 keyword index (bm25s on disk, no Chroma) over three small passages."""
+    from kb_assistant.glossary import Glossary
+    from kb_assistant.store.keyword import BM25Search
+    from kb_assistant.store.stats import BM25Stats
 
     texts = {
         "annual": "Every employee gets 15 days of paid annual leave.",
         "sick": "Sick leave needs a doctor's certificate.",
         "parking": "Parking leave rules: the car park closes at 22:00.",
     }
-    KeywordIndex.write(tmp_path / "kw", {cid: tokenize(t) for cid, t in texts.items()})
-    return KeywordIndex(tmp_path / "kw")
+    ids = sorted(texts)
+    BM25Search.build(tmp_path, ids, {cid: tokenize(t) for cid, t in texts.items()})
+    return BM25Stats(BM25Search(tmp_path, ids), Glossary([]))
 
 
-def test_coverage_is_the_idf_weighted_share_of_the_questions_words_a_passage_holds(keyword):
+def test_coverage_is_the_idf_weighted_share_of_the_questions_words_a_passage_holds(stats):
     from kb_assistant.rerank import weighted_coverage
 
     question = "How many days of annual leave do I get?"
-    assert weighted_coverage(question, "15 days of paid annual leave", keyword) == pytest.approx(1.0)
+    assert weighted_coverage(question, "15 days of paid annual leave", stats) == pytest.approx(1.0)
     # 'leave' is in every passage: it weighs least, so a passage holding only it covers little
-    only_leave = weighted_coverage(question, "leave", keyword)
-    only_annual = weighted_coverage(question, "annual", keyword)
+    only_leave = weighted_coverage(question, "leave", stats)
+    only_annual = weighted_coverage(question, "annual", stats)
     assert 0.0 < only_leave < only_annual < 1.0
-    assert keyword.idf("leave") < keyword.idf("annual")
-    assert weighted_coverage(question, "The office closes at 22:00.", keyword) == 0.0
-    assert weighted_coverage("?", "anything", keyword) == 0.0  # no content words: nothing to cover
+    assert stats.idf("leave") < stats.idf("annual")
+    assert weighted_coverage(question, "The office closes at 22:00.", stats) == 0.0
+    assert weighted_coverage("?", "anything", stats) == 0.0  # no content words: nothing to cover
 
 
-def test_a_word_the_kb_never_uses_weighs_most_so_no_passage_covers_a_question_about_it(keyword):
+def test_a_word_the_kb_never_uses_weighs_most_so_no_passage_covers_a_question_about_it(stats):
     from kb_assistant.rerank import weighted_coverage
 
-    assert keyword.idf("sabbatical") == 0.0
-    covered = weighted_coverage("How long is sabbatical leave?", "Sick leave needs a doctor's certificate.", keyword)
+    assert stats.idf("sabbatical") == 0.0
+    covered = weighted_coverage("How long is sabbatical leave?", "Sick leave needs a doctor's certificate.", stats)
     assert covered < 0.1  # 'leave' is covered, 'sabbatical' (unknown: weight 4) is not
 
 

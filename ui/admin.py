@@ -136,14 +136,14 @@ class DocumentLibrary:
 
     def create_kb(self, kb: str) -> str:
         """An empty KB with its upload folder remembered as a source."""
-        from kb_assistant.index import KnowledgeBaseIndex
+        from kb_assistant.store import KnowledgeBase
 
         kb = check_kb_name((kb or "").strip())
         if kb in self.assistant.knowledge_bases():
             raise KBError(f"a knowledge base named {kb!r} already exists: upload into it")
         folder = self.uploads_dir(kb)
         folder.mkdir(parents=True, exist_ok=True)
-        KnowledgeBaseIndex(self.settings, kb, None).collection  # noqa: B018 (creates it; no model needed)
+        KnowledgeBase(self.settings, kb, None).vectors.collection  # noqa: B018 (creates it; no model needed)
         Ledger(self.settings).remember_source(kb, str(folder))
         return kb
 

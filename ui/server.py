@@ -636,9 +636,7 @@ def probe_kb(assistant: Assistant, kb: str) -> None:
             "embedded Chroma: restart the server; ingest through it (kb ingest does while it runs) or use "
             "KB_CHROMA_URL"
         )
-    got = index.collection.get(limit=1, include=["embeddings"])
-    if got["ids"]:
-        index.collection.query(query_embeddings=[got["embeddings"][0]], n_results=1, include=["metadatas"])
+    index.vectors.probe()
 
 
 def warm_up(assistant: Assistant) -> None:

@@ -22,9 +22,9 @@ from collections.abc import Iterator
 
 from kb_assistant.answer import Draft
 from kb_assistant.answer.spans import SPAN_CHARS, Unit, expand, is_question, passage_units, render
-from kb_assistant.index import KeywordIndex
 from kb_assistant.rerank import weighted_coverage
 from kb_assistant.retrieval import Candidate
+from kb_assistant.store import CorpusStats
 from kb_assistant.text import detect_language, normalise, query_terms, tokenize
 
 _BULLET = re.compile(r"^\s*(?:[-*•·]|\d+[.)、]|[（(]\d+[)）])\s*")
@@ -53,8 +53,8 @@ _ZH_QUESTION_WORDS = re.compile(r"什么|哪些|哪个|哪里|多少|怎么|如�
 
 
 class ExtractiveAnswerer:
-    def __init__(self, keyword: KeywordIndex, passages_considered: int = 3):
-        self.keyword = keyword
+    def __init__(self, stats: CorpusStats, passages_considered: int = 3):
+        self.stats = stats
         self.passages_considered = passages_considered
 
     def generate(self, question: str, passages: list[Candidate], lang: str) -> Iterator[str | Draft]:
@@ -96,8 +96,8 @@ class ExtractiveAnswerer:
                 if len(sentence) < 4 or is_question(sentence):  # a question the document asks is not an answer
                     continue
                 # the sentence itself must carry the answer; its heading only helps
-                cov = 0.7 * weighted_coverage(question, sentence, self.keyword) + 0.3 * weighted_coverage(
-                    question, f"{heading}\n{sentence}", self.keyword
+                cov = 0.7 * weighted_coverage(question, sentence, self.stats) + 0.3 * weighted_coverage(
+                    question, f"{heading}\n{sentence}", self.stats
                 )
                 # density: of two sentences covering the question equally, the one about little else wins
                 words = set(tokenize(sentence))
@@ -123,7 +123,7 @@ class ExtractiveAnswerer:
         # the following sentence is part of the key when the best one is short and its neighbour carries the detail
         if i + 1 < len(units) and len(sentence) < 60 and len(sentence) + len(units[i + 1].text) <= MAX_CHARS:
             follow = units[i + 1].text
-            if weighted_coverage(question, follow, self.keyword) > 0 or sentence.endswith((":", "：")):
+            if weighted_coverage(question, follow, self.stats) > 0 or sentence.endswith((":", "：")):
                 key_end = i + 2
         start, end = expand(units, i, budget, key_end)
         return render(units, start, end, i, key_end)
@@ -134,13 +134,13 @@ class ExtractiveAnswerer:
         parts = [p for p in _PARTS.split(question) if query_terms(p)]
         if len(parts) < 2:
             return None
-        first_cov = {p: weighted_coverage(p, first, self.keyword) for p in parts}
+        first_cov = {p: weighted_coverage(p, first, self.stats) for p in parts}
         missing = [p for p in parts if first_cov[p] < 0.5]
         if len(missing) != 1:
             return None
         best = None
         for _, m, j, units in scored:
-            cov = weighted_coverage(missing[0], units[j].text, self.keyword)
+            cov = weighted_coverage(missing[0], units[j].text, self.stats)
             # another passage that says clearly more about the part the first span leaves out
             if m != n and cov >= max(0.25, 2 * first_cov[missing[0]]) and (best is None or cov > best[0]):
                 best = (cov, m, units, j)
