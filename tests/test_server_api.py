@@ -224,6 +224,18 @@ def test_keys_are_stored_hashed_and_shown_once(tmp_path):
         assert key.encode() not in content and key[8:20].encode() not in content, name
 
 
+def test_an_unreadable_legacy_key_file_closes_the_api_instead_of_opening_it(sample_assistant, tmp_path):
+    legacy = tmp_path / "apikeys.json"
+    legacy.write_text('{"keys": [')  # an earlier release's keys, cut short
+    settings = sample_assistant.settings.model_copy(
+        update={"database_url": sqlite_url(tmp_path / "keys.db"), "api_keys_file": legacy}
+    )
+    with TestClient(build_app(sample_assistant, settings, mount_ui=False)) as client:
+        r = client.post("/api/ask", json={"question": "How long is the LumenDesk free trial?", "kb": "sales"})
+    assert r.status_code == 500 and "API keys cannot be read" in r.json()["error"]["message"]
+    assert str(tmp_path) not in r.text and legacy.exists()
+
+
 def test_kb_apikey_cli_creates_lists_and_revokes(settings, monkeypatch):
     from typer.testing import CliRunner
 
@@ -241,6 +253,9 @@ def test_kb_apikey_cli_creates_lists_and_revokes(settings, monkeypatch):
     assert ApiKeyStore.for_settings(settings).keys() == []
     bad = runner.invoke(app, ["apikey", "create", "--kb", "no/such"])
     assert bad.exit_code == 2 and "invalid knowledge-base name" in bad.output
+    (settings.data_dir / "apikeys.json").write_text("{oops")
+    broken = runner.invoke(app, ["apikey", "list"])
+    assert broken.exit_code != 0 and str(settings.data_dir / "apikeys.json") in broken.output
 
 
 # --- CORS, metrics, health, docs ----------------------------------------------------------------------------------
