@@ -113,10 +113,7 @@ class ApiKeyStore:
     def _prepare(self) -> None:
         from kb_assistant.queue.store import MIGRATIONS
 
-        try:
-            MIGRATIONS.ensure(self.engine)
-        except _unavailable_errors() as exc:
-            raise QueueUnavailable(f"the API key database {self.where} cannot be reached: {exc}") from None
+        MIGRATIONS.ensure(self.engine)  # (an unreachable database: _run says so)
         if self.legacy_file is not None and self.legacy_file.exists():
             self.import_file(self.legacy_file)
 

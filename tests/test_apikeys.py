@@ -98,6 +98,35 @@ def test_the_legacy_file_setting_names_the_file_to_import(tmp_path):
     assert not legacy.exists() and (legacy.parent / "keys.json.imported").exists()
 
 
+IMPORTER = r"""
+import sys
+from pathlib import Path
+from kb_assistant.apikeys import ApiKeyStore
+from kb_assistant.settings import Settings
+go = Path(sys.argv[2])
+while not go.exists():
+    pass
+print(len(ApiKeyStore.for_settings(Settings(data_dir=Path(sys.argv[1]))).keys()))
+"""
+
+
+def test_processes_starting_at_once_import_the_legacy_file_once(tmp_path):
+    data, go = tmp_path / "d", tmp_path / "go"
+    data.mkdir()
+    keys = [_old_key(1)[1], _old_key(2)[1]]
+    (data / "apikeys.json").write_text(_legacy(*keys))
+    command = [sys.executable, "-c", IMPORTER, str(data), str(go)]
+    procs = [
+        subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(3)
+    ]
+    go.touch()
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0] * 3, [err for _, err in outs]
+    assert [out.strip() for out, _ in outs] == ["2"] * 3
+    assert ApiKeyStore.for_settings(Settings(data_dir=data)).keys() == keys
+    assert sorted(p.name for p in data.iterdir() if p.name.startswith("apikeys")) == ["apikeys.json.imported"]
+
+
 @pytest.mark.parametrize("content", ["{not json", '{"keys": [{"id": "x"}]}', "[1, 2]"])
 def test_a_malformed_legacy_file_is_an_error_naming_it_and_is_left_in_place(tmp_path, content):
     data = tmp_path / "d"
