@@ -159,7 +159,9 @@ class Settings(BaseSettings):
     )
 
     api_keys_file: Path | None = Field(
-        None, description="Where `kb apikey` keeps the hashed API keys; unset = apikeys.json in the data dir."
+        None,
+        description="Legacy only: the JSON file earlier releases kept the API keys in, imported once into the queue "
+        "database (KB_DATABASE_URL) and renamed <name>.imported; unset = apikeys.json in the data dir.",
     )
 
     @field_validator("allowed_origins", "glossary_files", mode="before")

@@ -3,7 +3,9 @@ metrics, feedback and tickets (against the in-memory FAKE queue until issue 5 la
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 
 import pytest
 from fastapi.testclient import TestClient
@@ -11,6 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from sse import sse_events
 
 from kb_assistant.apikeys import ApiKeyStore
+from kb_assistant.db import sqlite_url
 from ui.server import build_app
 
 
@@ -22,8 +25,8 @@ def client(sample_assistant):
 
 @pytest.fixture
 def keyed(sample_assistant, tmp_path):
-    """The sample server with its API keys in a file of this test's own."""
-    settings = sample_assistant.settings.model_copy(update={"api_keys_file": tmp_path / "apikeys.json"})
+    """The sample server with its API keys in a database of this test's own."""
+    settings = sample_assistant.settings.model_copy(update={"database_url": sqlite_url(tmp_path / "keys.db")})
     store = ApiKeyStore.for_settings(settings)
     with TestClient(build_app(sample_assistant, settings, mount_ui=False)) as c:
         yield c, store
@@ -197,7 +200,7 @@ def test_without_keys_the_api_is_open_and_with_one_it_needs_a_valid_key_scoped_t
     chat = {"model": "default", "messages": [{"role": "user", "content": "公司几点上班？"}]}
     assert client.post("/v1/chat/completions", json=chat, headers=auth).status_code == 403
 
-    store.revoke(record.id)  # the running server re-reads the file
+    store.revoke(record.id)  # the running server reads the table on every request
     assert client.post("/api/ask", json=question, headers=auth).status_code == 200  # no keys left: open again
     other, _ = store.create(["*"])
     assert client.post("/api/ask", json=question, headers=auth).status_code == 401
@@ -206,14 +209,31 @@ def test_without_keys_the_api_is_open_and_with_one_it_needs_a_valid_key_scoped_t
 
 
 def test_keys_are_stored_hashed_and_shown_once(tmp_path):
-    store = ApiKeyStore(tmp_path / "apikeys.json")
+    import sqlite3
+
+    store = ApiKeyStore(sqlite_url(tmp_path / "queue.db"))
     key, record = store.create(["hr", "sales"], name="portal")
 
-    stored = (tmp_path / "apikeys.json").read_text()
-    assert key not in stored and key[8:20] not in stored
-    assert record.hash in stored and record.kbs == ["hr", "sales"]
-    assert store.check(key) == record and store.check(key + "x") is None
-    assert (tmp_path / "apikeys.json").stat().st_mode & 0o077 == 0  # not readable by others
+    with sqlite3.connect(tmp_path / "queue.db") as conn:
+        rows = conn.execute("SELECT id, name, kbs, hash, hint, created_at FROM api_keys").fetchall()
+    assert rows == [(record.id, "portal", '["hr", "sales"]', record.hash, key[:8], record.created_at)]
+    assert record.hash == hashlib.sha256(key.encode()).hexdigest() and record.kbs == ["hr", "sales"]
+    assert store.check(key) == record and store.check(key + "x") is None and store.check("") is None
+    for name in os.listdir(tmp_path):  # the key is nowhere in the database (its file, WAL, shared memory)
+        content = (tmp_path / name).read_bytes()
+        assert key.encode() not in content and key[8:20].encode() not in content, name
+
+
+def test_an_unreadable_legacy_key_file_closes_the_api_instead_of_opening_it(sample_assistant, tmp_path):
+    legacy = tmp_path / "apikeys.json"
+    legacy.write_text('{"keys": [')  # an earlier release's keys, cut short
+    settings = sample_assistant.settings.model_copy(
+        update={"database_url": sqlite_url(tmp_path / "keys.db"), "api_keys_file": legacy}
+    )
+    with TestClient(build_app(sample_assistant, settings, mount_ui=False)) as client:
+        r = client.post("/api/ask", json={"question": "How long is the LumenDesk free trial?", "kb": "sales"})
+    assert r.status_code == 500 and "API keys cannot be read" in r.json()["error"]["message"]
+    assert str(tmp_path) not in r.text and legacy.exists()
 
 
 def test_kb_apikey_cli_creates_lists_and_revokes(settings, monkeypatch):
@@ -233,6 +253,9 @@ def test_kb_apikey_cli_creates_lists_and_revokes(settings, monkeypatch):
     assert ApiKeyStore.for_settings(settings).keys() == []
     bad = runner.invoke(app, ["apikey", "create", "--kb", "no/such"])
     assert bad.exit_code == 2 and "invalid knowledge-base name" in bad.output
+    (settings.data_dir / "apikeys.json").write_text("{oops")
+    broken = runner.invoke(app, ["apikey", "list"])
+    assert broken.exit_code != 0 and str(settings.data_dir / "apikeys.json") in broken.output
 
 
 # --- CORS, metrics, health, docs ----------------------------------------------------------------------------------

@@ -234,6 +234,17 @@ def build_app(assistant: Assistant, settings: Settings | None = None, *, mount_u
 
     # --- API keys -----------------------------------------------------------------------------------------------
     def api_key(request: Request) -> ApiKey | None:
+        try:
+            return _authenticate(request)
+        except QueueUnavailable as exc:
+            log.warning("API keys cannot be checked: %s", exc)
+            raise ApiError(503, "the API key database is busy or unavailable: try again in a minute", "server_error",
+                           "queue_unavailable") from None  # fmt: skip
+        except KBError as exc:  # e.g. a legacy apikeys.json that cannot be imported: refuse rather than go open
+            log.error("API keys cannot be checked: %s", exc)
+            raise ApiError(500, "the server's API keys cannot be read: see its log", "server_error") from None
+
+    def _authenticate(request: Request) -> ApiKey | None:
         if not keys.enabled():
             return None
         header = request.headers.get("authorization", "")

@@ -34,7 +34,7 @@ def create(
         _fail(str(exc))
     typer.echo(key)
     typer.echo(
-        f"key {record.id} for {', '.join(record.kbs)} saved (hashed) in {store.path}; "
+        f"key {record.id} for {', '.join(record.kbs)} saved (hashed) in {store.where}; "
         "it is shown only now: send it as 'Authorization: Bearer KEY'",
         err=True,
     )
@@ -43,7 +43,12 @@ def create(
 @app.command("list")
 def list_keys():
     """List keys: id, name, knowledge bases, first characters, created."""
-    keys = _store().keys()
+    from kb_assistant.errors import KBError
+
+    try:
+        keys = _store().keys()
+    except KBError as exc:
+        _fail(str(exc))
     if not keys:
         typer.echo("no API keys: the API is open to anyone who can reach it", err=True)
     for k in keys:

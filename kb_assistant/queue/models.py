@@ -1,4 +1,4 @@
-"""The queue database: tickets, the requests that opened or joined them, the answer log, agents.
+"""The queue database: tickets, the requests that opened or joined them, the answer log, agents, API keys.
 
 SQLAlchemy 2 typed models. The schema changes only through Alembic migrations (``migrations/versions``),
 append-only; ``TicketQueue`` runs them on start.
@@ -126,3 +126,16 @@ class QueueLock(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     counter: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class ApiKeyRow(Base):
+    """One API key of the HTTP API (``kb_assistant/apikeys.py``): only its SHA-256 and first characters are kept."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # public id, for `kb apikey revoke`
+    name: Mapped[str] = mapped_column(Text, default="")
+    kbs: Mapped[list] = mapped_column()  # knowledge bases it may use; ["*"] = all
+    hash: Mapped[str] = mapped_column(String(64), unique=True, index=True)  # sha256 hex of the key
+    hint: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[str] = mapped_column(String(40))  # ISO 8601 text, as apikeys.json kept it
