@@ -408,6 +408,7 @@ def run_ours(corpus: Path, work: Path, items: list[dict]) -> dict:
     from kb_assistant.embeddings import make_embeddings
     from kb_assistant.rerank import EvidenceReranker
     from kb_assistant.retrieval import hybrid_search
+    from kb_assistant.schema import Query
     from kb_assistant.settings import Settings
     from kb_assistant.store import KnowledgeBase
 
@@ -429,13 +430,12 @@ def run_ours(corpus: Path, work: Path, items: list[dict]) -> dict:
         any(c.chunk.source == it["file"] for c in hybrid_search(index, it["question"], k=5)[:5]) for it in sample
     )
     rerank = EvidenceReranker(index)
-    pipeline = sum(
-        any(
-            c.chunk.source == it["file"]
-            for c in rerank.rerank(it["question"], hybrid_search(index, it["question"], k=settings.candidate_k))[:5]
-        )
-        for it in sample
-    )
+
+    def reranked(question: str) -> list:
+        query = Query.of(question, "bench")
+        return rerank.rerank(query, hybrid_search(index, query, k=settings.candidate_k))[:5]
+
+    pipeline = sum(any(c.chunk.source == it["file"] for c in reranked(it["question"])) for it in sample)
     vec = [embeddings.embed_query(it["question"]) for it in sample]
     found = [index.dense_search(v, 50) for v in vec]
     hits = [any(h.chunk.source == it["file"] for h in top[:5]) for it, top in zip(sample, found, strict=True)]

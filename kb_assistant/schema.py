@@ -1,7 +1,10 @@
-"""Contracts between the pipeline's stages (pydantic models)."""
+"""Contracts between the pipeline's stages: pydantic models for what crosses a process or the wire, and the two
+dataclasses every stage passes on — the ``Query`` (one question, built once per ask) and its ``Candidate``
+passages."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Literal
 from uuid import uuid4
 
@@ -33,6 +36,49 @@ class Chunk(BaseModel):
         if self.page is not None:
             meta["page"] = self.page
         return meta
+
+
+@dataclass
+class Query:
+    """One question as it travels through the stages; ``Assistant.stream`` builds it once.
+
+    ``filters`` is what every search must match (Chroma ``where`` syntax on chunk metadata); ``user`` is who asks,
+    the principal a filter is derived from. ``vector`` is the standalone question's embedding, set by the first
+    stage that computes it (the cache check or retrieval) and reused by the rest."""
+
+    text: str  # as asked, cleaned
+    kb: str = "default"
+    standalone: str = ""  # condensed with the history; the text itself when there is none
+    language: str = "en"
+    history: list[dict] = field(default_factory=list)
+    session_id: str | None = None
+    user: str | None = None
+    filters: dict = field(default_factory=dict)
+    vector: list[float] | None = None
+
+    def __post_init__(self) -> None:
+        self.standalone = self.standalone or self.text
+
+    @classmethod
+    def of(cls, text: str, kb: str = "default", **fields) -> Query:
+        """A query for ``text`` on its own (no history), its language detected."""
+        from kb_assistant.text import detect_language
+
+        return cls(text=text, kb=kb, language=fields.pop("language", None) or detect_language(text), **fields)
+
+
+@dataclass
+class Candidate:
+    """A passage retrieved for a query, with what each stage found out about it."""
+
+    chunk: Chunk
+    dense: float = 0.0  # cosine similarity, 0..1
+    keyword: float = 0.0  # BM25 score relative to the best keyword hit, 0..1
+    fused: float = 0.0
+    score: float = 0.0  # final 0..1 score after rerank, shown to users
+    lang: str | None = None  # "zh" when the question or the passage is Chinese (then MiniLM's similarity means little)
+    coverage: float | None = None  # IDF-weighted share of the question's words the passage holds (rerank)
+    cross_encoder: float | None = None  # the cross-encoder's logit, when one reranked
 
 
 class Citation(BaseModel):

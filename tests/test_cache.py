@@ -320,7 +320,7 @@ def counting_retrievals(monkeypatch) -> list[str]:
     runs, real = [], assistant_module.hybrid_search
 
     def counting(index, question, **kwargs):
-        runs.append(question)
+        runs.append(question.standalone)
         return real(index, question, **kwargs)
 
     monkeypatch.setattr(assistant_module, "hybrid_search", counting)

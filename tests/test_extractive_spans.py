@@ -8,8 +8,7 @@ import pytest
 from kb_assistant.answer import Draft
 from kb_assistant.answer.extractive import ExtractiveAnswerer
 from kb_assistant.answer.spans import SPAN_CHARS, is_question, key_text
-from kb_assistant.retrieval import Candidate
-from kb_assistant.schema import Chunk
+from kb_assistant.schema import Candidate, Chunk
 
 LEAVE = (
     "Annual leave\n"

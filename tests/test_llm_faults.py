@@ -57,7 +57,7 @@ def make_assistant(fake_llm, refused_url, sample_assistant):
         )  # fmt: skip
         assistant = Assistant(settings, embeddings=sample_assistant.embeddings)
         # the index loaded and its caches warm before the clock starts, as in a server that answered before
-        hybrid_search(assistant.index("default"), "sick leave", k=5, lang="en")
+        hybrid_search(assistant.index("default"), "sick leave", k=5)
         return assistant
 
     fake_llm.failed.clear()
@@ -298,8 +298,7 @@ def test_kb_ask_answers_instead_of_a_traceback_when_the_llm_refuses(refused_url,
 
 # --- the support check, sentence by sentence ---------------------------------------------------------------------
 def _passages(*texts: str):
-    from kb_assistant.retrieval import Candidate
-    from kb_assistant.schema import Chunk
+    from kb_assistant.schema import Candidate, Chunk
 
     return [Candidate(chunk=Chunk(id=f"c{i}", text=t, source=f"doc{i}.md")) for i, t in enumerate(texts)]
 

@@ -29,12 +29,13 @@ def faq_chunks(rows: list[tuple[str, str]], source: str):
 def ranked(settings, embeddings, chunks, question: str):
     from kb_assistant.rerank import EvidenceReranker
     from kb_assistant.retrieval import hybrid_search
+    from kb_assistant.schema import Query
     from kb_assistant.store import KnowledgeBase
 
     index = KnowledgeBase(settings, "faq", embeddings)
     index.add(chunks)
-    candidates = hybrid_search(index, question, k=settings.candidate_k)
-    return EvidenceReranker(index).rerank(question, candidates)
+    query = Query.of(question, index.name)
+    return EvidenceReranker(index).rerank(query, hybrid_search(index, query, k=settings.candidate_k))
 
 
 @pytest.mark.parametrize(
@@ -99,8 +100,7 @@ def test_question_coverage_reorders_passages_within_a_document_never_the_documen
     """For a Chinese question coverage picks the section of a document that answers it (standard vs flexible
     hours); which document comes first stays fusion's call (on CMRC2018 letting coverage move documents cost MRR)."""
     from kb_assistant.rerank import within_documents
-    from kb_assistant.retrieval import Candidate
-    from kb_assistant.schema import Chunk
+    from kb_assistant.schema import Candidate, Chunk
 
     def cand(cid, source, fused, score):
         return Candidate(Chunk(id=cid, text=cid, source=source), fused=fused, score=score)

@@ -203,8 +203,7 @@ def test_the_llm_condenser_falls_back_to_topic_carryover_when_the_llm_fails_and_
 
 # --- rerank --------------------------------------------------------------------------------------------------------
 def _candidate(cid, source, *, score=0.0, kind="text", question="", text=None):
-    from kb_assistant.retrieval import Candidate
-    from kb_assistant.schema import Chunk
+    from kb_assistant.schema import Candidate, Chunk
 
     chunk = Chunk(id=cid, text=text if text is not None else cid, source=source, kind=kind, question=question)
     return Candidate(chunk=chunk, score=score)

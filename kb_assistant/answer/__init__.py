@@ -12,8 +12,7 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Protocol
 
-from kb_assistant.retrieval import Candidate
-from kb_assistant.schema import Usage
+from kb_assistant.schema import Candidate, Usage
 
 
 @dataclass

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-from kb_assistant.retrieval import Candidate
+from kb_assistant.schema import Candidate
 from kb_assistant.text import detect_language, tokenize
 
 SUPPORT_MIN = 0.5  # share of a sentence's content words the passages must hold

@@ -26,8 +26,7 @@ from collections.abc import Callable, Iterator
 
 from kb_assistant.answer import Draft, load_prompt
 from kb_assistant.answer.grounding import ground
-from kb_assistant.retrieval import Candidate
-from kb_assistant.schema import Usage
+from kb_assistant.schema import Candidate, Usage
 from kb_assistant.settings import Settings
 
 NOT_FOUND = "NOT_IN_CONTEXT"
