@@ -29,8 +29,8 @@ WARM = [
 
 def padding_chunks(real, n: int, seed: int = 0):
     """``n`` synthetic chunks made of recombined sentences of the real ones."""
+    from kb_assistant.language import split_sentences
     from kb_assistant.schema import Chunk
-    from kb_assistant.text import split_sentences
 
     rng = random.Random(seed)
     sentences = [s for c in real for s in split_sentences(c.text) if len(s) > 8]

@@ -86,7 +86,7 @@ def load_pairs(path: Path, symmetric: bool | None = None) -> list[Pair]:
 
 def idf_from_texts(texts: list[str]) -> Callable[[str], float]:
     """BM25-style IDF over texts (what the KB's keyword index gives the cache); 0 for an unknown token."""
-    from kb_assistant.text import tokenize
+    from kb_assistant.language import tokenize
 
     df: Counter = Counter()
     for text in texts:

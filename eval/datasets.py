@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kb_assistant.errors import KBError
+from kb_assistant.language import normalise
 from kb_assistant.schema import Chunk, Citation
-from kb_assistant.text import normalise
 
 DATASETS = Path(__file__).resolve().parent / "datasets"
 GOLDEN = DATASETS / "golden.jsonl"

@@ -7,8 +7,8 @@ import unicodedata
 from bisect import bisect_left
 from collections import Counter
 
+from kb_assistant.language import detect_language, normalise, split_sentences, tokenize
 from kb_assistant.schema import Answer
-from kb_assistant.text import detect_language, normalise, split_sentences, tokenize
 
 _MARKER = re.compile(r"\[(\d{1,2})\]")
 

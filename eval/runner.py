@@ -38,8 +38,8 @@ def prepare(ds: EvalSet, settings: Settings, embeddings, kb: str, say: Callable[
     """The settings and KB name to ask: an existing KB, or one built from the dataset's corpus (reused if built)."""
     if ds.build is None:
         return settings, kb
+    from kb_assistant.language import TOKENIZER_VERSION
     from kb_assistant.store import KnowledgeBase
-    from kb_assistant.text import TOKENIZER_VERSION
 
     model = Path(settings.embedding_model or "minilm").name
     # the tokenizer version too: a cached KB keeps keyword tokens, which a tokenizer change makes stale

@@ -11,8 +11,8 @@ import hashlib
 import re
 
 from ingest.loaders import Block, LoadedDocument
+from kb_assistant.language import split_sentences
 from kb_assistant.schema import Chunk
-from kb_assistant.text import split_sentences
 
 
 def chunk_document(doc: LoadedDocument, source: str, chunk_size: int) -> list[Chunk]:

@@ -227,7 +227,7 @@ def _fast_text_types() -> None:
     text, markdown and HTML. Our sentence splitter counts them the same way for that purpose, at a fraction."""
     import unstructured.partition.text_type as text_type
 
-    from kb_assistant.text import split_sentences
+    from kb_assistant.language import split_sentences
 
     text_type.sent_tokenize = split_sentences
 

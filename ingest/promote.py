@@ -17,11 +17,11 @@ from ingest.chunking import chunk_id
 from ingest.pipeline import sync_sources
 from kb_assistant.errors import KBError
 from kb_assistant.files import write_atomic
+from kb_assistant.language import detect_language
 from kb_assistant.queue.models import Ticket
 from kb_assistant.queue.store import format_ticket_id
 from kb_assistant.schema import Answer, Chunk, Citation
 from kb_assistant.store import KnowledgeBase
-from kb_assistant.text import detect_language
 
 CURATED_DIR = "curated-faq"
 

@@ -15,11 +15,11 @@ from contextlib import contextmanager
 
 from kb_assistant.answer.grounding import sentences
 from kb_assistant.errors import QuestionError, UnknownKnowledgeBase, UnknownTicket
+from kb_assistant.language import detect_language
 from kb_assistant.retrieval import hybrid_search
 from kb_assistant.schema import Answer, Candidate, Citation, Feedback, Query, StreamEvent, TicketView
 from kb_assistant.settings import Settings, check_kb_name, load_settings
 from kb_assistant.store import KnowledgeBase, list_kbs
-from kb_assistant.text import detect_language
 
 _MARKER = re.compile(r"\[(\d{1,2})\]")
 
@@ -436,7 +436,7 @@ _FILLER = frozenset(["please", "want", "need", "help", "now", "帮忙", "麻烦"
 
 def has_substance(text: str) -> bool:
     """Whether what is left of a handoff request says what it is about ("工资条有问题"), not just "请帮我"."""
-    from kb_assistant.text import tokenize
+    from kb_assistant.language import tokenize
 
     return any(len(t) >= 2 and t not in _FILLER for t in tokenize(text))
 

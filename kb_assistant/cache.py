@@ -400,7 +400,7 @@ class SemanticCache:
 
     def seed(self, index: KnowledgeBase, question: str, answer: Answer | str, *, lang: str | None = None) -> bool:
         """Cache an agent's answer promoted from the human queue. Without citations it lives until the KB changes."""
-        from kb_assistant.text import detect_language
+        from kb_assistant.language import detect_language
 
         lang = lang or detect_language(question)
         if isinstance(answer, str):

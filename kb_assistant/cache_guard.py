@@ -21,7 +21,7 @@ import unicodedata
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from kb_assistant.text import is_cjk, normalise, to_simplified, tokenize
+from kb_assistant.language import is_cjk, normalise, stem, to_simplified, tokenize
 
 if TYPE_CHECKING:
     from kb_assistant.glossary import Glossary
@@ -71,7 +71,7 @@ def wording_key(text: str) -> str:
     for token in tokenize(unicodedata.normalize("NFKC", text), keep_stopwords=True):
         if token.isascii():
             if token not in _KEY_DROP_EN:
-                words[_stem(token)] += 1
+                words[stem(token, degree=True)] += 1
         elif token not in _KEY_DROP_ZH:
             words[_KEY_SAME_ZH.get(token, token)] += 1
     return " ".join(f"{w}*{n}" if n > 1 else w for w, n in sorted(words.items()))
@@ -377,21 +377,6 @@ def _initialisms(entity: str) -> list[str]:
     return ["".join(p[0] for p in parts)] if len(parts) >= 2 else []
 
 
-def _stem(token: str) -> str:
-    """Light English stemming so 'holidays' and 'holiday', 'working' and 'work' meet; Chinese is left alone."""
-    if token in _IRREGULAR:
-        return _IRREGULAR[token]
-    if not token.isascii() or len(token) <= 4:
-        return token
-    for suffix in ("ations", "ation", "able", "ious", "ings", "ing", "ies", "ied", "est", "es", "ed", "er", "ly", "s"):
-        if token.endswith(suffix) and len(token) - len(suffix) >= 3:
-            return token[: -len(suffix)]
-    return token
-
-
-_IRREGULAR = {"women": "woman", "men": "man", "children": "child", "kids": "child", "kid": "child", "people": "person"}
-
-
 def content_words(text: str) -> dict[str, str]:
     """Stem → token of the question's content words (stop words, numbers and dates are checked separately)."""
     nums, when = numbers(text), dates(text)
@@ -399,7 +384,7 @@ def content_words(text: str) -> dict[str, str]:
     for token in tokenize(text):
         if token in nums or token in when or _DIGITS.fullmatch(token) or token in _NEG_EN or token in _LIGHT_WORDS:
             continue
-        out.setdefault(_stem(token), token)
+        out.setdefault(stem(token, degree=True), token)
     return out
 
 
@@ -483,7 +468,7 @@ def _content_sequence(text: str) -> list[tuple[str, str]]:
     words = content_words(text)
     keep = set(words.values())
     tokens = tokenize(_HOW_PHRASE.sub("how", text))
-    return [(_stem(t), t) for t in tokens if t in keep and t not in _FRAME_WORDS]
+    return [(stem(t, degree=True), t) for t in tokens if t in keep and t not in _FRAME_WORDS]
 
 
 _HOW_PHRASE = re.compile(r"\bhow\s+(?:long|often|much|many|far|soon|come)\b", re.IGNORECASE)  # compared as kinds
@@ -531,14 +516,14 @@ def _swapped_or_narrowed(a: str, b: str, answer: str = "", glossary: Glossary | 
 def _right_before(word: str, next_stem: str, text: str) -> bool:
     """Does ``word`` come right before a word of stem ``next_stem`` in ``text`` (a modifier of it)?"""
     tokens = tokenize(text, keep_stopwords=True)
-    return any(t == word and _stem(n) == next_stem for t, n in zip(tokens, tokens[1:], strict=False))
+    return any(t == word and stem(n, degree=True) == next_stem for t, n in zip(tokens, tokens[1:], strict=False))
 
 
 def _answer_says(words: list[tuple[str, str]], answer: str) -> bool:
     """Does the cached answer use every one of the asking question's swapped-in words (stemmed)?"""
     if not words or not answer:
         return False
-    said = {_stem(t) for t in tokenize(answer)}
+    said = {stem(t, degree=True) for t in tokenize(answer)}
     return all(s in said for s, _ in words)
 
 

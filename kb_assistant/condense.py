@@ -14,7 +14,7 @@ import re
 import time
 from typing import Protocol
 
-from kb_assistant.text import tokenize
+from kb_assistant.language import tokenize
 
 History = list[dict]  # OpenAI-style messages: {"role": "user"|"assistant", "content": str}
 
@@ -117,7 +117,7 @@ class LLMCondenser:
         if not previous_user_question(history):
             return question
         from kb_assistant.answer import load_prompt
-        from kb_assistant.text import detect_language
+        from kb_assistant.language import detect_language
 
         lines = [f"{m['role']}: {m['content']}" for m in (history or [])[-6:] if m.get("content")]
         prompt = (

@@ -75,6 +75,13 @@ def engine(url: str, *, busy_timeout_s: float = 10.0, immediate: bool = True):
         return made
 
 
+def dispose(url: str) -> None:
+    """Close and forget every engine of ``url`` (a test dropping its database, a store being closed)."""
+    with _ENGINES_LOCK:
+        for key in [k for k in _ENGINES if k[0] == url]:
+            _ENGINES.pop(key).dispose()
+
+
 class Migrations:
     """One store's Alembic history: ``versions`` (a folder of revision files) recorded in ``version_table``."""
 

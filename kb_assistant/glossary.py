@@ -26,7 +26,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from kb_assistant.errors import KBError
-from kb_assistant.text import is_cjk, to_simplified, tokenize
+from kb_assistant.language import fold_plural, is_cjk, to_simplified, tokenize
 
 BUILTIN = Path(__file__).parent / "lexicon" / "workplace-glossary.tsv"
 
@@ -60,8 +60,8 @@ class Match:
         """The question's tokens this term accounts for (jieba may cut the term differently in context)."""
         if self.term.cjk:
             return {t for t in tokens if is_cjk(t) and t in self.term.text}
-        stems = {_stem(x) for x in self.term.tokens}
-        return {t for t in tokens if _stem(t) in stems}
+        stems = {fold_plural(x) for x in self.term.tokens}
+        return {t for t in tokens if fold_plural(t) in stems}
 
     def covered_by(self, text_lower: str, text_words: str) -> bool:
         """Does a passage say this concept in any of its wordings? ``text_words``: ``word_sequence(text)``."""
@@ -175,7 +175,7 @@ class Glossary:
                 if at >= 0:
                     found[n] = term
                     text = text[:at] + "\0" * len(term.text) + text[at + len(term.text) :]
-        words = [_stem(w) for w in tokenize(text, keep_stopwords=True)]
+        words = [fold_plural(w) for w in tokenize(text, keep_stopwords=True)]
         used = [False] * len(words)
         for size in range(self._max_words, 0, -1):
             for i in range(len(words) - size + 1):
@@ -194,7 +194,7 @@ class Glossary:
         if self._jieba is None:
             from collections import ChainMap
 
-            from kb_assistant.text import _jieba
+            from kb_assistant.language.tokens import _jieba
 
             shared = _jieba().dt  # the keyword index's jieba, initialised; its dictionary is shared, not copied
             tokenizer = type(shared)()
@@ -230,22 +230,12 @@ def _term(raw: str) -> Term | None:
         return None
     words = tuple(tokenize(text, keep_stopwords=True))
     tokens = tuple(tokenize(text)) or words
-    return Term(text, tokens, tuple(_stem(w) for w in words), is_cjk(text)) if words else None
+    return Term(text, tokens, tuple(fold_plural(w) for w in words), is_cjk(text)) if words else None
 
 
 def word_sequence(text: str) -> str:
     """A text's words, stemmed, space-separated and space-padded: what ``Match.covered_by`` looks phrases up in."""
-    return f" {' '.join(_stem(w) for w in tokenize(text, keep_stopwords=True))} "
-
-
-def _stem(word: str) -> str:
-    """Plural and possessive folded: rooms → room, policies → policy, employee's → employee."""
-    word = word.replace("’", "'").removesuffix("'s")
-    if len(word) > 4 and word.endswith("ies"):
-        return word[:-3] + "y"
-    if len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
-        return word[:-1]
-    return word
+    return f" {' '.join(fold_plural(w) for w in tokenize(text, keep_stopwords=True))} "
 
 
 @lru_cache(maxsize=8)

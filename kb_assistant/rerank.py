@@ -22,10 +22,10 @@ import math
 from typing import Protocol
 
 from kb_assistant.glossary import word_sequence
+from kb_assistant.language import detect_language, normalise, query_terms, tokenize
 from kb_assistant.retrieval import fusion_weights
 from kb_assistant.schema import Candidate, Query
 from kb_assistant.store import QUESTION_SUFFIX, CorpusStats, KnowledgeBase
-from kb_assistant.text import detect_language, normalise, query_terms, tokenize
 
 
 class Reranker(Protocol):

@@ -14,9 +14,9 @@ from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict
 
+from kb_assistant.language import detect_language
 from kb_assistant.schema import Candidate, Chunk, Query
 from kb_assistant.store import KnowledgeBase
-from kb_assistant.text import detect_language
 
 # (dense weight, keyword weight) per question language
 # Measured (eval/README.md): English paraphrases are matched by meaning more than by words; MiniLM is nearly blind

@@ -62,7 +62,7 @@ class Query:
     @classmethod
     def of(cls, text: str, kb: str = "default", **fields) -> Query:
         """A query for ``text`` on its own (no history), its language detected."""
-        from kb_assistant.text import detect_language
+        from kb_assistant.language import detect_language
 
         return cls(text=text, kb=kb, language=fields.pop("language", None) or detect_language(text), **fields)
 

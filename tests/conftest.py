@@ -138,6 +138,28 @@ def postgres_url():
         server.__exit__(None, None, None)
 
 
+@pytest.fixture
+def pg_url(postgres_url):
+    """A schema of this test's own on the run's Postgres (as the search path of the URL), dropped afterwards."""
+    import uuid
+
+    from sqlalchemy import create_engine
+
+    from kb_assistant import db
+
+    schema = "kbtest_" + uuid.uuid4().hex[:8]
+    admin = create_engine(postgres_url)
+    with admin.begin() as conn:
+        conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
+    sep = "&" if "?" in postgres_url else "?"
+    url = f"{postgres_url}{sep}options=-csearch_path%3D{schema}"
+    yield url
+    db.dispose(url)
+    with admin.begin() as conn:
+        conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
+    admin.dispose()
+
+
 # --- a real browser ----------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def browser():

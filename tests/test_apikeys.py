@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 
 import pytest
@@ -166,24 +165,6 @@ def test_the_api_keys_migration_downgrades_and_upgrades_again(tmp_path):
 
 
 # --- Postgres -------------------------------------------------------------------------------------------------
-@pytest.fixture
-def pg_url(postgres_url):
-    """A schema of this test's own on the run's Postgres, dropped afterwards."""
-    from sqlalchemy import create_engine
-
-    schema = "kbtest_" + uuid.uuid4().hex[:8]
-    admin = create_engine(postgres_url)
-    with admin.begin() as conn:
-        conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
-    sep = "&" if "?" in postgres_url else "?"
-    url = f"{postgres_url}{sep}options=-csearch_path%3D{schema}"
-    yield url
-    engine(url).dispose()
-    with admin.begin() as conn:
-        conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
-    admin.dispose()
-
-
 def test_api_keys_on_postgres_shared_by_two_servers_with_their_legacy_files_imported(tmp_path, pg_url):
     from kb_assistant.queue.models import Base
     from kb_assistant.queue.store import MIGRATIONS

@@ -329,7 +329,7 @@ def counting_retrievals(monkeypatch) -> list[str]:
 
 def cite_other_chunk(assistant, question: str, other: str):
     """Re-store ``question``'s cached answer as if it had cited the passage ``other`` tops (a wrong entry)."""
-    from kb_assistant.text import detect_language
+    from kb_assistant.language import detect_language
 
     right = assistant.ask(question)
     wrong_passage = assistant.ask(other).citations[0]

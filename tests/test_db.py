@@ -6,10 +6,7 @@ from __future__ import annotations
 import sqlite3
 import subprocess
 import sys
-import uuid
 from pathlib import Path
-
-import pytest
 
 from ingest.ledger import MIGRATIONS as LEDGER_MIGRATIONS
 from ingest.ledger import Base as LedgerBase
@@ -147,21 +144,6 @@ def test_the_stores_keep_their_revisions_apart_in_one_database(tmp_path):
 
     tables = set(inspect(engine).get_table_names())
     assert {"tickets", "answer_log", "documents", "runs", "cache_entries", "cache_counters"} <= tables
-
-
-@pytest.fixture
-def pg_url(postgres_url):
-    from sqlalchemy import create_engine
-
-    schema = "kbtest_" + uuid.uuid4().hex[:8]
-    admin = create_engine(postgres_url)
-    with admin.begin() as conn:
-        conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
-    sep = "&" if "?" in postgres_url else "?"
-    yield f"{postgres_url}{sep}options=-csearch_path%3D{schema}"
-    with admin.begin() as conn:
-        conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
-    admin.dispose()
 
 
 def test_the_ledger_runs_on_postgres_with_64_bit_sizes_and_times(tmp_path, pg_url):

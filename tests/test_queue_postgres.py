@@ -4,7 +4,6 @@ server KB_TEST_POSTGRES_URL names. Each test works in a schema of its own, dropp
 from __future__ import annotations
 
 import threading
-import uuid
 
 import pytest
 
@@ -13,21 +12,8 @@ from kb_assistant.settings import Settings
 
 
 @pytest.fixture
-def pg_queue(tmp_path, postgres_url):
-    from sqlalchemy import create_engine
-
-    schema = "kbtest_" + uuid.uuid4().hex[:8]
-    admin = create_engine(postgres_url)
-    with admin.begin() as conn:
-        conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
-    sep = "&" if "?" in postgres_url else "?"
-    url = f"{postgres_url}{sep}options=-csearch_path%3D{schema}"
-    queue = TicketQueue(Settings(data_dir=tmp_path / "d", database_url=url))
-    yield queue
-    queue.engine.dispose()
-    with admin.begin() as conn:
-        conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
-    admin.dispose()
+def pg_queue(tmp_path, pg_url):
+    return TicketQueue(Settings(data_dir=tmp_path / "d", database_url=pg_url))
 
 
 def _record(i: int | str, question: str, session: str = "s", embedding=None) -> AnswerRecord:

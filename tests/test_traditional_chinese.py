@@ -7,7 +7,7 @@ import pytest
 
 from kb_assistant.cache_guard import normalize_question, wording_key
 from kb_assistant.glossary import Glossary
-from kb_assistant.text import to_simplified, tokenize
+from kb_assistant.language import to_simplified, tokenize
 
 
 @pytest.mark.unit

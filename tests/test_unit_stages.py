@@ -12,7 +12,7 @@ import pytest
 
 from kb_assistant.cache_guard import is_personal, near_miss_reason, normalize_question, numbers, wording_key
 from kb_assistant.condense import LLMCondenser, TopicCarryover, previous_user_question
-from kb_assistant.text import detect_language, normalise, query_terms, split_sentences, tokenize
+from kb_assistant.language import detect_language, normalise, query_terms, split_sentences, tokenize
 
 pytestmark = pytest.mark.unit
 

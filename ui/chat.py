@@ -17,6 +17,7 @@ from collections.abc import Iterator
 
 from kb_assistant.assistant import Assistant
 from kb_assistant.errors import KBError, public_message
+from kb_assistant.language import is_cjk
 from kb_assistant.queue.access import chat_session_id, new_session_secret
 from kb_assistant.schema import Answer, TicketView
 from kb_assistant.settings import Settings
@@ -177,7 +178,7 @@ def render_replies(replies: list[TicketView]) -> str:
     """Agents' answers to the user's earlier questions; ``as_text`` like everything else (inert)."""
     blocks = []
     for v in replies:
-        zh = any("\u4e00" <= ch <= "\u9fff" for ch in v.question)
+        zh = is_cjk(v.question)
         head = f"**我们的回复**（工单号 {v.id}）" if zh else f"**Our reply** (ticket #{v.id})"
         blocks.append(f"{head} — {as_text(v.question)}\n\n{as_text(v.answer or '')}")
     return "\n\n---\n\n".join(blocks)

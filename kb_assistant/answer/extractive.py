@@ -22,10 +22,10 @@ from collections.abc import Iterator
 
 from kb_assistant.answer import Draft
 from kb_assistant.answer.spans import SPAN_CHARS, Unit, expand, is_question, passage_units, render
+from kb_assistant.language import detect_language, normalise, query_terms, tokenize
 from kb_assistant.rerank import weighted_coverage
 from kb_assistant.schema import Candidate
 from kb_assistant.store import CorpusStats
-from kb_assistant.text import detect_language, normalise, query_terms, tokenize
 
 _BULLET = re.compile(r"^\s*(?:[-*•·]|\d+[.)、]|[（(]\d+[)）])\s*")
 MAX_CHARS = 320

@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import re
 
+from kb_assistant.language import CJK, detect_language, stem, tokenize
 from kb_assistant.schema import Candidate
-from kb_assistant.text import detect_language, tokenize
 
 SUPPORT_MIN = 0.5  # share of a sentence's content words the passages must hold
 _SENTENCE = re.compile(r".+?(?:[.!?;](?=\s|$)|[。！？；]|\n|$)(?:[ \t]*\[\d{1,4}\])*[ \t]*\n*", re.S)
 _MARKER = re.compile(r"\[(\d{1,4})\]")
 _NUMBER = re.compile(r"\d+(?:[.:,]\d+)*")
-_CJK = re.compile(r"[\u3400-\u9fff]")
 
 
 def sentences(text: str) -> list[str]:
@@ -54,12 +53,12 @@ def support(claim: str, evidence: str) -> float:
     if detect_language(claim) != detect_language(evidence):
         numbers = _NUMBER.findall(claim)
         return 1.0 if not numbers else sum(n in evidence for n in numbers) / len(numbers)
-    words = [w for w in tokenize(claim) if len(w) > 1 or w.isdigit() or _CJK.match(w)]
+    words = [w for w in tokenize(claim) if len(w) > 1 or w.isdigit() or CJK.match(w)]
     if not words:
         return 1.0
     have = set(tokenize(evidence))
-    have |= {_stem(w) for w in have}
-    share = sum(w in have or _stem(w) in have for w in words) / len(words)
+    have |= {stem(w) for w in have}
+    share = sum(w in have or stem(w) in have for w in words) / len(words)
     pairs = _cjk_pairs(claim)
     if pairs:
         share = max(share, len(pairs & _cjk_pairs(evidence)) / len(pairs))
@@ -70,13 +69,6 @@ def _passage_text(c: Candidate) -> str:
     return f"{c.chunk.question}\n{c.chunk.section}\n{c.chunk.text}"
 
 
-def _stem(word: str) -> str:
-    for suffix in ("ing", "ed", "es", "s"):
-        if len(word) > len(suffix) + 2 and word.endswith(suffix):
-            return word[: -len(suffix)]
-    return word
-
-
 def _cjk_pairs(text: str) -> set[str]:
-    chars = "".join(_CJK.findall(text))
+    chars = "".join(CJK.findall(text))
     return {chars[i : i + 2] for i in range(len(chars) - 1)}

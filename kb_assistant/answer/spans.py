@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from kb_assistant.text import detect_language, split_sentences
+from kb_assistant.language import detect_language, split_sentences
 
 SPAN_CHARS = 500
 _BULLET = re.compile(r"^\s*(?:[-*•·▪●◦]|\d+[.)、]|[（(](?:\d+|[a-zA-Z]|[ivx]+)[)）])\s*")

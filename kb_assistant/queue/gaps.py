@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from kb_assistant.language import detect_language, tokenize
 from kb_assistant.queue.store import TicketQueue, format_ticket_id, normalize_question
-from kb_assistant.text import detect_language, tokenize
 
 _LEADERS = 5  # a question is compared with a cluster's first few members
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 import threading
-import unicodedata
 import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -18,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from kb_assistant import db
 from kb_assistant.db import sqlite_url
 from kb_assistant.errors import KBError, QuestionError, QueueUnavailable, UnknownTicket
+from kb_assistant.language import normalise
 from kb_assistant.queue.models import (
     OPEN_STATUSES,
     AgentUser,
@@ -80,7 +80,7 @@ def parse_ticket_id(ticket_id: str) -> int | str:
 
 def normalize_question(text: str) -> str:
     """Case, width, spaces and punctuation removed: two questions equal here are the same question."""
-    return re.sub(r"[\W_]+", "", unicodedata.normalize("NFKC", text).lower())[:500]
+    return normalise(text)[:500]
 
 
 def database_url(settings: Settings) -> str:
@@ -573,7 +573,7 @@ def same_numbers(a: str, b: str) -> bool:
 
 def word_overlap(a: str, b: str) -> float:
     """Jaccard of the two questions' content words."""
-    from kb_assistant.text import tokenize
+    from kb_assistant.language import tokenize
 
     ta, tb = set(tokenize(a)), set(tokenize(b))
     return len(ta & tb) / len(ta | tb) if ta | tb else 1.0

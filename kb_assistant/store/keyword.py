@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Protocol
 
 from kb_assistant.glossary import Glossary
+from kb_assistant.language import query_terms, tokenize
 from kb_assistant.schema import Chunk
-from kb_assistant.text import query_terms, tokenize
 
 # Low k1: a passage that says a thing once, plainly, should not lose to one that repeats the words around it.
 BM25_K1, BM25_B = 0.3, 0.75

@@ -18,8 +18,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from kb_assistant.files import write_atomic
+from kb_assistant.language import TOKENIZER_VERSION
 from kb_assistant.settings import Settings
-from kb_assistant.text import TOKENIZER_VERSION
 
 STATE_FILE = "state.json"
 KEEP_VERSIONS = 2  # version folders kept: a reader may still be loading the previous one
