@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 
-from ingest.loaders import Block, LoadedDocument
+from ingest.document import Block, LoadedDocument
 from kb_assistant.language import split_sentences
 from kb_assistant.schema import Chunk
 

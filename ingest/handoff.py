@@ -137,17 +137,3 @@ def hand_off(settings: Settings, server: RunningServer, job: dict) -> list[dict]
 
 def token_ok(expected: str | None, given: str | None) -> bool:
     return bool(expected) and bool(given) and hmac.compare_digest(expected, given)
-
-
-def run_job(settings: Settings, job: dict, *, embeddings=None) -> list:
-    """What the server runs for a handed-off job: the same pipeline calls `kb ingest` makes."""
-    from ingest.pipeline import forget_sources, sync_all, sync_sources
-
-    paths = [Path(p) for p in job.get("paths") or []]
-    kb = job.get("kb") or "default"
-    if job.get("forget"):
-        return [forget_sources(settings, paths, kb)]
-    options = dict(full=bool(job.get("full")), embeddings=embeddings)
-    if job.get("all"):
-        return sync_all(settings, **options)
-    return [sync_sources(settings, paths, kb, **options)]

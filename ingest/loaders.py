@@ -12,33 +12,15 @@ import csv
 import io
 import os
 import zipfile
-from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+
+from ingest.document import Block, DocumentError, LoadedDocument, row_lines
 
 TEXT_SUFFIXES = {".md", ".markdown", ".txt", ".html", ".htm", ".csv"}
 SUPPORTED_SUFFIXES = TEXT_SUFFIXES | {".pdf", ".docx", ".pptx", ".xlsx"}
 QUESTION_COLUMNS = ("question", "questions", "q", "问题", "问", "提问", "常见问题")
 ANSWER_COLUMNS = ("answer", "answers", "a", "答案", "答", "回答", "解答")
-
-
-class DocumentError(Exception):
-    """A file we cannot ingest; the message says why in words a user can act on."""
-
-
-@dataclass
-class Block:
-    text: str
-    kind: str  # "heading" | "text" | "table"
-    depth: int = 0  # heading level, 0 = top
-    page: int | None = None
-
-
-@dataclass
-class LoadedDocument:
-    title: str
-    blocks: list[Block] = field(default_factory=list)
-    faq: list[tuple[str, str]] = field(default_factory=list)  # (question, answer)
 
 
 def load_document(path: Path, *, max_bytes: int) -> LoadedDocument:
@@ -143,21 +125,6 @@ def _load_table(sheets: list[tuple[str, list[list[str]]]], path: Path) -> Loaded
     if not doc.faq and not doc.blocks:
         raise DocumentError("table has a header but no rows")
     return doc
-
-
-def row_lines(header: list[str], body: list[list[str]]) -> list[str]:
-    """A plain table as one "column: value | column: value" line per row: each row says what its cells are, so a
-    row answers on its own ("Years of service: Less than 5 years | Paid annual leave per year: 10 working days")."""
-    lines = []
-    for row in body:
-        cells = [
-            f"{h.strip()}: {c.strip()}" if h.strip() else c.strip()
-            for h, c in zip(header, row, strict=False)
-            if c.strip()
-        ]
-        if cells:
-            lines.append(" | ".join(cells))
-    return lines
 
 
 def _html_rows(html: str) -> tuple[list[list[str]], bool]:

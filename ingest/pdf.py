@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from ingest.loaders import Block, DocumentError, LoadedDocument, row_lines
+from ingest.document import Block, DocumentError, LoadedDocument, row_lines
 
 MIN_CHAR_PT = 2.0  # characters set smaller than this are not readable: hidden text, not content
 MARGIN = 0.1  # the top and bottom tenth of a page: where running headers and footers live

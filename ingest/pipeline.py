@@ -651,3 +651,15 @@ def ensure_sample_kbs(settings: Settings, say: Callable[[str], None] = print) ->
         say(f"No knowledge base in {settings.data_dir} yet: ingesting the bundled sample KB '{folder.name}' …")
         reports.append(ingest_paths(settings, [folder], folder.name))
     return reports
+
+
+def run_handed_off(settings: Settings, job: dict, *, embeddings=None) -> list:
+    """What the server runs for a handed-off job: the same pipeline calls `kb ingest` makes."""
+    paths = [Path(p) for p in job.get("paths") or []]
+    kb = job.get("kb") or "default"
+    if job.get("forget"):
+        return [forget_sources(settings, paths, kb)]
+    options = dict(full=bool(job.get("full")), embeddings=embeddings)
+    if job.get("all"):
+        return sync_all(settings, **options)
+    return [sync_sources(settings, paths, kb, **options)]

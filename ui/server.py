@@ -437,14 +437,15 @@ def build_app(assistant: Assistant, settings: Settings | None = None, *, mount_u
     @app.post("/api/local/ingest", include_in_schema=False)
     def local_ingest(request: Request, body: LocalIngestRequest):
         """`kb ingest` from another process on this machine: run it here, the one writer of embedded Chroma."""
-        from ingest.handoff import TOKEN_HEADER, run_job, token_ok
+        from ingest.handoff import TOKEN_HEADER, token_ok
+        from ingest.pipeline import run_handed_off
 
         client = request.client.host if request.client else ""
         if client not in ("127.0.0.1", "::1") or not token_ok(app.state.local_token, request.headers.get(TOKEN_HEADER)):
             raise ApiError(403, "only `kb ingest` on this machine, with the server's local token, may ingest here",
                            "permission_error", "not_local")  # fmt: skip
         try:
-            reports = run_job(settings, body.model_dump(), embeddings=assistant.embeddings)
+            reports = run_handed_off(settings, body.model_dump(), embeddings=assistant.embeddings)
         except (KBError, SettingsError) as exc:
             raise ApiError(400, str(exc), "invalid_request_error", "ingest_refused") from None
         return {"reports": [r.model_dump(mode="json") for r in reports]}
