@@ -3,7 +3,7 @@
 - ``scripts``: the one CJK range, Traditional → Simplified (OpenCC), language detection, the one normaliser.
 - ``tokens``: the one tokenizer (jieba for Chinese, words for Latin), stopwords, sentences, a question's terms.
 - ``stem``: English word folding: Snowball's stemmer (PyStemmer), and plural folding for the glossary.
-- ``data/``: the word lists (stopwords, irregular plurals) as plain files.
+- ``wordlists/``: the word lists (stopwords, irregular plurals) as plain files.
 """
 
 from kb_assistant.language.scripts import CJK, CJK_RANGE, detect_language, is_cjk, normalise, to_simplified

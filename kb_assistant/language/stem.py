@@ -1,7 +1,7 @@
 """English word folding, two strengths, both here:
 
 - ``stem``: Snowball's stemmer (Porter2, through PyStemmer), with the irregular plurals of people folded first
-  (``data/irregular_en.tsv``) and, on request, degrees of comparison. For comparing two texts symmetrically (the
+  (``wordlists/irregular_en.tsv``) and, on request, degrees of comparison. For comparing two texts symmetrically (the
   cache guard: is this question a rewording of that one; the LLM answer's grounding in its passages).
 - ``fold_plural``: plurals and possessives only. For the glossary, whose concept found in a question is then looked
   for in the KB: Porter2's conflations there (a → AED, pay → PAYE, business → busy) make the assistant refuse
@@ -14,12 +14,12 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-_DATA = Path(__file__).resolve().parent / "data"
+_WORDLISTS = Path(__file__).resolve().parent / "wordlists"
 
 
 @lru_cache(maxsize=1)
 def _irregular() -> dict[str, str]:
-    pairs = (line.split("\t") for line in (_DATA / "irregular_en.tsv").read_text(encoding="utf-8").splitlines())
+    pairs = (line.split("\t") for line in (_WORDLISTS / "irregular_en.tsv").read_text(encoding="utf-8").splitlines())
     return {p[0]: p[1] for p in pairs if len(p) == 2 and not p[0].startswith("#")}
 
 

@@ -1,5 +1,5 @@
 """Tokens: jieba for Chinese runs (search mode, in Simplified characters), words for Latin; stopwords (the lists in
-``data/``), sentences, and the terms a question is searched by."""
+``wordlists/``), sentences, and the terms a question is searched by."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from kb_assistant.language.scripts import CJK, CJK_RANGE, to_simplified
 # Bump when tokenize() changes what it returns for a text: indexes keep tokens, and must re-tokenize (2: Chinese in
 # Simplified characters).
 TOKENIZER_VERSION = "2"
-_DATA = Path(__file__).resolve().parent / "data"
+_WORDLISTS = Path(__file__).resolve().parent / "wordlists"
 _LATIN_WORD = re.compile(r"[a-z0-9]+(?:[.:'’-][a-z0-9]+)*")
 _CJK_RUN = re.compile(f"([{CJK_RANGE}]+)")
 # Sentence ends: Chinese full-width marks always; Latin marks only before whitespace/end (keeps 1.5, 10:00).
@@ -21,7 +21,7 @@ _SENTENCE_END = re.compile(r"(?<=[。！？；!?])|(?<=[.;])(?=\s)|\n+")
 
 
 def _word_list(name: str) -> frozenset[str]:
-    lines = (line.strip() for line in (_DATA / name).read_text(encoding="utf-8").splitlines())
+    lines = (line.strip() for line in (_WORDLISTS / name).read_text(encoding="utf-8").splitlines())
     return frozenset(w for w in lines if w and not w.startswith("#"))
 
 
