@@ -32,7 +32,7 @@ test-unit: $(STAMP)  ## the fast unit tier: no embedding model, no Chroma, no se
 	$(BIN)/python -m pytest -m unit -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/lint-imports
 
 format: $(STAMP)
 	$(BIN)/ruff format . && $(BIN)/ruff check --fix .
