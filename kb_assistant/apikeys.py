@@ -62,12 +62,6 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def _unavailable_errors() -> tuple[type[BaseException], ...]:
-    from sqlalchemy.exc import InterfaceError, OperationalError
-
-    return (OperationalError, InterfaceError)
-
-
 class ApiKeyStore:
     """The API keys in the queue database at ``url``; ``legacy_file``: the JSON file to import on first use."""
 
@@ -101,14 +95,15 @@ class ApiKeyStore:
         return make_url(self.url).render_as_string(hide_password=True)
 
     # --- plumbing -----------------------------------------------------------------------------------
-    def _connect(self):
-        """A transaction on the migrated database, the legacy file imported first (once)."""
+    def _connect(self, write: bool):
+        """A transaction on the migrated database, the legacy file imported first (once). Reads do not take
+        SQLite's write lock, so a key check never waits behind the answer log's writes."""
         if not self._ready:
             with self._lock:
                 if not self._ready:
                     self._prepare()
                     self._ready = True
-        return self.engine.begin()
+        return self.engine.execution_options(kb_write_lock=write).begin()
 
     def _prepare(self) -> None:
         from kb_assistant.queue.store import MIGRATIONS
@@ -117,11 +112,13 @@ class ApiKeyStore:
         if self.legacy_file is not None and self.legacy_file.exists():
             self.import_file(self.legacy_file)
 
-    def _run(self, work):
+    def _run(self, work, *, write: bool = False):
+        from kb_assistant.queue.store import unavailable_errors
+
         try:
-            with self._connect() as conn:
+            with self._connect(write) as conn:
                 return work(conn)
-        except _unavailable_errors() as exc:
+        except unavailable_errors() as exc:
             raise QueueUnavailable(f"the API key database {self.where} cannot be reached: {exc}") from None
 
     # --- reading: straight from the table, every time ----------------------------------------------
@@ -167,7 +164,7 @@ class ApiKeyStore:
         )
         from kb_assistant.queue.models import ApiKeyRow
 
-        self._run(lambda c: c.execute(ApiKeyRow.__table__.insert().values(**record.model_dump())))
+        self._run(lambda c: c.execute(ApiKeyRow.__table__.insert().values(**record.model_dump())), write=True)
         return key, record
 
     def revoke(self, id_or_name: str) -> list[ApiKey]:
@@ -185,7 +182,7 @@ class ApiKeyStore:
                 conn.execute(table.delete().where(table.c.id.in_([k.id for k in gone])))
             return gone
 
-        gone = self._run(work)
+        gone = self._run(work, write=True)
         if not gone:
             raise UnknownApiKey(f"no API key with id or name {id_or_name!r} in {self.where} (see: kb apikey list)")
         return gone
@@ -224,6 +221,7 @@ class ApiKeyStore:
         from sqlalchemy import select
 
         from kb_assistant.queue.models import ApiKeyRow
+        from kb_assistant.queue.store import unavailable_errors
 
         table = ApiKeyRow.__table__
         try:
@@ -242,7 +240,7 @@ class ApiKeyStore:
                     stored[k.hash], added = row["id"], added + 1
                     ids.add(row["id"])
                 return added
-        except _unavailable_errors() as exc:
+        except unavailable_errors() as exc:
             raise QueueUnavailable(f"the API key database {self.where} cannot be reached: {exc}") from None
 
 

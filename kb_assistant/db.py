@@ -50,7 +50,9 @@ def sqlite_connection(path: Path, *, busy_timeout_s: float = 10.0):
 
 def engine(url: str, *, busy_timeout_s: float = 10.0, immediate: bool = True):
     """The process's engine for ``url``. ``immediate``: on SQLite, every transaction takes the write lock when it
-    begins (for stores whose transactions read then write); otherwise only migrations do."""
+    begins (for stores whose transactions read then write); otherwise only migrations do. A connection's
+    ``execution_options(kb_write_lock=...)`` overrides it: a read-only query on an immediate engine need not wait
+    for the lock, a read-then-write on a deferred one takes it."""
     from sqlalchemy import create_engine, event
 
     key = (url, float(busy_timeout_s), immediate)
@@ -65,8 +67,8 @@ def engine(url: str, *, busy_timeout_s: float = 10.0, immediate: bool = True):
                 _pragmas(dbapi_conn, busy_timeout_s)
 
             @event.listens_for(made, "begin")
-            def _on_begin(conn):
-                lock = immediate or conn.get_execution_options().get("kb_write_lock", False)
+            def _on_begin(conn):  # the execution option kb_write_lock overrides the engine's default either way
+                lock = conn.get_execution_options().get("kb_write_lock", immediate)
                 conn.exec_driver_sql("BEGIN IMMEDIATE" if lock else "BEGIN")
 
         else:

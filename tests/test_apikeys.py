@@ -164,6 +164,24 @@ def test_the_api_keys_migration_downgrades_and_upgrades_again(tmp_path):
     assert store.check(key) == record
 
 
+def test_checking_a_key_does_not_wait_for_a_writer_holding_the_lock(tmp_path):
+    """A key check is a read: on SQLite it does not take the write lock, so the answer log's writes (or any
+    writer) never hold an API request up; creating a key does wait for the lock."""
+    import sqlite3
+
+    store = ApiKeyStore(sqlite_url(tmp_path / "q.db"), busy_timeout_s=0.2)
+    key, record = store.create(["hr"])
+    writer = sqlite3.connect(tmp_path / "q.db", isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")  # another process in the middle of a write
+    try:
+        assert store.enabled() and store.check(key) == record and store.keys() == [record]
+        with pytest.raises(Exception, match="cannot be reached|locked"):
+            store.create(["hr"])
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+
+
 # --- Postgres -------------------------------------------------------------------------------------------------
 def test_api_keys_on_postgres_shared_by_two_servers_with_their_legacy_files_imported(tmp_path, pg_url):
     from kb_assistant.queue.models import Base

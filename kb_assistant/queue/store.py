@@ -99,7 +99,7 @@ def migrate(engine) -> None:
     MIGRATIONS.upgrade(engine)
 
 
-def _unavailable_errors() -> tuple[type[BaseException], ...]:
+def unavailable_errors() -> tuple[type[BaseException], ...]:
     from sqlalchemy.exc import InterfaceError, OperationalError
 
     return (OperationalError, InterfaceError, QueueUnavailable)
@@ -135,7 +135,7 @@ class TicketQueue:
     def replay_spool(self) -> int:
         self._replaying.on = True
         try:
-            return self.spool.replay(self._apply_spooled, _unavailable_errors())
+            return self.spool.replay(self._apply_spooled, unavailable_errors())
         finally:
             self._replaying.on = False
 
@@ -156,7 +156,7 @@ class TicketQueue:
             with self._session() as s:
                 s.get(QueueLock, 1)
             return True
-        except _unavailable_errors():
+        except unavailable_errors():
             return False
 
     # --- what the pipeline calls -------------------------------------------------------------------
@@ -166,7 +166,7 @@ class TicketQueue:
         ref = None if entry.answered else "P-" + uuid.uuid4().hex[:10]
         try:
             return self._write_answer(entry)
-        except _unavailable_errors():
+        except unavailable_errors():
             self.spool.append({"kind": "answer", "ref": ref, "answer": asdict(entry)})
             return ref
 
@@ -183,7 +183,7 @@ class TicketQueue:
         escalates = rating == "down" and bool(comment)
         try:
             return self._write_feedback(answer_id, rating, comment, session_id, access_hash=access_hash)
-        except _unavailable_errors():
+        except unavailable_errors():
             ref = "P-" + uuid.uuid4().hex[:10] if escalates else None
             self.spool.append(
                 {"kind": "feedback", "ref": ref, "answer_id": answer_id, "rating": rating, "comment": comment,
@@ -326,7 +326,7 @@ class TicketQueue:
             ticket = self.get(ticket_id)
         except UnknownTicket:
             raise unknown from None
-        except _unavailable_errors() as exc:
+        except unavailable_errors() as exc:
             for rec in self.spool.records():
                 if rec.get("ref") == str(ticket_id).strip():
                     a = rec.get("answer") or {}

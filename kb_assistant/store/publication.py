@@ -44,7 +44,8 @@ class Publication:
         self._stamp: tuple | None = None
         self._read = False
         self.generation = 0  # how many states were read: a holder of derived state compares it to its own
-        self._ids: frozenset[str] | None = None
+        self._sorted: list[str] = []
+        self._ids: frozenset[str] = frozenset()
         self._lock = threading.Lock()
 
     def refresh(self) -> None:
@@ -60,8 +61,11 @@ class Publication:
         with self._lock:
             if self._read and stamp == self._stamp:
                 return
-            self._state = json.loads(f.read_text(encoding="utf-8")) if stamp else {"version": 0}
-            self._stamp, self._ids, self._read = stamp, None, True
+            state = json.loads(f.read_text(encoding="utf-8")) if stamp else {"version": 0}
+            ids = self.directory / state.get("keyword", "keyword") / "ids.json"
+            self._sorted = json.loads(ids.read_text(encoding="utf-8")) if ids.exists() else []
+            self._ids = frozenset(self._sorted)
+            self._state, self._stamp, self._read = state, stamp, True
             self.generation += 1
 
     @property
@@ -79,12 +83,9 @@ class Publication:
 
     def sorted_ids(self) -> list[str]:
         """The live chunk ids in the order the version folder lists them (a keyword index's row order)."""
-        f = self.folder / "ids.json"
-        return json.loads(f.read_text(encoding="utf-8")) if f.exists() else []
+        return self._sorted
 
     def live_ids(self) -> frozenset[str]:
-        if self._ids is None:
-            self._ids = frozenset(self.sorted_ids())
         return self._ids
 
     def tokens(self) -> dict[str, list[str]] | None:
