@@ -12,8 +12,8 @@ from ingest.ledger import MIGRATIONS as LEDGER_MIGRATIONS
 from ingest.ledger import Base as LedgerBase
 from ingest.ledger import DocumentChange, Ledger, commit_version
 from kb_assistant import db
-from kb_assistant.cache import MIGRATIONS as CACHE_MIGRATIONS
-from kb_assistant.cache import SemanticCache
+from kb_assistant.cache.semantic import SemanticCache
+from kb_assistant.cache.storage import MIGRATIONS as CACHE_MIGRATIONS
 from kb_assistant.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
