@@ -132,7 +132,7 @@ def test_processes_starting_at_once_on_a_new_ledger_migrate_it_once_and_all_work
 
 def test_the_stores_keep_their_revisions_apart_in_one_database(tmp_path):
     """Queue, ledger and cache in one database (as on a shared Postgres): each history has its own version table."""
-    from kb_assistant.queue.store import MIGRATIONS as QUEUE_MIGRATIONS
+    from kb_assistant.queue.database import MIGRATIONS as QUEUE_MIGRATIONS
 
     engine = db.engine(db.sqlite_url(tmp_path / "one.db"))
     for migrations in (QUEUE_MIGRATIONS, LEDGER_MIGRATIONS, CACHE_MIGRATIONS):
