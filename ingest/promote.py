@@ -18,8 +18,7 @@ from ingest.pipeline import sync_sources
 from kb_assistant.errors import KBError
 from kb_assistant.files import write_atomic
 from kb_assistant.language import detect_language
-from kb_assistant.queue.models import Ticket
-from kb_assistant.queue.store import format_ticket_id
+from kb_assistant.queue.models import Ticket, format_ticket_id
 from kb_assistant.schema import Answer, Chunk, Citation
 from kb_assistant.store import KnowledgeBase
 

@@ -74,7 +74,7 @@ class ApiKeyStore:
 
     @classmethod
     def for_settings(cls, settings: Settings) -> ApiKeyStore:
-        from kb_assistant.queue.store import database_url
+        from kb_assistant.queue.database import database_url
 
         return cls(
             database_url(settings), busy_timeout_s=settings.database_busy_timeout_s,
@@ -83,7 +83,7 @@ class ApiKeyStore:
 
     @property
     def engine(self):
-        from kb_assistant.queue.store import make_engine
+        from kb_assistant.queue.database import make_engine
 
         return make_engine(self.url, self.busy_timeout_s)
 
@@ -106,14 +106,14 @@ class ApiKeyStore:
         return self.engine.execution_options(kb_write_lock=write).begin()
 
     def _prepare(self) -> None:
-        from kb_assistant.queue.store import MIGRATIONS
+        from kb_assistant.queue.database import MIGRATIONS
 
         MIGRATIONS.ensure(self.engine)  # (an unreachable database: _run says so)
         if self.legacy_file is not None and self.legacy_file.exists():
             self.import_file(self.legacy_file)
 
     def _run(self, work, *, write: bool = False):
-        from kb_assistant.queue.store import unavailable_errors
+        from kb_assistant.queue.database import unavailable_errors
 
         try:
             with self._connect(write) as conn:
@@ -220,8 +220,8 @@ class ApiKeyStore:
     def _insert_missing(self, keys: list[ApiKey]) -> int:
         from sqlalchemy import select
 
+        from kb_assistant.queue.database import unavailable_errors
         from kb_assistant.queue.models import ApiKeyRow
-        from kb_assistant.queue.store import unavailable_errors
 
         table = ApiKeyRow.__table__
         try:

@@ -56,7 +56,7 @@ class Assistant:
     @property
     def cache(self):
         if self._cache is None:
-            from kb_assistant.cache import SemanticCache
+            from kb_assistant.cache.semantic import SemanticCache
 
             self._cache = SemanticCache(self.settings, self.embeddings)
         return self._cache

@@ -12,8 +12,8 @@ from ingest.ledger import MIGRATIONS as LEDGER_MIGRATIONS
 from ingest.ledger import Base as LedgerBase
 from ingest.ledger import DocumentChange, Ledger, commit_version
 from kb_assistant import db
-from kb_assistant.cache import MIGRATIONS as CACHE_MIGRATIONS
-from kb_assistant.cache import SemanticCache
+from kb_assistant.cache.semantic import SemanticCache
+from kb_assistant.cache.storage import MIGRATIONS as CACHE_MIGRATIONS
 from kb_assistant.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -132,7 +132,7 @@ def test_processes_starting_at_once_on_a_new_ledger_migrate_it_once_and_all_work
 
 def test_the_stores_keep_their_revisions_apart_in_one_database(tmp_path):
     """Queue, ledger and cache in one database (as on a shared Postgres): each history has its own version table."""
-    from kb_assistant.queue.store import MIGRATIONS as QUEUE_MIGRATIONS
+    from kb_assistant.queue.database import MIGRATIONS as QUEUE_MIGRATIONS
 
     engine = db.engine(db.sqlite_url(tmp_path / "one.db"))
     for migrations in (QUEUE_MIGRATIONS, LEDGER_MIGRATIONS, CACHE_MIGRATIONS):

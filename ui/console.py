@@ -19,7 +19,8 @@ import gradio as gr  # at module level: Gradio resolves the `gr.Request` annotat
 
 from kb_assistant.assistant import Assistant
 from kb_assistant.errors import KBError
-from kb_assistant.queue.store import TicketQueue, format_ticket_id
+from kb_assistant.queue.models import format_ticket_id
+from kb_assistant.queue.store import TicketQueue
 from kb_assistant.settings import Settings
 
 ALL = "(all)"

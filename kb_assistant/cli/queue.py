@@ -74,7 +74,7 @@ def _run(fn):
 
 
 def ticket_dict(t) -> dict:
-    from kb_assistant.queue.store import format_ticket_id
+    from kb_assistant.queue.models import format_ticket_id
 
     return {
         "id": format_ticket_id(t.id), "kb": t.kb, "status": t.status, "resolution": t.resolution, "reason": t.reason,
@@ -141,7 +141,7 @@ def queue_list(
     if not total:
         typer.echo(f"no {status} tickets")
         return
-    from kb_assistant.queue.store import format_ticket_id
+    from kb_assistant.queue.models import format_ticket_id
 
     for t in tickets:
         who = f" @{t.claimed_by}" if t.claimed_by and t.status == "claimed" else ""

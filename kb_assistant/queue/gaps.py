@@ -15,7 +15,8 @@ from datetime import datetime
 from pathlib import Path
 
 from kb_assistant.language import detect_language, tokenize
-from kb_assistant.queue.store import TicketQueue, format_ticket_id, normalize_question
+from kb_assistant.queue.models import format_ticket_id
+from kb_assistant.queue.store import TicketQueue, normalize_question
 
 _LEADERS = 5  # a question is compared with a cluster's first few members
 

@@ -1,4 +1,5 @@
-"""The queue database: tickets, the requests that opened or joined them, the answer log, agents, API keys.
+"""The queue database: tickets, the requests that opened or joined them, the answer log, agents, API keys;
+and how tickets are named (``T-000123``, a provisional ``P-…`` ref while the database is down).
 
 SQLAlchemy 2 typed models. The schema changes only through Alembic migrations (``migrations/versions``),
 append-only; ``TicketQueue`` runs them on start.
@@ -6,12 +7,17 @@ append-only; ``TicketQueue`` runs them on start.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from kb_assistant.errors import UnknownTicket
+
 OPEN_STATUSES = ("open", "claimed")
+_TICKET_ID = re.compile(r"^\s*#?\s*(?:T-?)?0*(\d{1,12})\s*$", re.IGNORECASE)
+_REF = re.compile(r"^\s*P-[0-9a-f]{10}\s*$")
 # Python None is SQL NULL, not the JSON text 'null' (which ``IS NOT NULL`` admits): for optional JSON columns
 NULLABLE_JSON = JSON(none_as_null=True)
 
@@ -139,3 +145,17 @@ class ApiKeyRow(Base):
     hash: Mapped[str] = mapped_column(String(64), unique=True, index=True)  # sha256 hex of the key
     hint: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[str] = mapped_column(String(40))  # ISO 8601 text, as apikeys.json kept it
+
+
+def format_ticket_id(number: int) -> str:
+    return f"T-{number:06d}"
+
+
+def parse_ticket_id(ticket_id: str) -> int | str:
+    """'T-000123', 'T123', '#123' or '123' → 123; a provisional 'P-…' ref is returned as is."""
+    if isinstance(ticket_id, str) and _REF.match(ticket_id):
+        return ticket_id.strip()
+    m = _TICKET_ID.match(str(ticket_id))
+    if not m:
+        raise UnknownTicket(f"{ticket_id!r} is not a ticket id: ticket ids look like T-000123 (or P-… while pending)")
+    return int(m.group(1))
