@@ -20,7 +20,8 @@ from datetime import datetime
 from pathlib import Path
 
 from ingest.ledger import Ledger
-from ingest.pipeline import IngestReport, forget_sources, sync_sources
+from ingest.pipeline import forget_sources, sync_sources
+from ingest.report import IngestReport
 from kb_assistant.assistant import Assistant
 from kb_assistant.errors import KBError
 from kb_assistant.schema import Chunk
@@ -154,7 +155,7 @@ class DocumentLibrary:
         """Check each (name, temp path), move the good ones into the KB's upload folder, sync it incrementally.
 
         ``on_file(name, reason)`` is called as each file is settled (reason None: accepted / ingested)."""
-        from ingest.pipeline import check_file  # the pipeline's own per-file load: the same limits and reasons
+        from ingest.worker import check_file  # the pipeline's own per-file load: the same limits and reasons
 
         kb = self._check_kb(kb)
         folder = self.uploads_dir(kb)

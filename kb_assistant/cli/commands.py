@@ -48,7 +48,8 @@ def ingest(
 
     Formats: md, txt, html, pdf, docx, pptx, xlsx, csv FAQ tables. Exit code 1 when any file failed.
     """
-    from ingest.pipeline import IngestReport, forget_sources, sync_all, sync_sources
+    from ingest.pipeline import forget_sources, sync_all, sync_sources
+    from ingest.report import IngestReport
     from kb_assistant.errors import KBError
     from kb_assistant.settings import SettingsError
 
