@@ -150,6 +150,7 @@ class Assistant:
             user=user,
         )  # fmt: skip
         index = self.index(kb)
+        index.refresh(force=True)  # one version check per question: a version another replica published is seen
         s = self.settings
         if is_handoff_request(question, s.handoff_phrases):  # a person was asked for: no retrieval
             yield from self._hand_off(query)

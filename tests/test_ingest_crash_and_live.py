@@ -3,7 +3,6 @@ gives; vectors not yet published are never seen; questions asked while an ingest
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -18,6 +17,7 @@ from kb_assistant.retrieval import hybrid_search
 from kb_assistant.schema import Chunk
 from kb_assistant.settings import Settings
 from kb_assistant.store import KnowledgeBase
+from kb_assistant.store.publication import read_state
 
 REPO = Path(__file__).resolve().parents[1]
 TOPICS = ["parking", "lunch", "printers", "badges", "lockers", "showers", "mail", "visitors", "bikes", "plants"]
@@ -62,13 +62,8 @@ def test_kill_9_mid_ingest_then_rerun_equals_a_clean_run_without_redoing_finishe
     }
     cmd = [sys.executable, "-m", "kb_assistant.cli", "ingest", str(corpus), "--kb", "crash", "--json"]
     settings = Settings(data_dir=data)
-    state = data / "kb" / "crash" / "state.json"
-
     def published() -> int:
-        try:
-            return json.loads(state.read_text())["version"]
-        except (OSError, ValueError):
-            return 0
+        return read_state(settings, "crash").get("version", 0)
 
     log = tmp_path / "ingest.log"
     ledger = None

@@ -1,10 +1,11 @@
 """``KnowledgeBase``: one KB, composed of its publication (version, live set), vectors (Chroma), keyword search
 and corpus statistics — what every stage is handed. It adds nothing of its own but keeping them in step: a newer
-publish seen by one stat swaps the keyword search and statistics for the new version's."""
+published version swaps the keyword search and statistics for the new version's."""
 
 from __future__ import annotations
 
 import os
+import socket
 from typing import TYPE_CHECKING
 
 from kb_assistant.glossary import load_glossary
@@ -25,7 +26,7 @@ class KnowledgeBase:
         self.name = check_kb_name(name)
         self.state_dir = state_dir(settings, name)
         self.glossary = load_glossary(settings.glossary_builtin, settings.glossary_files)
-        self.publication = Publication(self.state_dir)
+        self.publication = Publication(settings, self.name, build_index=BM25Search.build, tokens_for=self._tokens_of)
         self.vectors = Vectors(settings, self.name, embeddings)
         self._keyword: BM25Search | None = None
         self._stats: BM25Stats | None = None
@@ -41,25 +42,28 @@ class KnowledgeBase:
         self.vectors.embeddings = embeddings
 
     # --- the published version ---------------------------------------------------------------------
-    def refresh(self) -> None:
-        """Pick up a newer published state (another process or thread ingested); costs one stat when unchanged."""
+    def refresh(self, *, force: bool = False) -> None:
+        """Pick up a newer published version (another process, replica or thread ingested): a read of the KB's
+        version row when due (``kb_version_check_s``) or forced (once per question), nothing otherwise."""
         pub = self.publication
-        pub.refresh()
+        pub.refresh(force=force)
         if pub.generation != self._generation:
             self._keyword = BM25Search(pub.folder, pub.sorted_ids(), self.glossary)
             self._stats = BM25Stats(self._keyword, self.glossary, self._chunk_tokens)
-            if self._generation and pub.state.get("writer_pid") != os.getpid():
+            writer = (pub.state.get("writer_pid"), pub.state.get("writer_host", socket.gethostname()))
+            if self._generation and writer != (os.getpid(), socket.gethostname()):
                 self.vectors.reopen()  # published elsewhere (a --full rebuild may have made a new collection)
             self._generation = pub.generation
 
     @property
     def version(self) -> int:
-        """The published KB version: every change an ingest makes bumps it."""
-        self.refresh()
+        """The published KB version: every change an ingest makes bumps it (checked against the database now)."""
+        self.refresh(force=True)
         return self.publication.version
 
     def state(self) -> dict:
-        self.refresh()
+        """The published state (version, chunks, when, by whom), checked against the database now."""
+        self.refresh(force=True)
         return self.publication.state
 
     def live_ids(self) -> frozenset[str]:
@@ -86,7 +90,7 @@ class KnowledgeBase:
 
     def publish(self, version: int, tokens: dict[str, list[str]], **extra) -> None:
         """Make exactly the chunks in ``tokens`` live, as KB ``version``."""
-        self.publication.publish(version, tokens, lambda folder, ids: BM25Search.build(folder, ids, tokens), **extra)
+        self.publication.publish(version, tokens, **extra)
         self.refresh()
 
     def add(self, chunks: list[Chunk]) -> None:
@@ -125,6 +129,10 @@ class KnowledgeBase:
 
     def missing_concepts(self, query: str) -> list[str]:
         return self.stats.missing_concepts(query)
+
+    def _tokens_of(self, ids: list[str]) -> dict[str, list[str]]:
+        """Keyword tokens made from the stored chunks (adopting a data dir that kept none)."""
+        return {cid: keyword_tokens(c) for cid, c in self.get(ids).items()}
 
     def _chunk_tokens(self, ids: list[str]) -> list[list[str]]:
         return [keyword_tokens(c) for c in self.get(ids).values()]

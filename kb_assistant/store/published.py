@@ -1,0 +1,152 @@
+"""The published KB state in the database: each KB's published version and its live chunks' keyword tokens.
+
+The database is ``KB_DATABASE_URL`` when set (every replica reads the one state the ingest published), else
+``<data>/published.sqlite``; its schema is the Alembic history ``kb_assistant/migrations/publication``. One row
+per KB names its version and a random stamp (a local index built for another database, or for a version number
+reused after a reset, is never mistaken for this one). A chunk row is live from ``added_version`` until
+``removed_version``: a publish writes only what changed, in one transaction with the version row, and a reader
+gets any recent version's live set from the rows as they stand. Rows removed ``KEEP_VERSIONS`` versions ago go.
+"""
+
+from __future__ import annotations
+
+import time
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import JSON, Float, Index, Integer, String, delete, func, insert, or_, select, update
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+from kb_assistant import db
+from kb_assistant.language import TOKENIZER_VERSION
+from kb_assistant.settings import Settings
+
+PUBLISHED_FILE = "published.sqlite"
+MIGRATIONS = db.Migrations(db.MIGRATIONS_HOME / "publication", "publication_alembic_version")
+KEEP_VERSIONS = 2  # a reader still loading the previous version finds its rows
+BATCH = 500  # rows per statement
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class PublishedKB(Base):
+    __tablename__ = "published_kbs"
+    kb: Mapped[str] = mapped_column(String(63), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)
+    stamp: Mapped[str] = mapped_column(String(32))
+    chunks: Mapped[int] = mapped_column(Integer)
+    tokenizer: Mapped[str] = mapped_column(String(64))  # the tokenizer that made the rows' tokens
+    published_at: Mapped[float] = mapped_column(Float)
+    state: Mapped[dict] = mapped_column(JSON)  # what `kb status` and /healthz show: version, chunks, writer …
+
+
+class PublishedChunk(Base):
+    __tablename__ = "published_chunks"
+    __table_args__ = (Index("ix_published_chunks_removed", "kb", "removed_version"),)
+    kb: Mapped[str] = mapped_column(String(63), primary_key=True)
+    chunk_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    tokens: Mapped[list] = mapped_column(JSON)
+    added_version: Mapped[int] = mapped_column(Integer)
+    removed_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
+@dataclass(frozen=True)
+class Head:
+    """A KB's published version as the database has it."""
+
+    version: int
+    stamp: str
+    tokenizer: str
+    state: dict
+
+
+def local_url(settings: Settings) -> str:
+    """The data dir's own database of published state (the default, and what a data dir adopted from)."""
+    return db.sqlite_url(settings.data_dir / PUBLISHED_FILE)
+
+
+class PublishedStore:
+    def __init__(self, settings: Settings, url: str | None = None):
+        if url is None:
+            settings.path(PUBLISHED_FILE)  # the data dir exists
+        self.url = url or db.store_url(settings, PUBLISHED_FILE)
+        self.engine = db.engine(self.url, busy_timeout_s=30.0, immediate=False)
+        MIGRATIONS.ensure(self.engine)
+
+    def head(self, kb: str) -> Head | None:
+        """The published version of ``kb`` (None: never published here). One indexed read: what a replica asks
+        per question."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(PublishedKB.version, PublishedKB.stamp, PublishedKB.tokenizer, PublishedKB.state).where(
+                    PublishedKB.kb == kb
+                )
+            ).first()
+        return Head(int(row[0]), row[1], row[2], dict(row[3])) if row else None
+
+    def tokens(self, kb: str, version: int) -> dict[str, list[str]]:
+        """The chunks live in ``version`` and their keyword tokens."""
+        live = (
+            (PublishedChunk.kb == kb)
+            & (PublishedChunk.added_version <= version)
+            & or_(PublishedChunk.removed_version.is_(None), PublishedChunk.removed_version > version)
+        )
+        query = select(PublishedChunk.chunk_id, PublishedChunk.tokens).where(live)
+        with self.engine.connect() as conn:
+            return {cid: list(tokens) for cid, tokens in conn.execute(query)}
+
+    def write(
+        self, kb: str, version: int, tokens: dict[str, list[str]], stamp: str, state: dict, *, if_absent: bool = False
+    ) -> bool:
+        """Make exactly the chunks of ``tokens`` live as ``version``, in one transaction: the changed rows and the
+        KB's row. ``if_absent``: only if the KB was never published here (adopting); returns whether it wrote."""
+        with Session(self.engine.execution_options(kb_write_lock=True)) as s, s.begin():
+            if s.bind.dialect.name == "postgresql":  # publishers of one KB take turns (SQLite: the write lock)
+                s.execute(select(func.pg_advisory_xact_lock(zlib.crc32(f"publish:{kb}".encode()))))
+            head = s.get(PublishedKB, kb)
+            if if_absent and head is not None:
+                return False
+            rows = dict(s.execute(select(PublishedChunk.chunk_id, PublishedChunk.removed_version).where(
+                PublishedChunk.kb == kb)).all())  # fmt: skip
+            live = {cid for cid, removed in rows.items() if removed is None}
+            wanted = set(tokens)
+            fresh = [{"kb": kb, "chunk_id": c, "tokens": tokens[c], "added_version": version, "removed_version": None}
+                     for c in sorted(wanted - live)]  # fmt: skip
+            changed = [r for r in fresh if r["chunk_id"] in rows]  # removed earlier, live again
+            if head is None or head.tokenizer != TOKENIZER_VERSION:  # every kept chunk gets this tokenizer's tokens
+                changed += [{"kb": kb, "chunk_id": c, "tokens": tokens[c]} for c in sorted(wanted & live)]
+            for part in _batches([r for r in fresh if r["chunk_id"] not in rows]):
+                s.execute(insert(PublishedChunk), part)
+            for part in _batches(changed):
+                s.execute(update(PublishedChunk), part)
+            for part in _batches(sorted(live - wanted)):
+                s.execute(update(PublishedChunk).where(PublishedChunk.kb == kb, PublishedChunk.chunk_id.in_(part))
+                          .values(removed_version=version))  # fmt: skip
+            s.execute(delete(PublishedChunk).where(
+                PublishedChunk.kb == kb, PublishedChunk.removed_version <= version - KEEP_VERSIONS))  # fmt: skip
+            s.merge(
+                PublishedKB(
+                    kb=kb, version=version, stamp=stamp, chunks=len(tokens), tokenizer=TOKENIZER_VERSION,
+                    published_at=state.get("published_at", time.time()), state=state,
+                )
+            )  # fmt: skip
+        return True
+
+    def kbs(self) -> list[str]:
+        with self.engine.connect() as conn:
+            return sorted(conn.execute(select(PublishedKB.kb)).scalars())
+
+
+def _batches(items: list) -> list[list]:
+    return [items[i : i + BATCH] for i in range(0, len(items), BATCH)]
+
+
+def legacy_state(directory: Path) -> dict | None:
+    """What the release before kept in ``<data>/kb/<name>/state.json`` (None: nothing there)."""
+    import json
+
+    f = directory / "state.json"
+    return json.loads(f.read_text(encoding="utf-8")) if f.exists() else None
