@@ -62,6 +62,7 @@ def test_kill_9_mid_ingest_then_rerun_equals_a_clean_run_without_redoing_finishe
     }
     cmd = [sys.executable, "-m", "kb_assistant.cli", "ingest", str(corpus), "--kb", "crash", "--json"]
     settings = Settings(data_dir=data)
+
     def published() -> int:
         return read_state(settings, "crash").get("version", 0)
 
