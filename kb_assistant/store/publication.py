@@ -4,9 +4,9 @@ The published state lives in the database (``store.published``: ``KB_DATABASE_UR
 so every replica serves what the ingest published. Each process holds one version at a time: its live ids, and
 a keyword index it materialises from the version's tokens into ``<data>/kb/<name>/keyword-v<N>-<stamp>`` (scratch:
 built whole in a temp folder and renamed, rebuilt when missing; the publishing process builds it before the
-version goes live). ``refresh()`` asks the database for the version at most every ``kb_version_check_s`` seconds,
-and at once when forced (each question forces one check); while a newer version is being materialised, other
-threads go on serving the one they have.
+version goes live). ``refresh()`` asks the database for the version (one read of the KB's stamp by primary key)
+at most every ``kb_version_check_s`` seconds, and at once when forced (each question forces one check); while a
+newer version is being materialised, other threads go on serving the one they have.
 
 Vectors may exist for chunks that are not live (written ahead of a publish, or left by an interrupted ingest):
 every search drops them, so a half-ingested document is never seen.
@@ -77,10 +77,11 @@ class Publication:
         now = time.monotonic()
         if self._read and not force and now - self._checked < self.check_s:
             return
-        head = self.store.head(self.kb) or self._adopt()
+        stamp = self.store.stamp(self.kb)
         self._checked = now
-        if self._read and (head.stamp if head else None) == self._stamp:
+        if self._read and stamp == self._stamp:
             return
+        head = self.store.head(self.kb) if stamp else self._adopt()
         if not self._lock.acquire(blocking=not self._read):
             return  # another thread is loading it: serve the version we have meanwhile
         try:
