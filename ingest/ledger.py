@@ -27,7 +27,7 @@ from kb_assistant.settings import Settings
 
 __all__ = ["IngestLocked", "Ledger", "kb_lock"]  # the lock lives in ingest.locks; callers import it from here too
 MIGRATIONS = db.Migrations(Path(__file__).resolve().parent / "migrations", "ledger_alembic_version")
-MIGRATIONS_LOCK = 0x6C656467  # adopting a data dir's ledger: one process at a time
+ADOPT_LOCK = 0x6C656467  # adopting a data dir's ledger: one process at a time
 
 
 class Base(DeclarativeBase):
@@ -241,6 +241,13 @@ def adopt_ledger(source_url: str, target) -> bool:
         return False
     _ADOPTED.add(key)
     tables = [Source.__table__, Run.__table__, Document.__table__, Version.__table__]  # runs before versions
+
+    def holds_rows(conn) -> bool:
+        return any(conn.execute(select(func.count()).select_from(t)).scalar() for t in tables)
+
+    with target.connect() as conn:
+        if holds_rows(conn):  # the usual case, answered without reading the file
+            return False
     source = db.engine(source_url, busy_timeout_s=30.0, immediate=False)
     MIGRATIONS.ensure(source)
     with source.connect() as conn:
@@ -249,8 +256,8 @@ def adopt_ledger(source_url: str, target) -> bool:
         return False
     with target.execution_options(kb_write_lock=True).begin() as conn:
         if conn.dialect.name == "postgresql":
-            conn.execute(select(func.pg_advisory_xact_lock(MIGRATIONS_LOCK)))
-        if any(conn.execute(select(func.count()).select_from(t)).scalar() for t in tables):
+            conn.execute(select(func.pg_advisory_xact_lock(ADOPT_LOCK)))
+        if holds_rows(conn):  # another process adopted it meanwhile
             return False
         for t in tables:
             if rows[t.name]:

@@ -113,7 +113,7 @@ class Settings(BaseSettings):
         "the ingest ledger, the published KB versions): what replicas share. Unset = SQLite files in the data dir "
         "(queue.db, ingest.sqlite, published.sqlite; WAL, busy timeout). Postgres: postgresql+psycopg://…",
     )
-    kb_version_check_s: float = Field(
+    version_check_s: float = Field(
         1.0, ge=0, description="How often a process asks the database whether a newer KB version was published "
         "(besides once per question); a replica sees another's ingest within this.",
     )  # fmt: skip

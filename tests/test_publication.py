@@ -92,14 +92,26 @@ def test_replicas_with_their_own_data_dirs_serve_what_one_of_them_published_on_p
 
 
 @pytest.mark.unit
-def test_between_questions_a_process_checks_for_a_newer_version_at_most_every_kb_version_check_s(tmp_path):
-    settings = Settings(data_dir=tmp_path / "d", kb_version_check_s=3600)
-    writer, reader = kb(tmp_path / "d"), KnowledgeBase(settings, "hr", None)
-    writer.publish(1, PARKING)
+def test_between_questions_a_process_checks_for_a_newer_version_at_most_every_version_check_s(tmp_path):
+    settings = Settings(data_dir=tmp_path / "d", version_check_s=3600)
+    reader = KnowledgeBase(settings, "hr", None)
+    kb(tmp_path / "d").publish(1, PARKING)
     assert reader.live_ids() == {"park-1"}
-    writer.publish(2, {**PARKING, **LUNCH})
+    another_process = PublishedStore(settings)  # a publish that did not go through this process
+    another_process.write("hr", 2, {**PARKING, **LUNCH}, "b" * 32, {"version": 2, "published_at": 2.0})
     assert reader.live_ids() == {"park-1"}  # within the interval: the version it has, no database read
     reader.refresh(force=True)  # a question's check
+    assert reader.live_ids() == {"park-1", "lunch-1"}
+    assert keyword_hits(reader, "canteen lunch") == ["lunch-1"]  # its index built from the published tokens
+
+
+@pytest.mark.unit
+def test_a_publish_by_this_process_is_seen_at_once_by_its_other_readers(tmp_path):
+    settings = Settings(data_dir=tmp_path / "d", version_check_s=3600)
+    reader, ingest = KnowledgeBase(settings, "hr", None), KnowledgeBase(settings, "hr", None)
+    ingest.publish(1, PARKING)
+    assert reader.live_ids() == {"park-1"}
+    ingest.publish(2, {**PARKING, **LUNCH})  # e.g. a server running a handed-off ingest itself
     assert reader.live_ids() == {"park-1", "lunch-1"}
 
 

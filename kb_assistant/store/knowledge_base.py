@@ -44,7 +44,7 @@ class KnowledgeBase:
     # --- the published version ---------------------------------------------------------------------
     def refresh(self, *, force: bool = False) -> None:
         """Pick up a newer published version (another process, replica or thread ingested): a read of the KB's
-        version row when due (``kb_version_check_s``) or forced (once per question), nothing otherwise."""
+        version row when due (``version_check_s``) or forced (once per question), nothing otherwise."""
         pub = self.publication
         pub.refresh(force=force)
         if pub.generation != self._generation:

@@ -5,8 +5,9 @@ so every replica serves what the ingest published. Each process holds one versio
 a keyword index it materialises from the version's tokens into ``<data>/kb/<name>/keyword-v<N>-<stamp>`` (scratch:
 built whole in a temp folder and renamed, rebuilt when missing; the publishing process builds it before the
 version goes live). ``refresh()`` asks the database for the version (one read of the KB's stamp by primary key)
-at most every ``kb_version_check_s`` seconds, and at once when forced (each question forces one check); while a
-newer version is being materialised, other threads go on serving the one they have.
+at most every ``version_check_s`` seconds, and at once when forced (each question forces one check) or when this
+process published the KB meanwhile (an ingest the server runs itself); while a newer version is being
+materialised, other threads go on serving the one they have.
 
 Vectors may exist for chunks that are not live (written ahead of a publish, or left by an interrupted ingest):
 every search drops them, so a half-ingested document is never seen.
@@ -36,6 +37,7 @@ from kb_assistant.store.published import PUBLISHED_FILE, Head, PublishedStore, l
 BuildIndex = Callable[[Path, list[str], dict[str, list[str]]], None]  # (folder, ids in row order, tokens)
 TokensFor = Callable[[list[str]], dict[str, list[str]]]  # chunk ids → their tokens, from the chunks' text
 _FOLDER = re.compile(r"^keyword(?:-v(\d+))?")
+_PUBLISHED_HERE: dict[tuple[str, str], int] = {}  # (database, KB) → publishes by this process: seen at once here
 
 
 def state_dir(settings: Settings, kb: str) -> Path:
@@ -60,12 +62,13 @@ class Publication:
         self.store = PublishedStore(settings)
         self.build_index = build_index
         self.tokens_for = tokens_for
-        self.check_s = settings.kb_version_check_s
+        self.check_s = settings.version_check_s
         self._state: dict = {"version": 0}
         self._stamp: str | None = None
         self._folder = self.directory / "keyword"
         self._read = False
         self._checked = 0.0
+        self._here = 0  # publishes of this KB by this process (another KnowledgeBase object) seen so far
         self.generation = 0  # how many states were loaded: a holder of derived state compares it to its own
         self._sorted: list[str] = []
         self._ids: frozenset[str] = frozenset()
@@ -75,8 +78,10 @@ class Publication:
         """Pick up a newer published version (another process, replica or thread published): one read of the
         KB's row when due or forced, nothing otherwise."""
         now = time.monotonic()
-        if self._read and not force and now - self._checked < self.check_s:
+        here = _PUBLISHED_HERE.get((self.store.url, self.kb), 0)
+        if self._read and not force and here == self._here and now - self._checked < self.check_s:
             return
+        self._here = here
         stamp = self.store.stamp(self.kb)
         self._checked = now
         if self._read and stamp == self._stamp:
@@ -127,6 +132,8 @@ class Publication:
         state = {**extra, "version": version, "chunks": len(tokens), "published_at": time.time(),
                  "writer_host": socket.gethostname()}  # fmt: skip
         self.store.write(self.kb, version, tokens, stamp, state)
+        key = (self.store.url, self.kb)
+        _PUBLISHED_HERE[key] = _PUBLISHED_HERE.get(key, 0) + 1
         with self._lock:
             self._load(Head(version, stamp, TOKENIZER_VERSION, state))
         self._checked = time.monotonic()
