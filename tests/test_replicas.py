@@ -204,7 +204,7 @@ def test_two_replicas_serve_one_kb_version_and_share_the_human_queue(cluster):
 )  # fmt: skip
 def test_a_thumbs_down_on_one_replica_reaches_the_other_replicas_cache(cluster):
     c = cluster
-    question = "When does the canteen serve lunch?"
+    question = "On which floor is the canteen?"  # asked nowhere before: neither replica has cached it
     first = c.ask("a", question)
     assert first["answered"]
     from_a = c.ask("b", question)  # the cache is shared: replica b serves the answer replica a stored
