@@ -1,5 +1,6 @@
 """Crash safety and live reads: `kill -9` of a real `kb ingest` followed by a re-run gives the index a clean run
-gives (ledger and published state in the data dir's SQLite, or in Postgres); vectors not yet published are never seen; questions asked while an ingest runs all succeed."""
+gives (ledger and published state in the data dir's SQLite, or in Postgres); vectors not yet published are never
+seen; questions asked while an ingest runs all succeed."""
 
 from __future__ import annotations
 
