@@ -70,10 +70,22 @@ class Assistant:
             self._queue = TicketQueue(self.settings)
         return self._queue
 
-    def knowledge_bases(self) -> list[str]:
-        return list_kbs(self.settings)
+    def knowledge_bases(self, principal: Principal | None = None) -> list[str]:
+        """Every KB; with ``principal``, those it may use (a KB limited to groups: ``kb_assistant.kb_access``)."""
+        from kb_assistant.kb_access import may_use
 
-    def index(self, kb: str) -> KnowledgeBase:
+        names = list_kbs(self.settings)
+        return names if principal is None else [kb for kb in names if may_use(self.settings, kb, principal)]
+
+    def index(self, kb: str, principal: Principal | None = None) -> KnowledgeBase:
+        """The KB named ``kb``; with ``principal``, only if it may use it (else UnknownKnowledgeBase, as for a KB
+        that does not exist: a KB's name is not revealed to those it is closed to)."""
+        if principal is not None:
+            from kb_assistant.kb_access import may_use
+
+            if not may_use(self.settings, check_kb_name(kb), principal):
+                known = self.knowledge_bases(principal)
+                raise UnknownKnowledgeBase(f"no knowledge base named {kb!r} (known: {', '.join(known) or 'none'})")
         if kb not in self._indexes:
             check_kb_name(kb)
             known = self.knowledge_bases()
@@ -156,7 +168,7 @@ class Assistant:
             text=question, kb=kb, language=detect_language(question), history=history, session_id=session_id,
             principal=principal,
         )  # fmt: skip
-        index = self.index(kb)
+        index = self.index(kb, principal)
         view = index.view(principal)  # every stage reads the KB as the principal sees it
         s = self.settings
         if is_handoff_request(question, s.handoff_phrases):  # a person was asked for: no retrieval
