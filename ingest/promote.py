@@ -3,7 +3,8 @@
 The entry is a one-row FAQ table, ``<data>/curated/<kb>/curated-faq/T-000123.csv`` (question, answer, ticket,
 agent; under ``curated-faq/<groups>/`` with a ``.kb-groups`` file when it is limited to the ticket's scope),
 synced into the KB by the ingest pipeline like any document: the ingest ledger knows it, so it survives every
-later `kb ingest --all`, and editing or deleting the file is how an admin changes or withdraws it. Promotion *is* an ingest, so it lives here, above the core: the console and `kb queue promote` call
+later `kb ingest --all`, and editing or deleting the file is how an admin changes or withdraws it. Promotion
+*is* an ingest, so it lives here, above the core: the console and `kb queue promote` call
 ``promote(assistant, ticket_id)``; the core library never imports ingest/.
 """
 
