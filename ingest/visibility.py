@@ -104,14 +104,14 @@ def visibility(ledger, kb: str) -> tuple[dict[str, list[str]], dict[tuple[str, s
     return {cid: sorted(g) for cid, g in limited.items() if cid not in public}, errors
 
 
-def republish(index, ledger, kb: str) -> bool:
+def republish(index, ledger, kb: str) -> tuple[bool, dict[tuple[str, str], str]]:
     """Publish a new KB version with the same chunks when their groups changed (ledger or ``.kb-groups`` files):
     Chroma's metadata is updated, nothing is re-embedded. The caller holds the KB's lock. Returns whether it
-    published."""
-    wanted, _ = visibility(ledger, kb)
+    published, and the documents whose groups file cannot be read (``visibility``)."""
+    wanted, errors = visibility(ledger, kb)
     current = {cid: sorted(g) for cid, g in index.groups().items()}
     if wanted == current:
-        return False
+        return False, errors
     tokens = index.published_tokens()
     if tokens is None:  # a version written by another tokenizer: re-tokenize from the stored chunks
         from kb_assistant.store.keyword import keyword_tokens
@@ -120,7 +120,7 @@ def republish(index, ledger, kb: str) -> bool:
     version = max(ledger.latest_version(kb), index.version) + 1
     ledger.record_version(kb, version)
     index.publish(version, tokens, wanted)
-    return True
+    return True, errors
 
 
 def set_source_groups(settings, paths: list[Path], kb: str, groups) -> list[str]:

@@ -83,9 +83,10 @@ class Assistant:
         if principal is not None:
             from kb_assistant.kb_access import may_use
 
-            if not may_use(self.settings, check_kb_name(kb), principal):
-                known = self.knowledge_bases(principal)
-                raise UnknownKnowledgeBase(f"no knowledge base named {kb!r} (known: {', '.join(known) or 'none'})")
+            if kb not in self._indexes or not may_use(self.settings, check_kb_name(kb), principal):
+                known = self.knowledge_bases(principal)  # only the KBs it may use are named
+                if kb not in known:
+                    raise UnknownKnowledgeBase(f"no knowledge base named {kb!r} (known: {', '.join(known) or 'none'})")
         if kb not in self._indexes:
             check_kb_name(kb)
             known = self.knowledge_bases()

@@ -36,7 +36,8 @@ def test_sso_headers_are_believed_only_from_a_trusted_proxy_and_bad_group_names_
     assert principal_for(settings, headers, "10.0.1.9") == Principal()  # not the proxy: the headers mean nothing
     assert principal_for(settings, headers, None) == Principal()
     key = SimpleNamespace(id="k1", groups=["managers"])
-    assert principal_for(settings, headers, "192.0.2.1", key) == Principal("apikey:k1", frozenset({"managers"}))
+    assert principal_for(settings, headers, "192.0.2.1", key) == Principal("k1", frozenset({"managers"}))
+    assert principal_for(settings, {}, "10.0.0.9", None, "u7") == Principal("u7")  # a name for the log, no group
     assert principal_for(Settings(), headers, "127.0.0.1") == Principal()  # no proxy configured: none trusted
 
 

@@ -46,22 +46,25 @@ def header_groups(value: str) -> frozenset[str]:
     return frozenset(g for g in names if GROUP_NAME.match(g))
 
 
-def principal_for(settings: Settings, headers: Mapping[str, str], peer: str | None, key=None) -> Principal:
-    """The principal of one request: its headers (case-insensitive mapping), its TCP peer address, and the API
-    key it authenticated with (an ``apikeys.ApiKey``, or None)."""
+def principal_for(
+    settings: Settings, headers: Mapping[str, str], peer: str | None, key=None, user: str | None = None
+) -> Principal:
+    """The principal of one request: its headers (case-insensitive mapping), its TCP peer address, the API key it
+    authenticated with (an ``apikeys.ApiKey``, or None). ``user``: a user id the client names for the log (the
+    OpenAI ``user`` field), used when SSO does not say who it is; it grants nothing."""
     if trusted_proxy(settings, peer):
-        user = (headers.get(settings.sso_user_header) or "").strip()
-        if user:
-            return Principal(user=user[:100], groups=header_groups(headers.get(settings.sso_groups_header, "")))
+        sso_user = (headers.get(settings.sso_user_header) or "").strip()
+        if sso_user:
+            return Principal(user=sso_user[:100], groups=header_groups(headers.get(settings.sso_groups_header, "")))
     if key is not None:
-        return Principal(user=f"apikey:{key.id}", groups=frozenset(key.groups))
-    return Principal()
+        return Principal(user=(user or key.id)[:100], groups=frozenset(key.groups))
+    return Principal(user=user[:100] if user else None)
 
 
-def principal_of_request(settings: Settings, request, key=None) -> Principal:
+def principal_of_request(settings: Settings, request, key=None, user: str | None = None) -> Principal:
     """``principal_for`` a Starlette/FastAPI request (or Gradio's ``gr.Request``, which wraps one)."""
     if request is None:
-        return Principal()
+        return Principal(user=user or None)
     client = getattr(request, "client", None)
     peer = getattr(client, "host", None) if client is not None else None
-    return principal_for(settings, getattr(request, "headers", {}) or {}, peer, key)
+    return principal_for(settings, getattr(request, "headers", {}) or {}, peer, key, user)
