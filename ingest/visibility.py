@@ -129,7 +129,6 @@ def set_source_groups(settings, paths: list[Path], kb: str, groups) -> list[str]
     inside a remembered source folder cannot have groups of its own here: a ``.kb-groups`` file in it does that.
     Returns the source roots whose groups changed."""
     from ingest.ledger import Ledger
-    from ingest.pipeline import _owning_root
 
     try:
         wanted = parse_groups(groups, what="--groups")
@@ -140,7 +139,8 @@ def set_source_groups(settings, paths: list[Path], kb: str, groups) -> list[str]
     changed = []
     for path in paths:
         target = Path(path).resolve()
-        owner = _owning_root(target, known)
+        owners = [r for r in known if target != Path(r) and target.is_relative_to(r)]
+        owner = min(owners, key=len) if owners else None
         if owner is not None:
             raise KBError(
                 f"{path} is inside the source {owner} of KB {kb!r}: give a sub-folder its own groups with a "
