@@ -53,9 +53,11 @@ def principal_for(
     authenticated with (an ``apikeys.ApiKey``, or None). ``user``: a user id the client names for the log (the
     OpenAI ``user`` field), used when SSO does not say who it is; it grants nothing."""
     if trusted_proxy(settings, peer):
-        sso_user = (headers.get(settings.sso_user_header) or "").strip()
+        lower = {str(k).lower(): v for k, v in headers.items()}  # Gradio hands a plain dict of lower-case names
+        sso_user = (lower.get(settings.sso_user_header.lower()) or "").strip()
         if sso_user:
-            return Principal(user=sso_user[:100], groups=header_groups(headers.get(settings.sso_groups_header, "")))
+            groups = header_groups(lower.get(settings.sso_groups_header.lower(), ""))
+            return Principal(user=sso_user[:100], groups=groups)
     if key is not None:
         return Principal(user=(user or key.id)[:100], groups=frozenset(key.groups))
     return Principal(user=user[:100] if user else None)
