@@ -22,6 +22,7 @@ from kb_assistant.assistant import Assistant
 from kb_assistant.cli import app as cli_app
 from kb_assistant.schema import Principal
 from kb_assistant.settings import Settings
+from ui.chat import from_text
 from ui.server import build_app
 
 SECRETS = ["ZX-4471-BLUEFALCON", "91,400", "Harrowgate", "蓝隼计划", "九万一千四百"]
@@ -176,7 +177,19 @@ def ask_chat(server, question, history, headers, kb="hr"):
                        headers=headers, timeout=120)  # fmt: skip
     assert event.status_code == 200, event.text
     stream = httpx.get(f"{server}/gradio_api/call/chat/{event.json()['event_id']}", headers=headers, timeout=120)
-    return stream.text
+    # every update the chat streamed, as the user reads it: the Markdown escapes undone (``91\\,400`` is 91,400)
+    updates = [json.loads(line[6:]) for line in stream.text.splitlines() if line.startswith("data: ")]
+    return stream.text + "\n" + json.dumps(unescaped(updates), ensure_ascii=False)
+
+
+def unescaped(value):
+    if isinstance(value, str):
+        return from_text(value)
+    if isinstance(value, list | tuple):
+        return [unescaped(v) for v in value]
+    if isinstance(value, dict):
+        return {k: unescaped(v) for k, v in value.items()}
+    return value
 
 
 WHO = {"manager": {"user": "maria", "groups": "managers"}, "outsider": {"user": "otto", "groups": "staff"}}

@@ -225,6 +225,9 @@ def build_chat_app(assistant: Assistant):
         value = kb if kb in mine else ("default" if "default" in mine else mine[0])
         return gr.update(choices=mine, value=value, visible=len(mine) > 1)
 
+    for handler in (fn, offer_kbs):  # Gradio injects the request by the annotation's class, not its name
+        handler.__annotations__["request"] = gr.Request
+
     def show_replies(state, panel):
         state, fresh = unseen_replies(assistant, state)
         if not fresh:
