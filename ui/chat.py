@@ -207,7 +207,11 @@ def build_chat_app(assistant: Assistant):
     # (``ui.principal``: SSO headers from a trusted proxy), and every question is asked as that principal.
     kbs = assistant.knowledge_bases(Principal()) or ["default"]
     default_kb = "default" if "default" in kbs else kbs[0]
-    kb_picker = gr.Dropdown(choices=kbs, value=default_kb, label="Knowledge base / 知识库", visible=len(kbs) > 1)
+    # allow_custom_value: the choices a visitor is offered differ per visitor; Assistant.stream decides what they
+    # may ask (a KB closed to them reads as one that does not exist)
+    kb_picker = gr.Dropdown(
+        choices=kbs, value=default_kb, label="Knowledge base / 知识库", visible=len(kbs) > 1, allow_custom_value=True
+    )
     session = gr.BrowserState(
         {"secret": "", "shown": []}, storage_key="kb-assistant-chat", secret=_browser_secret(assistant.settings)
     )
