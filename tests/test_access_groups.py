@@ -240,9 +240,7 @@ def test_sso_headers_from_an_address_that_is_not_a_trusted_proxy_are_ignored(ass
         for question, _ in PROBES["direct"]:
             r = client.post("/api/ask", json={"question": question, "kb": "hr"},
                             headers={**keys["outsider"], **SSO_MANAGER})  # fmt: skip
-            assert (
-                r.status_code == 200 and record("/api (untrusted SSO)", "spoofed SSO", r.json(), [question]) == []
-            )
+            assert r.status_code == 200 and record("/api (untrusted SSO)", "spoofed SSO", r.json(), [question]) == []
     with TestClient(app, client=("127.0.0.1", 40000)) as client:  # from the proxy the same headers are believed
         r = client.post("/api/ask", json={"question": CACHED, "kb": "hr"}, headers={**keys["outsider"], **SSO_MANAGER})
         assert "91,400" in r.text
@@ -250,7 +248,8 @@ def test_sso_headers_from_an_address_that_is_not_a_trusted_proxy_are_ignored(ass
 
 def test_a_kb_limited_to_a_group_is_offered_only_to_its_members(hr, server, keys, assistant):
     outsider_models = httpx.get(f"{server}/v1/models", headers=keys["outsider"]).json()
-    assert [m["id"] for m in outsider_models["data"]] == ["hr"] and record("/v1", "closed KB", outsider_models, []) == []
+    assert [m["id"] for m in outsider_models["data"]] == ["hr"]
+    assert record("/v1", "closed KB", outsider_models, []) == []
     sso_models = httpx.get(f"{server}/v1/models", headers={**keys["outsider"], "X-Forwarded-User": "bob",
                                                            "X-Forwarded-Groups": "board"}).json()  # fmt: skip
     assert [m["id"] for m in sso_models["data"]] == ["board", "hr"]
