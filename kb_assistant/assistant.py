@@ -324,7 +324,7 @@ class Assistant:
             embedding=embedding, access_hash=access_hash, cached=answer.cached, answer_ms=round(ms, 2),
             prompt_tokens=answer.usage.prompt_tokens if answer.usage else 0,
             completion_tokens=answer.usage.completion_tokens if answer.usage else 0,
-            cited=list(dict.fromkeys(c.source for c in answer.citations)),
+            cited=list(dict.fromkeys(c.source for c in answer.citations)), scope=query.principal.scope,
         )  # fmt: skip
         return self.queue.record(entry)
 

@@ -164,8 +164,6 @@ class Vectors:
     def set_groups(self, changes: dict[str, frozenset[str]]) -> None:
         """Give chunks' vectors (main and FAQ question) their access groups in the metadata the dense filter reads
         (``store.visibility``); no vector is re-embedded."""
-        from kb_assistant.store.visibility import chroma_metadata
-
         if not changes:
             return
         ids = vector_ids(changes)
@@ -268,6 +266,15 @@ class Vectors:
                 if h.chunk.text is None and h.chunk.id in full:
                     h.chunk = full[h.chunk.id]
         return hits
+
+
+RESTRICTED, GROUPS = "restricted", "groups"  # the metadata keys of a vector limited to access groups
+
+
+def chroma_metadata(groups) -> dict:
+    """The metadata update that gives a vector its groups (none: unrestricted; None deletes a key in Chroma)."""
+    groups = sorted(groups)
+    return {RESTRICTED: True, GROUPS: groups} if groups else {RESTRICTED: None, GROUPS: None}
 
 
 def to_chunk(cid: str, text: str | None, meta: dict) -> Chunk:

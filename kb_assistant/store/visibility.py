@@ -14,17 +14,13 @@ visible chunks: a word only restricted documents use is, for an outsider, a word
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from kb_assistant.schema import Chunk, Principal
+from kb_assistant.store.vectors import GROUPS, RESTRICTED, Hit, chunk_of
 
 if TYPE_CHECKING:
     import numpy as np
-
-    from kb_assistant.store.knowledge_base import KnowledgeBase, _Version
-    from kb_assistant.store.vectors import Hit
-
-RESTRICTED, GROUPS = "restricted", "groups"  # the Chroma metadata keys of a chunk limited to groups
 
 
 def chroma_where(groups: Iterable[str]) -> dict:
@@ -32,12 +28,6 @@ def chroma_where(groups: Iterable[str]) -> dict:
     ``$ne`` matches a vector without the key: chunks written before groups existed count as unrestricted.)"""
     clauses = [{RESTRICTED: {"$ne": True}}] + [{GROUPS: {"$contains": g}} for g in sorted(groups)]
     return clauses[0] if len(clauses) == 1 else {"$or": clauses}
-
-
-def chroma_metadata(groups: Iterable[str]) -> dict:
-    """The metadata update that gives a vector its groups (none: unrestricted; None deletes a key in Chroma)."""
-    groups = sorted(groups)
-    return {RESTRICTED: True, GROUPS: groups} if groups else {RESTRICTED: None, GROUPS: None}
 
 
 def and_where(*wheres: dict | None) -> dict | None:
@@ -94,16 +84,16 @@ class KBView:
     """A ``KnowledgeBase`` as one principal sees it (``KnowledgeBase.view``): the same reading interface, every
     read limited to the visible chunks of the version current at each call."""
 
-    def __init__(self, kb: KnowledgeBase, principal: Principal):
+    def __init__(self, kb: Any, principal: Principal):  # kb: the KnowledgeBase
         self.kb, self.principal = kb, principal
 
     def __getattr__(self, name: str):  # name, settings, glossary, embeddings, version, state, refresh, …
         return getattr(self.kb, name)
 
-    def _version(self) -> _Version:
+    def _version(self):
         return self.kb._current()
 
-    def _scope(self) -> tuple[_Version, Scope]:
+    def _scope(self) -> tuple[Any, Scope]:
         version = self._version()
         return version, version.scope(self.principal.groups)
 
@@ -141,8 +131,6 @@ class KBView:
 
     def similarities(self, query_vector: list[float], ids: list[str]) -> dict[str, float]:
         _, scope = self._scope()
-        from kb_assistant.store.vectors import chunk_of
-
         return self.kb.similarities(query_vector, [i for i in ids if scope.visible(chunk_of(i))])
 
     def get(self, ids: list[str]) -> dict[str, Chunk]:
