@@ -129,12 +129,12 @@ def gap_clusters(
 def write_csv(clusters: list[GapCluster], path: Path) -> None:
     with open(path, "w", newline="", encoding="utf-8-sig") as f:  # BOM: Excel opens Chinese text correctly
         w = csv.writer(f)
-        w.writerow(["rank", "kb", "groups", "count", "question", "examples", "first_seen", "last_seen", "reasons",
-                    "tickets"])  # fmt: skip
+        w.writerow(["rank", "kb", "count", "question", "examples", "first_seen", "last_seen", "reasons", "tickets",
+                    "groups"])  # fmt: skip
         for rank, c in enumerate(clusters, start=1):
             w.writerow(
-                [rank, c.kb, ",".join(c.groups), c.count, c.question, " | ".join(c.examples), _iso(c.first_seen),
-                 _iso(c.last_seen), " ".join(f"{k}:{v}" for k, v in c.reasons.items()), " ".join(c.tickets)]
+                [rank, c.kb, c.count, c.question, " | ".join(c.examples), _iso(c.first_seen), _iso(c.last_seen),
+                 " ".join(f"{k}:{v}" for k, v in c.reasons.items()), " ".join(c.tickets), ",".join(c.groups)]
             )  # fmt: skip
 
 
