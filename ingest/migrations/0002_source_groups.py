@@ -17,8 +17,10 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("sources") as batch:
-        batch.add_column(sa.Column("groups", sa.JSON(), nullable=True))
+    columns = {c["name"] for c in sa.inspect(op.get_bind()).get_columns("sources")}
+    if "groups" not in columns:  # a ledger adopted by ledger_0001 from this release's models already has it
+        with op.batch_alter_table("sources") as batch:
+            batch.add_column(sa.Column("groups", sa.JSON(), nullable=True))
 
 
 def downgrade() -> None:
