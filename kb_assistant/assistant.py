@@ -80,10 +80,11 @@ class Assistant:
     def index(self, kb: str, principal: Principal | None = None) -> KnowledgeBase:
         """The KB named ``kb``; with ``principal``, only if it may use it (else UnknownKnowledgeBase, as for a KB
         that does not exist: a KB's name is not revealed to those it is closed to)."""
+        check_kb_name(kb)
         if principal is not None:
             from kb_assistant.kb_access import may_use
 
-            if kb not in self._indexes or not may_use(self.settings, check_kb_name(kb), principal):
+            if kb not in self._indexes or not may_use(self.settings, kb, principal):
                 known = self.knowledge_bases(principal)  # only the KBs it may use are named
                 if kb not in known:
                     raise UnknownKnowledgeBase(f"no knowledge base named {kb!r} (known: {', '.join(known) or 'none'})")
