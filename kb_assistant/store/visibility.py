@@ -70,14 +70,20 @@ class VisibleIds(Collection[str]):
 
 
 class ScopedKeyword:
-    """Keyword search over the visible rows only; the question's words count as known only where a visible chunk
-    holds them (glossary expansion decides on the same)."""
+    """Keyword search over the visible rows only, each word weighed by its IDF over the visible chunks; the
+    question's words count as known only where a visible chunk holds them (glossary expansion decides on the
+    same)."""
 
-    def __init__(self, search, mask, stats):
-        self.inner, self.mask, self.stats = search, mask, stats
+    def __init__(self, search, mask, stats, all_stats):
+        self.inner, self.mask, self.stats, self.all_stats = search, mask, stats, all_stats
 
     def search(self, query: str, k: int, filters: dict | None = None) -> list[tuple[str, float]]:
-        return self.inner.search(query, k, filters, visible=self.mask, known=self.stats.df)
+        return self.inner.search(query, k, filters, visible=self.mask, known=self.stats.df, idf_scale=self._idf_scale)
+
+    def _idf_scale(self, token: str) -> float:
+        """A token's weight as the visible chunks give it, over the weight the whole index gave it."""
+        everyone = self.all_stats.idf(token)
+        return self.stats.idf(token) / everyone if everyone else 0.0
 
 
 class KBView:
@@ -117,7 +123,7 @@ class KBView:
     @property
     def keyword(self) -> ScopedKeyword:
         version, scope = self._scope()
-        return ScopedKeyword(version.keyword, scope.mask, version.stats_for(scope))
+        return ScopedKeyword(version.keyword, scope.mask, version.stats_for(scope), version.stats)
 
     @property
     def stats(self):
