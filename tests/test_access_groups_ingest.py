@@ -102,3 +102,18 @@ def test_groups_for_a_path_inside_a_source_are_refused_with_the_way_to_do_it(kb)
     assert result.exit_code != 0 and ".kb-groups" in result.output
     bad = kb_cmd("ingest", str(handbook), "--kb", "hr", "--groups", "CN=Managers")
     assert bad.exit_code != 0 and "'CN=Managers'" in bad.output
+
+
+def test_kb_access_offers_a_kb_only_to_the_groups_it_names(kb):
+    _, handbook, _ = kb
+    assert kb_cmd("ingest", str(handbook), "--kb", "hr").exit_code == 0
+    assert kb_cmd("access", "hr", "--groups", "hr-team").stdout.strip() == "hr: offered to hr-team"
+    assert kb_cmd("access").stdout.strip() == "hr: hr-team"
+    closed = kb_cmd("ask", "How many days of annual leave?", "--kb", "hr", "--user", "otto")
+    assert closed.exit_code != 0 and "no knowledge base named 'hr' (known: none)" in closed.output
+    member = kb_cmd("ask", "How many days of annual leave?", "--kb", "hr", "--groups", "hr-team")
+    assert member.exit_code == 0 and "25 days" in member.stdout
+    assert kb_cmd("access", "hr", "--groups", " , ").exit_code != 0  # names no group: refused, nothing changed
+    assert kb_cmd("access").stdout.strip() == "hr: hr-team"
+    assert kb_cmd("access", "hr", "--everyone").exit_code == 0
+    assert kb_cmd("ask", "How many days of annual leave?", "--kb", "hr").exit_code == 0
