@@ -182,6 +182,7 @@ class IncrementalIndexer:
             report.deleted += len(docs)
             self._pending.extend(docs)
         self._publish(final=True)
+        self._publish_groups(report)  # a chunk the forgotten source shared may now have other groups
         report.kb_version = self.index.version
         report.total_chunks = len(self._refs)
         report.seconds = round(time.perf_counter() - started, 2)
