@@ -7,8 +7,9 @@ Three KBs from the bundled sample documents: ``alone`` (the HR handbook the gold
 handbook plus the sales sample folder, visible to everyone) and ``limited`` (the same two sources, the sales
 folder ingested with ``--groups managers``). Every golden question is asked (confidence threshold 0, cache off,
 as `kb eval` does) by a principal in no group on ``alone`` and ``open``, by a manager and by an outsider on
-``limited``. Prints hit@1, hit@5, MRR and the mean confidence per run, and on how many questions the manager's
-passages on ``limited`` are exactly those of ``open`` (source, section, score). A measurement, not a test.
+``limited``. Prints hit@1, hit@5, MRR and the mean confidence per run, on how many questions the manager's
+passages on ``limited`` are exactly those of ``open`` (source, section, score), and on how many the outsider's
+passages on ``limited`` come from the same sources, in order, as on ``alone``. A measurement, not a test.
 """
 
 from __future__ import annotations
@@ -89,6 +90,11 @@ def main() -> None:
         for a, b in zip(runs["open, no group"], runs["limited, manager"], strict=True)
     )
     print(f"manager on 'limited' vs everyone on 'open': same passages, scores and confidence on {same} of {len(items)}")
+    sources = sum(
+        [p[0] for p in a["passages"]] == [p[0] for p in b["passages"]]
+        for a, b in zip(runs["alone, no group"], runs["limited, outsider"], strict=True)
+    )
+    print(f"outsider on 'limited' vs no group on 'alone': same passage sources in order on {sources} of {len(items)}")
 
 
 if __name__ == "__main__":
