@@ -34,6 +34,7 @@ from ingest.sources import (
     owning_root,
     unknown_source_message,
 )
+from ingest.visibility import republish, visibility
 from ingest.worker import LoadedFile, LoadTask, load_files
 from kb_assistant.schema import Chunk
 from kb_assistant.settings import Settings, check_kb_name
@@ -139,9 +140,21 @@ class IncrementalIndexer:
                 bar.close()
         if sweep and self.index.exists():
             self._sweep_orphans()
+        self._publish_groups(report)
         report.kb_version = self.index.version
         report.total_chunks = len(self._refs)
         report.timings = {k: round(v, 2) for k, v in self.timings.items()}
+
+    def _publish_groups(self, report: IngestReport) -> None:
+        """Groups that changed with no document changing (``--groups``, a ``.kb-groups`` file) are published as a
+        new KB version, nothing re-embedded; a document whose groups file cannot be read is reported failed (it
+        stays hidden from everyone until the file is fixed)."""
+        _, errors = republish(self.index, self.ledger, self.kb)
+        for (root, path), reason in sorted(errors.items()):
+            where = Path(root) / path if Path(root).is_dir() else Path(root)
+            report.failed.append(FileFailure(path=str(where), reason=reason))
+            if self.on_file:
+                self.on_file(where, reason)
 
     def _time(self, key: str, since: float) -> None:
         self.timings[key] += time.perf_counter() - since
@@ -169,6 +182,7 @@ class IncrementalIndexer:
             report.deleted += len(docs)
             self._pending.extend(docs)
         self._publish(final=True)
+        self._publish_groups(report)  # a chunk the forgotten source shared may now have other groups
         report.kb_version = self.index.version
         report.total_chunks = len(self._refs)
         report.seconds = round(time.perf_counter() - started, 2)
@@ -331,7 +345,8 @@ class IncrementalIndexer:
                 tokens.update(zip(d.change.chunk_ids, d.tokens, strict=True))
             for cid in removed:
                 tokens.pop(cid, None)
-            self.index.publish(version, tokens, writer_pid=os.getpid())  # healthz: who wrote it
+            # the chunks' access groups as the ledger and the .kb-groups files say now: published with them
+            self.index.publish(version, tokens, visibility(self.ledger, self.kb)[0], writer_pid=os.getpid())
             self._pause()
             if removed:
                 self.index.vectors.delete(removed)
@@ -341,7 +356,7 @@ class IncrementalIndexer:
         """The ledger committed a version that a killed run never published: publish it now."""
         latest = self.ledger.latest_version(self.kb)
         if latest > self.index.version:
-            self.index.publish(latest, self._live_tokens())
+            self.index.publish(latest, self._live_tokens(), visibility(self.ledger, self.kb)[0])
 
     def _live_tokens(self) -> dict[str, list[str]]:
         """Keyword tokens of the live chunks: from the published index, re-tokenizing only what it lacks."""

@@ -158,13 +158,37 @@ class Settings(BaseSettings):
         "browser (CORS), comma-separated; empty = same origin only; '*' = any origin.",
     )
 
+    sso_trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        [],
+        description="Addresses (IPs or CIDR networks, comma-separated) of the SSO proxies (oauth2-proxy and the "
+        "like) whose user and groups headers are believed; empty = no SSO headers are believed from anyone.",
+    )
+    sso_user_header: str = Field("X-Forwarded-User", description="The header a trusted SSO proxy names the user in.")
+    sso_groups_header: str = Field(
+        "X-Forwarded-Groups", description="The header a trusted SSO proxy lists the user's groups in (comma-separated)."
+    )
+
     api_keys_file: Path | None = Field(
         None,
         description="Legacy only: the JSON file earlier releases kept the API keys in, imported once into the queue "
         "database (KB_DATABASE_URL) and renamed <name>.imported; unset = apikeys.json in the data dir.",
     )
 
-    @field_validator("allowed_origins", "glossary_files", mode="before")
+    @field_validator("sso_trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]):
+        import ipaddress
+
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"{item!r} is not an IP address or CIDR network (e.g. 10.0.0.5, 10.0.0.0/24)"
+                ) from None
+        return value
+
+    @field_validator("allowed_origins", "glossary_files", "sso_trusted_proxies", mode="before")
     @classmethod
     def _comma_separated(cls, value):
         if isinstance(value, str):

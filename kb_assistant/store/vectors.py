@@ -161,6 +161,18 @@ class Vectors:
         timings["store_s"] = timings.get("store_s", 0.0) + time.perf_counter() - started - embed_s
         return len(todo)
 
+    def set_groups(self, changes: dict[str, frozenset[str]]) -> None:
+        """Give chunks' vectors (main and FAQ question) their access groups in the metadata the dense filter reads
+        (``store.visibility``); no vector is re-embedded."""
+        if not changes:
+            return
+        ids = vector_ids(changes)
+        stored = self.stored(ids)
+        ids = [vid for vid in ids if vid in stored]
+        for start in range(0, len(ids), WRITE_BATCH):
+            part = ids[start : start + WRITE_BATCH]
+            self.collection.update(ids=part, metadatas=[chroma_metadata(changes[chunk_of(vid)]) for vid in part])
+
     def delete(self, chunk_ids: Iterable[str]) -> None:
         """Remove chunks' vectors (main and FAQ question)."""
         self._delete_ids(vector_ids(chunk_ids))
@@ -254,6 +266,15 @@ class Vectors:
                 if h.chunk.text is None and h.chunk.id in full:
                     h.chunk = full[h.chunk.id]
         return hits
+
+
+RESTRICTED, GROUPS = "restricted", "groups"  # the metadata keys of a vector limited to access groups
+
+
+def chroma_metadata(groups) -> dict:
+    """The metadata update that gives a vector its groups (none: unrestricted; None deletes a key in Chroma)."""
+    groups = sorted(groups)
+    return {RESTRICTED: True, GROUPS: groups} if groups else {RESTRICTED: None, GROUPS: None}
 
 
 def to_chunk(cid: str, text: str | None, meta: dict) -> Chunk:
