@@ -86,11 +86,15 @@ class Settings(BaseSettings):
     max_file_mb: float = Field(50.0, gt=0, description="Files larger than this are refused at ingest.")
     unstructured_api_url: str | None = Field(
         None,
-        description="unstructured's partition API (its own service, or a self-hosted unstructured-api: "
-        "https://host/general/v0/general) parses PDF, Word, PowerPoint, Excel and HTML files instead of the local "
-        "libraries; unset = local.",
+        description="unstructured's partition API, its base URL (https://api.unstructuredapp.io, or a self-hosted "
+        "unstructured-api such as http://unstructured:8000): it parses PDF, Word, PowerPoint and HTML files "
+        "instead of the local loaders; unset = local.",
     )
     unstructured_api_key: str | None = Field(None, description="API key for KB_UNSTRUCTURED_API_URL.")
+    unstructured_api_strategy: str = Field(
+        "auto", pattern=r"^(auto|fast|hi_res|ocr_only)$",
+        description="The API's partition strategy for PDFs and images: auto, fast, hi_res (layout model) or ocr_only.",
+    )  # fmt: skip
     ingest_workers: int | None = Field(
         None, ge=1, description="Processes that load and chunk files in parallel; unset = number of CPU cores."
     )
