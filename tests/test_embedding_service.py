@@ -134,6 +134,28 @@ def test_a_service_that_is_down_is_named_with_its_setting(settings):
         make_embeddings(down).embed_query("hello")
 
 
+def test_a_question_while_the_service_is_down_gets_a_503_naming_the_setting_not_the_url(settings, service, docs):
+    from engines import free_port
+    from fastapi.testclient import TestClient
+
+    from ingest.pipeline import sync_sources
+    from ui.server import build_app
+
+    svc = remote(settings, service, "minilm")
+    assert sync_sources(svc, [docs], "default").ok
+    down = svc.model_copy(
+        update={"embedding_base_url": f"http://127.0.0.1:{free_port()}/v1", "embedding_max_retries": 0}
+    )
+    response = TestClient(build_app(Assistant(down), mount_ui=False)).post(
+        "/api/ask", json={"question": "Where do I park?"}
+    )
+
+    assert response.status_code == 503, response.text
+    error = response.json()["error"]
+    assert error["code"] == "embeddings_unavailable" and "KB_EMBEDDING_BASE_URL" in error["message"]
+    assert "127.0.0.1" not in error["message"]  # the service's address is for the server's log only
+
+
 def test_retries_ride_out_a_flaky_service(settings, service):
     from kb_assistant.embeddings import make_embeddings
 
