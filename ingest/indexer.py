@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ingest.ledger import DocumentChange, Ledger, commit_version, touch_documents
+from ingest.partition_api import PartitionAPI, PartitionServiceError
 from ingest.report import FileFailure, IngestReport
 from ingest.sources import (
     UnknownSource,
@@ -73,8 +74,10 @@ class IncrementalIndexer:
         self.on_file = on_file
         self.ledger = Ledger(settings)
         self.index = KnowledgeBase(settings, kb, embeddings)  # the model loads only when there is work
+        self.parser = PartitionAPI.from_settings(settings)  # None: the local loaders
+        parsed_by = f"|unstructured-api:{self.parser.strategy}" if self.parser else ""  # a switch re-parses
         self.config = hashlib.sha1(
-            f"{CHUNKER_VERSION}|{settings.chunk_size}|{self.index.vectors.embedder_id()}".encode()
+            f"{CHUNKER_VERSION}|{settings.chunk_size}|{self.index.vectors.embedder_id()}{parsed_by}".encode()
         ).hexdigest()[:16]
         self._refs: Counter[str] = Counter()  # live chunk id → documents holding it
         self._tokens: dict[str, list[str]] | None = None  # live chunk id → keyword tokens, loaded at first publish
@@ -237,7 +240,9 @@ class IncrementalIndexer:
                             self.on_file(path, None)
                         continue
                 known_hash = row.content_hash if same_config and not self.full else None
-                tasks.append(LoadTask(root_key, str(path), source, known_hash, max_bytes, self.settings.chunk_size))
+                tasks.append(
+                    LoadTask(root_key, str(path), source, known_hash, max_bytes, self.settings.chunk_size, self.parser)
+                )
             for source in sorted(set(rows) - seen):
                 row = rows[source]
                 change = DocumentChange(root_key, source, 0, 0, "", "deleted", [], self.config, delete=True)
@@ -262,6 +267,8 @@ class IncrementalIndexer:
         root_key = t.root
         path, row = self._rows[(root_key, t.source)]
         old_ids = list(row.chunk_ids) if row is not None and row.status == "done" else []
+        if loaded.service_error:  # the parser is away: stop before any document loses its chunks
+            raise PartitionServiceError(loaded.service_error)
         if loaded.unchanged:
             report.unchanged += 1
             touch_documents(
