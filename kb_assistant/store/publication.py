@@ -1,10 +1,11 @@
 """What a KB is right now: its published version and the live chunk set — the one answer to "is this chunk live?".
 
 The published state lives in the database (``store.published``: ``KB_DATABASE_URL``, else the data dir's SQLite),
-so every replica serves what the ingest published. Each process holds one version at a time: its live ids, and
-a keyword index it materialises from the version's tokens into ``<data>/kb/<name>/keyword-v<N>-<stamp>`` (scratch:
-built whole in a temp folder and renamed, rebuilt when missing; the publishing process builds it before the
-version goes live). ``refresh()`` asks the database for the version (one read of the KB's stamp by primary key)
+so every replica serves what the ingest published. Each process holds one version at a time: its live ids, which
+of them are limited to access groups (chunk id → groups; a chunk not named is visible to everyone who may use the
+KB), and a keyword index it materialises from the version's tokens into ``<data>/kb/<name>/keyword-v<N>-<stamp>``
+(scratch: built whole in a temp folder and renamed, rebuilt when missing; the publishing process builds it before
+the version goes live). ``refresh()`` asks the database for the version (one read of the KB's stamp by primary key)
 at most every ``version_check_s`` seconds, and at once when forced (each question forces one check) or when this
 process published the KB meanwhile (an ingest the server runs itself); while a newer version is being
 materialised, other threads go on serving the one they have.
@@ -28,6 +29,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from kb_assistant.language import TOKENIZER_VERSION
@@ -38,6 +40,15 @@ BuildIndex = Callable[[Path, list[str], dict[str, list[str]]], None]  # (folder,
 TokensFor = Callable[[list[str]], dict[str, list[str]]]  # chunk ids → their tokens, from the chunks' text
 _FOLDER = re.compile(r"^keyword(?:-v(\d+))?")
 _PUBLISHED_HERE: dict[tuple[str, str], int] = {}  # (database, KB) → publishes by this process: seen at once here
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    generation: int
+    folder: Path
+    sorted_ids: list[str]
+    live: frozenset[str]
+    visibility: dict[str, frozenset[str]]  # live chunk id → the groups that may see it (absent: everyone)
 
 
 def state_dir(settings: Settings, kb: str) -> Path:
@@ -72,6 +83,8 @@ class Publication:
         self.generation = 0  # how many states were loaded: a holder of derived state compares it to its own
         self._sorted: list[str] = []
         self._ids: frozenset[str] = frozenset()
+        self._visibility: dict[str, frozenset[str]] = {}
+        self._snapshot = Snapshot(0, self._folder, [], frozenset(), {})
         self._lock = threading.Lock()
 
     def refresh(self, *, force: bool = False) -> None:
@@ -115,6 +128,14 @@ class Publication:
     def live_ids(self) -> frozenset[str]:
         return self._ids
 
+    def snapshot(self) -> Snapshot:
+        """The served version's folder, live ids and visibility, read together (never torn by a refresh)."""
+        return self._snapshot
+
+    def visibility(self) -> dict[str, frozenset[str]]:
+        """The live chunks limited to access groups: chunk id → the groups that may see it."""
+        return self._visibility
+
     def tokens(self) -> dict[str, list[str]] | None:
         """Each live chunk's keyword tokens as published, or None when another tokenizer version made them (the
         next publish then re-tokenizes every chunk)."""
@@ -123,15 +144,19 @@ class Publication:
             return None
         return self.store.tokens(self.kb, head.version)
 
-    def publish(self, version: int, tokens: dict[str, list[str]], **extra) -> None:
-        """Make exactly the chunks in ``tokens`` live, as ``version``: this process's index folder built first,
-        then one database transaction (the changed chunk rows and the KB's row) — the moment it goes live."""
+    def publish(
+        self, version: int, tokens: dict[str, list[str]], visibility: dict[str, list[str]] | None = None, **extra
+    ) -> None:
+        """Make exactly the chunks in ``tokens`` live, as ``version``, limited to groups as ``visibility`` says:
+        this process's index folder built first, then one database transaction (the changed chunk rows and the
+        KB's row) — the moment it goes live."""
         stamp = uuid.uuid4().hex
         folder = self._folder_for(version, stamp)
-        self._materialise(folder, tokens)
+        limited = {cid: sorted(g) for cid, g in (visibility or {}).items() if g and cid in tokens}
+        self._materialise(folder, tokens, limited)
         state = {**extra, "version": version, "chunks": len(tokens), "published_at": time.time(),
                  "writer_host": socket.gethostname()}  # fmt: skip
-        self.store.write(self.kb, version, tokens, stamp, state)
+        self.store.write(self.kb, version, tokens, stamp, state, limited)
         key = (self.store.url, self.kb)
         _PUBLISHED_HERE[key] = _PUBLISHED_HERE.get(key, 0) + 1
         with self._lock:
@@ -148,22 +173,24 @@ class Publication:
         else:
             folder = self._folder_for(head.version, head.stamp)
             if not (folder / "ids.json").exists():
-                tokens = self.store.tokens(self.kb, head.version)
+                tokens, groups = self.store.live(self.kb, head.version)
                 newer = self.store.head(self.kb)
                 if newer is not None and newer.stamp != head.stamp and tries > 1:  # published meanwhile: take that
                     return self._load(newer, tries - 1)
-                self._materialise(folder, tokens)
+                self._materialise(folder, tokens, groups)
             state, stamp = head.state, head.stamp
             ids = json.loads((folder / "ids.json").read_text(encoding="utf-8"))
+        visibility = _read_visibility(folder)
         self._state, self._stamp, self._folder = state, stamp, folder
-        self._sorted, self._ids, self._read = ids, frozenset(ids), True
+        self._sorted, self._ids, self._visibility, self._read = ids, frozenset(ids), visibility, True
         self.generation += 1
+        self._snapshot = Snapshot(self.generation, folder, ids, self._ids, visibility)
         self._drop_old_folders()
         return None
 
-    def _materialise(self, folder: Path, tokens: dict[str, list[str]]) -> None:
-        """Build ``folder`` whole (the keyword index, then ``ids.json``) in a temp folder renamed into place: a
-        process sharing the data dir sees it complete or not at all."""
+    def _materialise(self, folder: Path, tokens: dict[str, list[str]], groups: dict[str, list[str]]) -> None:
+        """Build ``folder`` whole (the keyword index, ``visibility.json``, then ``ids.json``) in a temp folder
+        renamed into place: a process sharing the data dir sees it complete or not at all."""
         if (folder / "ids.json").exists():
             return
         tmp = folder.with_name(f"{folder.name}.tmp-{os.getpid()}-{threading.get_ident()}")
@@ -171,6 +198,7 @@ class Publication:
         tmp.mkdir(parents=True)
         ids = sorted(tokens)
         self.build_index(tmp, ids, tokens)
+        (tmp / "visibility.json").write_text(json.dumps(groups, sort_keys=True), encoding="utf-8")
         (tmp / "ids.json").write_text(json.dumps(ids), encoding="utf-8")
         try:
             os.rename(tmp, folder)
@@ -193,11 +221,11 @@ class Publication:
         found = self._from_local_database() or self._from_legacy_files()
         if found is None:
             return None
-        version, state, tokens = found
-        self.store.write(self.kb, version, tokens, uuid.uuid4().hex, state, if_absent=True)
+        version, state, tokens, groups = found
+        self.store.write(self.kb, version, tokens, uuid.uuid4().hex, state, groups, if_absent=True)
         return self.store.head(self.kb)
 
-    def _from_local_database(self) -> tuple[int, dict, dict] | None:
+    def _from_local_database(self) -> tuple[int, dict, dict, dict] | None:
         url = local_url(self.settings)
         if url == self.store.url or not (self.settings.data_dir / PUBLISHED_FILE).exists():
             return None
@@ -205,12 +233,12 @@ class Publication:
         head = local.head(self.kb)
         if head is None:
             return None
-        tokens = local.tokens(self.kb, head.version)
+        tokens, groups = local.live(self.kb, head.version)
         if head.tokenizer != TOKENIZER_VERSION:
             tokens = self._retokenized(sorted(tokens))
-        return head.version, head.state, tokens
+        return head.version, head.state, tokens, groups
 
-    def _from_legacy_files(self) -> tuple[int, dict, dict] | None:
+    def _from_legacy_files(self) -> tuple[int, dict, dict, dict] | None:
         state = legacy_state(self.directory)
         if state is None:
             return None
@@ -223,8 +251,16 @@ class Publication:
             tokens = json.loads(tokens_file.read_text(encoding="utf-8"))
         if tokens is None or set(tokens) != set(ids):
             tokens = self._retokenized(ids)
-        return int(state.get("version", 0)), state, tokens
+        groups = {cid: sorted(g) for cid, g in _read_visibility(folder).items()}
+        return int(state.get("version", 0)), state, tokens, groups
 
     def _retokenized(self, ids: list[str]) -> dict[str, list[str]]:
         found = self.tokens_for(ids) if self.tokens_for and ids else {}
         return {cid: found.get(cid, []) for cid in ids}
+
+
+def _read_visibility(folder: Path) -> dict[str, frozenset[str]]:
+    f = folder / "visibility.json"
+    if not f.exists():
+        return {}
+    return {cid: frozenset(g) for cid, g in json.loads(f.read_text(encoding="utf-8")).items() if g}

@@ -1,4 +1,5 @@
-"""The published KB state in the database: each KB's published version and its live chunks' keyword tokens.
+"""The published KB state in the database: each KB's published version, its live chunks' keyword tokens and the
+access groups a chunk is limited to.
 
 The database is ``KB_DATABASE_URL`` when set (every replica reads the one state the ingest published), else
 ``<data>/published.sqlite``; its schema is the Alembic history ``kb_assistant/migrations/publication``. One row
@@ -51,6 +52,7 @@ class PublishedChunk(Base):
     tokens: Mapped[list] = mapped_column(JSON)
     added_version: Mapped[int] = mapped_column(Integer)
     removed_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    groups: Mapped[list | None] = mapped_column(JSON, nullable=True)  # limited to these groups; none: everyone
 
 
 @dataclass(frozen=True)
@@ -105,38 +107,62 @@ class PublishedStore:
 
     def tokens(self, kb: str, version: int) -> dict[str, list[str]]:
         """The chunks live in ``version`` and their keyword tokens."""
+        return self.live(kb, version)[0]
+
+    def live(self, kb: str, version: int) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+        """The chunks live in ``version``: their keyword tokens, and the groups of those limited to groups (as
+        the rows stand: a version's groups are its own until a later publish changes them)."""
         live = (
             (PublishedChunk.kb == kb)
             & (PublishedChunk.added_version <= version)
             & or_(PublishedChunk.removed_version.is_(None), PublishedChunk.removed_version > version)
         )
-        query = select(PublishedChunk.chunk_id, PublishedChunk.tokens).where(live)
+        query = select(PublishedChunk.chunk_id, PublishedChunk.tokens, PublishedChunk.groups).where(live)
+        tokens, groups = {}, {}
         with self.engine.connect() as conn:
-            return {cid: list(tokens) for cid, tokens in conn.execute(query)}
+            for cid, words, limited in conn.execute(query):
+                tokens[cid] = list(words)
+                if limited:
+                    groups[cid] = sorted(limited)
+        return tokens, groups
 
     def write(
-        self, kb: str, version: int, tokens: dict[str, list[str]], stamp: str, state: dict, *, if_absent: bool = False
+        self,
+        kb: str,
+        version: int,
+        tokens: dict[str, list[str]],
+        stamp: str,
+        state: dict,
+        groups: dict[str, list[str]] | None = None,
+        *,
+        if_absent: bool = False,
     ) -> bool:
-        """Make exactly the chunks of ``tokens`` live as ``version``, in one transaction: the changed rows and the
-        KB's row. ``if_absent``: only if the KB was never published here (adopting); returns whether it wrote."""
+        """Make exactly the chunks of ``tokens`` live as ``version``, limited to ``groups`` (chunk id → groups;
+        a chunk not named: everyone), in one transaction: the changed rows and the KB's row. ``if_absent``: only if
+        the KB was never published here (adopting); returns whether it wrote."""
+        groups = {cid: sorted(g) for cid, g in (groups or {}).items() if g and cid in tokens}
         with Session(self.engine.execution_options(kb_write_lock=True)) as s, s.begin():
             if s.bind.dialect.name == "postgresql":  # publishers of one KB take turns (SQLite: the write lock)
                 s.execute(select(func.pg_advisory_xact_lock(zlib.crc32(f"publish:{kb}".encode()))))
             head = s.get(PublishedKB, kb)
             if if_absent and head is not None:
                 return False
-            rows = dict(s.execute(select(PublishedChunk.chunk_id, PublishedChunk.removed_version).where(
-                PublishedChunk.kb == kb)).all())  # fmt: skip
-            live = {cid for cid, removed in rows.items() if removed is None}
+            rows = {cid: (removed, limited) for cid, removed, limited in s.execute(
+                select(PublishedChunk.chunk_id, PublishedChunk.removed_version, PublishedChunk.groups).where(
+                    PublishedChunk.kb == kb))}  # fmt: skip
+            live = {cid for cid, (removed, _) in rows.items() if removed is None}
             wanted = set(tokens)
-            fresh = [{"kb": kb, "chunk_id": c, "tokens": tokens[c], "added_version": version, "removed_version": None}
-                     for c in sorted(wanted - live)]  # fmt: skip
-            changed = [r for r in fresh if r["chunk_id"] in rows]  # removed earlier, live again
-            if head is None or head.tokenizer != TOKENIZER_VERSION:  # every kept chunk gets this tokenizer's tokens
-                changed += [{"kb": kb, "chunk_id": c, "tokens": tokens[c]} for c in sorted(wanted & live)]
+            fresh = [{"kb": kb, "chunk_id": c, "tokens": tokens[c], "added_version": version, "removed_version": None,
+                      "groups": groups.get(c)} for c in sorted(wanted - live)]  # fmt: skip
+            retokenize = head is None or head.tokenizer != TOKENIZER_VERSION  # every kept chunk gets these tokens
+            kept = [{"kb": kb, "chunk_id": c, "tokens": tokens[c], "groups": groups.get(c)}
+                    for c in sorted(wanted & live)
+                    if retokenize or sorted(rows[c][1] or []) != (groups.get(c) or [])]  # fmt: skip
             for part in _batches([r for r in fresh if r["chunk_id"] not in rows]):
                 s.execute(insert(PublishedChunk), part)
-            for part in _batches(changed):
+            for part in _batches([r for r in fresh if r["chunk_id"] in rows]):  # removed earlier, live again
+                s.execute(update(PublishedChunk), part)
+            for part in _batches(kept):
                 s.execute(update(PublishedChunk), part)
             for part in _batches(sorted(live - wanted)):
                 s.execute(update(PublishedChunk).where(PublishedChunk.kb == kb, PublishedChunk.chunk_id.in_(part))

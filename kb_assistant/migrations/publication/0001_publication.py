@@ -1,4 +1,5 @@
-"""Published KB state: each KB's published version (one row per KB) and its chunks with their keyword tokens.
+"""Published KB state: each KB's published version (one row per KB) and its chunks with their keyword tokens and
+the access groups a chunk is limited to.
 
 A chunk row says from which version it is live (``added_version``) and, once removed, from which it no longer is
 (``removed_version``): a version's live set is read from the rows as they stand, and a publish writes only what
@@ -38,6 +39,7 @@ def upgrade() -> None:
         sa.Column("tokens", sa.JSON(), nullable=False),
         sa.Column("added_version", sa.Integer(), nullable=False),
         sa.Column("removed_version", sa.Integer(), nullable=True),
+        sa.Column("groups", sa.JSON(), nullable=True),
     )
     op.create_index("ix_published_chunks_removed", "published_chunks", ["kb", "removed_version"])
 
