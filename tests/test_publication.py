@@ -188,3 +188,25 @@ def test_an_interrupted_publish_leaves_the_version_before_it_served(tmp_path, mo
     # the half-built version 2 folder is scratch: the next publish of 2 builds its own
     index.publish(2, {**PARKING, **ARCHIVE})
     assert kb(tmp_path / "d").live_ids() == {"park-1", "arch-1"}
+
+
+@pytest.mark.unit
+def test_the_access_groups_of_a_version_reach_a_process_with_a_data_dir_of_its_own(tmp_path):
+    from kb_assistant import db
+    from kb_assistant.store.publication import Publication
+
+    url = db.sqlite_url(tmp_path / "shared.db")  # one database, as replicas share Postgres
+
+    def process(name: str) -> Publication:
+        settings = Settings(data_dir=tmp_path / name, database_url=url)
+        return Publication(settings, "hr", build_index=BM25Search.build)
+
+    writer, reader = process("ingest-host"), process("replica")
+    writer.publish(1, {**PARKING, **LUNCH}, {"lunch-1": ["staff"]})
+    reader.refresh()
+    assert reader.visibility() == {"lunch-1": frozenset({"staff"})}
+    assert reader.snapshot().live == {"park-1", "lunch-1"}
+    writer.publish(2, {**PARKING, **LUNCH}, {"park-1": ["visitors", "staff"]})  # only the groups changed
+    reader.refresh(force=True)
+    assert reader.visibility() == {"park-1": frozenset({"visitors", "staff"})}
+    assert reader.version == 2 and reader.snapshot().sorted_ids == ["lunch-1", "park-1"]
