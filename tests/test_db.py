@@ -205,3 +205,15 @@ def test_two_stores_migrating_at_once_in_one_process_both_succeed(tmp_path):
     assert errors == []
     assert QUEUE_MIGRATIONS.current(db.engine(db.sqlite_url(tmp_path / "queue.db"))) == QUEUE_MIGRATIONS.head()
     assert CACHE_MIGRATIONS.current(db.engine(db.sqlite_url(tmp_path / "cache.sqlite3"))) == CACHE_MIGRATIONS.head()
+
+
+def test_a_server_migrates_the_queue_and_the_cache_before_its_first_request(tmp_path, embeddings):
+    """``kb serve`` warms up before it listens: the stores' migrations are not left to the first requests' threads."""
+    from kb_assistant.assistant import Assistant
+    from kb_assistant.queue.database import MIGRATIONS as QUEUE_MIGRATIONS
+    from ui.server import warm_up
+
+    settings = Settings(data_dir=tmp_path / "d")
+    warm_up(Assistant(settings, embeddings=embeddings))
+    assert QUEUE_MIGRATIONS.current(db.engine(db.sqlite_url(settings.path("queue.db")))) == QUEUE_MIGRATIONS.head()
+    assert CACHE_MIGRATIONS.current(db.engine(db.sqlite_url(settings.path("cache.sqlite3")))) == "cache_0001"
