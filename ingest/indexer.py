@@ -1,7 +1,7 @@
 """The incremental indexer: one run that syncs source roots into one knowledge base, crash-safe.
 
     scan (stat; ``ingest.sources``) ─► load + chunk + tokenize (``ingest.worker``) ─► embed (big batches) ─► Chroma
-                                    ─► commit KB version (ledger) ─► publish (keyword index, state.json)
+                                    ─► commit KB version (ledger) ─► publish (the database's published state)
                                     ─► delete replaced vectors
 
 Unchanged files (same size and mtime, else same content hash) are skipped without loading or embedding; changed

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 
 from ingest.ledger import Ledger
 from ingest.visibility import sidecar_groups
 from kb_assistant.kb_access import kb_groups
 from kb_assistant.settings import Settings
+from kb_assistant.store.publication import read_state
 
 
 def kb_status(settings: Settings, kb: str | None = None) -> list[dict]:
@@ -23,8 +23,7 @@ def kb_status(settings: Settings, kb: str | None = None) -> list[dict]:
         runs = ledger.runs(name, limit=1)
         if not docs and not runs and not ledger.sources(name):
             continue
-        state_file = settings.data_dir / "kb" / name / "state.json"
-        state = json.loads(state_file.read_text(encoding="utf-8")) if state_file.exists() else {}
+        state = read_state(settings, name)
         done = [d for d in docs if d.status == "done"]
         failed = [d for d in docs if d.status == "failed"]
         last = runs[0] if runs else None

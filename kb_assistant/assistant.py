@@ -171,6 +171,7 @@ class Assistant:
             principal=principal,
         )  # fmt: skip
         index = self.index(kb, principal)
+        index.refresh(force=True)  # one version check per question: a version another replica published is seen
         view = index.view(principal)  # every stage reads the KB as the principal sees it
         s = self.settings
         if is_handoff_request(question, s.handoff_phrases):  # a person was asked for: no retrieval

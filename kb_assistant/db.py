@@ -32,6 +32,14 @@ def sqlite_url(path: Path) -> str:
     return f"sqlite:///{Path(path).resolve()}"
 
 
+def store_url(settings, default_file: str) -> str:
+    """Where a store lives: ``KB_DATABASE_URL`` when set (every store in that one database, shared by every
+    replica), else the store's own SQLite file in the data dir."""
+    if settings.database_url and settings.database_url.strip():
+        return settings.database_url.strip()
+    return sqlite_url(settings.data_dir / default_file)
+
+
 def _pragmas(dbapi_conn, busy_timeout_s: float) -> None:
     dbapi_conn.isolation_level = None  # we issue BEGIN ourselves (pysqlite's own is deferred, late)
     cur = dbapi_conn.cursor()

@@ -134,9 +134,14 @@ class Settings(BaseSettings):
     # --- human queue -------------------------------------------------------------------------
     database_url: str | None = Field(
         None,
-        description="SQLAlchemy URL of the queue database (tickets, answer log, agents); "
-        "unset = SQLite file queue.db in the data dir (WAL, busy timeout). Postgres: postgresql+psycopg://…",
+        description="SQLAlchemy URL of the one database every store shares (tickets, answer log, agents, API keys, "
+        "the ingest ledger, the published KB versions): what replicas share. Unset = SQLite files in the data dir "
+        "(queue.db, ingest.sqlite, published.sqlite; WAL, busy timeout). Postgres: postgresql+psycopg://…",
     )
+    version_check_s: float = Field(
+        1.0, ge=0, description="How often a process asks the database whether a newer KB version was published "
+        "(besides once per question); a replica sees another's ingest within this.",
+    )  # fmt: skip
     database_busy_timeout_s: float = Field(10.0, gt=0, description="SQLite: how long a writer waits for the lock.")
     handoff_phrases: list[str] = Field(
         ["转人工", "人工客服", "找人工", "真人客服", "人工服务", "talk to a human", "speak to a human",

@@ -133,19 +133,22 @@ def test_processes_starting_at_once_on_a_new_ledger_migrate_it_once_and_all_work
 
 
 def test_the_stores_keep_their_revisions_apart_in_one_database(tmp_path):
-    """Queue, ledger and cache in one database (as on a shared Postgres): each history has its own version table."""
+    """Queue, ledger, cache and published KB state in one database (as on a shared Postgres): each history has its
+    own version table."""
     from kb_assistant.queue.database import MIGRATIONS as QUEUE_MIGRATIONS
+    from kb_assistant.store.published import MIGRATIONS as PUBLICATION_MIGRATIONS
 
     engine = db.engine(db.sqlite_url(tmp_path / "one.db"))
-    for migrations in (QUEUE_MIGRATIONS, LEDGER_MIGRATIONS, CACHE_MIGRATIONS):
+    histories = (QUEUE_MIGRATIONS, LEDGER_MIGRATIONS, CACHE_MIGRATIONS, PUBLICATION_MIGRATIONS)
+    for migrations in histories:
         migrations.upgrade(engine)
-    assert [m.current(engine) for m in (QUEUE_MIGRATIONS, LEDGER_MIGRATIONS, CACHE_MIGRATIONS)] == [
-        QUEUE_MIGRATIONS.head(), LEDGER_MIGRATIONS.head(), "cache_0001",
+    assert [m.current(engine) for m in histories] == [
+        QUEUE_MIGRATIONS.head(), LEDGER_MIGRATIONS.head(), "cache_0001", "publication_0001",
     ]  # fmt: skip
     from sqlalchemy import inspect
 
     tables = set(inspect(engine).get_table_names())
-    assert {"tickets", "answer_log", "documents", "runs", "cache_entries", "cache_counters"} <= tables
+    assert {"tickets", "answer_log", "documents", "runs", "cache_entries", "cache_counters", "published_kbs"} <= tables
 
 
 def test_the_ledger_runs_on_postgres_with_64_bit_sizes_and_times(tmp_path, pg_url):

@@ -1,10 +1,11 @@
 """``KnowledgeBase``: one KB, composed of its publication (version, live set), vectors (Chroma), keyword search
 and corpus statistics — what every stage is handed. It adds nothing of its own but keeping them in step: a newer
-publish seen by one stat swaps the keyword search and statistics for the new version's."""
+published version swaps the keyword search and statistics for the new version's."""
 
 from __future__ import annotations
 
 import os
+import socket
 import threading
 from typing import TYPE_CHECKING
 
@@ -27,7 +28,7 @@ class KnowledgeBase:
         self.name = check_kb_name(name)
         self.state_dir = state_dir(settings, name)
         self.glossary = load_glossary(settings.glossary_builtin, settings.glossary_files)
-        self.publication = Publication(self.state_dir)
+        self.publication = Publication(settings, self.name, build_index=BM25Search.build, tokens_for=self._tokens_of)
         self.vectors = Vectors(settings, self.name, embeddings)
         self._version_state: _Version | None = None  # keyword search, statistics, visibility of one version
 
@@ -41,36 +42,39 @@ class KnowledgeBase:
         self.vectors.embeddings = embeddings
 
     # --- the published version ---------------------------------------------------------------------
-    def refresh(self) -> None:
-        """Pick up a newer published state (another process or thread ingested); costs one stat when unchanged."""
-        self._current()
+    def refresh(self, *, force: bool = False) -> None:
+        """Pick up a newer published version (another process, replica or thread ingested): a read of the KB's
+        version stamp when due (``version_check_s``) or forced (once per question), nothing otherwise."""
+        self._current(force=force)
 
-    def _current(self) -> _Version:
+    def _current(self, *, force: bool = False) -> _Version:
         """The published version's keyword search, statistics and visibility, made once per version (one
         object, swapped whole: a reader holding it never sees a mix of two versions)."""
         pub = self.publication
-        pub.refresh()
+        pub.refresh(force=force)
         snap, held = pub.snapshot(), self._version_state
         if held is None or held.generation != snap.generation:
             keyword = BM25Search(snap.folder, snap.sorted_ids, self.glossary)
             stats = BM25Stats(keyword, self.glossary, self._chunk_tokens)
-            if held is not None and held.generation and pub.state.get("writer_pid") != os.getpid():
+            writer = (pub.state.get("writer_pid"), pub.state.get("writer_host", socket.gethostname()))
+            if held is not None and held.generation and writer != (os.getpid(), socket.gethostname()):
                 self.vectors.reopen()  # published elsewhere (a --full rebuild may have made a new collection)
             held = self._version_state = _Version(snap.generation, keyword, stats, snap.live, snap.visibility, self)
         return held
 
     @property
     def version(self) -> int:
-        """The published KB version: every change an ingest makes bumps it."""
-        self.refresh()
+        """The published KB version: every change an ingest makes bumps it (checked against the database now)."""
+        self.refresh(force=True)
         return self.publication.version
 
     def state(self) -> dict:
-        self.refresh()
+        """The published state (version, chunks, when, by whom), checked against the database now."""
+        self.refresh(force=True)
         return self.publication.state
 
     def live_ids(self) -> frozenset[str]:
-        """The published chunk ids (checks for a newer publish first: one stat)."""
+        """The published chunk ids of the version this process serves."""
         self.refresh()
         return self.publication.live_ids()
 
@@ -101,9 +105,7 @@ class KnowledgeBase:
         if visibility is None:
             visibility = {cid: sorted(g) for cid, g in current.items() if cid in tokens}
         self.set_visibility(tokens, visibility, current)
-        self.publication.publish(
-            version, tokens, lambda folder, ids: BM25Search.build(folder, ids, tokens), visibility, **extra
-        )
+        self.publication.publish(version, tokens, visibility, **extra)
         self.refresh()
 
     def set_visibility(self, tokens, visibility: dict[str, list[str]], current: dict[str, frozenset[str]]) -> None:
@@ -170,6 +172,10 @@ class KnowledgeBase:
 
     def missing_concepts(self, query: str) -> list[str]:
         return self.stats.missing_concepts(query)
+
+    def _tokens_of(self, ids: list[str]) -> dict[str, list[str]]:
+        """Keyword tokens made from the stored chunks (adopting a data dir that kept none)."""
+        return {cid: keyword_tokens(c) for cid, c in self.get(ids).items()}
 
     def _chunk_tokens(self, ids: list[str]) -> list[list[str]]:
         return [keyword_tokens(c) for c in self.get(ids).values()]
