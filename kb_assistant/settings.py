@@ -15,6 +15,22 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 KB_NAME_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9])?$")  # Chroma's collection-name rules
 
 
+CONFIDENCE_MODEL = Path(__file__).with_name("answer") / "confidence_model.json"
+
+
+def calibrated_threshold() -> float:
+    """The default answer threshold, as the confidence calibration chose it with the model it fitted."""
+    import json
+
+    try:
+        return float(json.loads(CONFIDENCE_MODEL.read_text(encoding="utf-8"))["threshold"])
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise SettingsError(
+            f"{CONFIDENCE_MODEL}: no threshold in the confidence model ({e}); set KB_CONFIDENCE_THRESHOLD or refit "
+            "with: python -m eval.calibrate"
+        ) from e
+
+
 class SettingsError(ValueError):
     """A setting has a value we cannot use; the message names the KB_ variable."""
 
@@ -98,7 +114,13 @@ class Settings(BaseSettings):
         description="Your own glossary files, comma-separated: one concept per line, its synonyms and translations "
         "separated by tabs. Keyword search and question coverage treat a concept's terms as one.",
     )
-    confidence_threshold: float = Field(0.25, ge=0.0, le=1.0, description="Below it the question is not answered.")
+    confidence_threshold: float = Field(
+        default_factory=lambda: calibrated_threshold(),
+        ge=0.0,
+        le=1.0,
+        description="Below it the question is not answered; unset = the threshold the confidence model was fitted "
+        "with (kb_assistant/answer/confidence_model.json, `python -m eval.calibrate`).",
+    )
     max_question_chars: int = Field(4000, ge=1)
     max_history_messages: int = Field(
         20, ge=0, description="Earlier turns a question is condensed with (the newest); each cut to max_question_chars."
