@@ -49,7 +49,7 @@ FEATURES = (
     "missing",  # the question names a workplace concept the KB never says
     "terms",  # log(1 + content words of the question)
     "same_document",  # share of the passages shown that come from the best passage's document
-    "rivals",  # share of the other passages covering the question within RIVAL_GAP of the best one
+    "rivals",  # share of the passages shown covering the question within RIVAL_GAP of the best one (itself too)
 )
 RIVAL_GAP = 0.1
 MISSING_CONCEPT_FACTOR = 0.3  # the cross-encoder mix: confidence kept when a concept is missing
@@ -92,7 +92,7 @@ def evidence_features(
         "missing": float(bool(missing_concepts)),
         "terms": math.log1p(len(set(query_terms(question)))) if question else 0.0,
         "same_document": sum(c.chunk.source == top.chunk.source for c in passages) / len(passages),
-        "rivals": sum(o >= coverage - RIVAL_GAP for o in others) / len(others) if others else 0.0,
+        "rivals": sum(_coverage(c) >= coverage - RIVAL_GAP for c in passages) / len(passages),
     }
 
 
