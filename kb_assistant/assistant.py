@@ -413,7 +413,7 @@ class Evidence:
             s, question = self.assistant.settings, self.query.standalone
             self._confidence = assess(
                 self.candidates()[: s.top_k], self.query.language, self.index.missing_concepts(question),
-                question=question, stats=self.index.stats, kb_size=self.index.count(),
+                question=question, stats=self.index.stats, kb_size=self.index.count(), model=s.confidence_model,
             )  # fmt: skip
         return self._confidence
 

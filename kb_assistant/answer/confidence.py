@@ -8,12 +8,15 @@ over the next passage, counted in proportion to the KB's size (a small KB's best
 it says); the share of the question's weight on words the KB never uses; glossary concepts the KB never says
 (``KnowledgeBase.missing_concepts``); the question's language and whether the passage is in another one.
 
-``answer_confidence`` turns them into the probability of a logistic regression fitted on real documents — the
+With ``KB_CONFIDENCE_MODEL=fitted``, ``answer_confidence`` turns them into the probability of a model fitted on real
+documents — the
 shared policy PDFs (correct vs wrong answers), the golden set and the refusal hold-outs (answerable vs not), CMRC /
 DRCD (answerable) — by ``python -m eval.calibrate``, which writes ``confidence_model.json`` beside this module:
 standardisation, coefficients and the default threshold, chosen on the fitting data and reported on held-out
-folds (eval/README.md, "Confidence"). A cross-encoder's score is not among the fitted features: with
-KB_RERANKER_MODEL set the confidence is the hand-weighted mix it always was.
+folds (eval/README.md, "Confidence: a fitted model"). The default stays the hand-weighted mix of coverage and
+dense similarity (``EVIDENCE_WEIGHTS``): the fitted model does not yet keep the golden set's refusal gate at any
+threshold (the figures are in eval/README.md). A cross-encoder's score is not among the fitted features: with
+KB_RERANKER_MODEL set the confidence is the cross-encoder mix it always was.
 """
 
 from __future__ import annotations
@@ -32,19 +35,20 @@ MODEL_FILE = Path(__file__).with_name("confidence_model.json")
 WINDOW_SENTENCES = 3  # the best run of up to this many consecutive sentences of a passage
 PASSAGES_READ = 3  # the passages the extractive answer draws on
 UNKNOWN_WEIGHT = 4.0  # what a word the KB never uses weighs in coverage (``rerank.weighted_coverage``)
+TYPICAL_LEAD = 0.1  # a lead nothing can be read from (a KB of one chunk) counts as this: the sets' mean is ~0.1
 LARGE_KB = 1000  # chunks from which a passage's lead counts in full (log scale: 10 chunks count a third)
 FEATURES = (
     "coverage",  # IDF-weighted share of the question the best passage holds
     "window",  # the same, of its best window of consecutive sentences (with its heading)
     "window_top3",  # the best window among the passages the answer reads
-    "coverage_lead",  # best passage's coverage minus the best among the others, times the KB-size factor
+    "coverage_lead",  # best passage's coverage minus the best among the others (KB-size weighted, ``_sized``)
     "dense_en",  # dense similarity of the best passage, English (0 for Chinese)
     "dense_zh",  # the same, Chinese (0 for English)
     "zh",  # the question or the passage is Chinese
     "cross_language",  # the question is in one language, the passage in the other
     "dense_agrees",  # dense retrieval also rates the best passage highest of those shown
     "keyword_agrees",  # so does keyword retrieval
-    "margin",  # lead of the best passage's score over the next, times the KB-size factor
+    "margin",  # lead of the best passage's score over the next (KB-size weighted, ``_sized``)
     "unknown",  # share of the question's weight on words the KB never uses
     "missing",  # the question names a workplace concept the KB never says
     "terms",  # log(1 + content words of the question)
@@ -52,7 +56,13 @@ FEATURES = (
     "rivals",  # share of the passages shown covering the question within RIVAL_GAP of the best one (itself too)
 )
 RIVAL_GAP = 0.1
-MISSING_CONCEPT_FACTOR = 0.3  # the cross-encoder mix: confidence kept when a concept is missing
+# The hand-weighted confidence (KB_CONFIDENCE_MODEL=weighted, the default): (coverage, dense similarity) of the
+# best passage per language — MiniLM's similarities mean little for Chinese, so there coverage carries the weight —
+# kept at 0.3 of itself when the question names a workplace concept the KB never says ("公司有上下班班车吗" is well
+# covered by a passage about 上下班 taxis). A lead over the next passage has no weight here: on a small KB the best
+# passage leads by a lot whatever it says.
+EVIDENCE_WEIGHTS = {"en": (0.5, 0.5), "zh": (0.85, 0.15)}
+MISSING_CONCEPT_FACTOR = 0.3
 
 
 def evidence_features(
@@ -66,7 +76,7 @@ def evidence_features(
 ) -> dict[str, float]:
     """The features of ``FEATURES`` for the reranked ``passages`` (best first). Without ``question`` and ``stats``
     the window features fall back to the passage's coverage and ``unknown`` to 0; without ``kb_size`` the leads
-    (score and coverage) count for nothing, as in a KB of one chunk."""
+    (score and coverage) say nothing, as in a KB of one chunk: they count as ``TYPICAL_LEAD``."""
     top = passages[0]
     coverage = _coverage(top)
     zh = (top.lang or lang) == "zh"
@@ -80,14 +90,14 @@ def evidence_features(
         "coverage": coverage,
         "window": windows[0],
         "window_top3": max(windows),
-        "coverage_lead": (coverage - max(others, default=0.0)) * size,
+        "coverage_lead": _sized(coverage - max(others, default=coverage), size),
         "dense_en": 0.0 if zh else top.dense,
         "dense_zh": top.dense if zh else 0.0,
         "zh": float(zh),
         "cross_language": float(q_lang != detect_language(top.chunk.search_text()[:400])),
         "dense_agrees": float(top.dense >= max(c.dense for c in passages)),
         "keyword_agrees": float(top.keyword >= max(c.keyword for c in passages)),
-        "margin": (top.score - passages[1].score) * size if len(passages) > 1 else size,
+        "margin": _sized(top.score - passages[1].score if len(passages) > 1 else 0.0, size),
         "unknown": unknown_share(question, stats) if question and stats is not None else 0.0,
         "missing": float(bool(missing_concepts)),
         "terms": math.log1p(len(set(query_terms(question)))) if question else 0.0,
@@ -104,9 +114,10 @@ def answer_confidence(
     question: str | None = None,
     stats=None,
     kb_size: int | None = None,
+    model: str = "weighted",
 ) -> float:
-    """0..1: the fitted model's probability that answering from ``passages`` is right (see the module)."""
-    return assess(passages, lang, missing_concepts, question=question, stats=stats, kb_size=kb_size)[0]
+    """0..1 (see the module); ``model``: "weighted" (the default) or "fitted"."""
+    return assess(passages, lang, missing_concepts, question=question, stats=stats, kb_size=kb_size, model=model)[0]
 
 
 def assess(
@@ -117,19 +128,26 @@ def assess(
     question: str | None = None,
     stats=None,
     kb_size: int | None = None,
+    model: str = "weighted",
 ) -> tuple[float, dict[str, float] | None]:
-    """(confidence, the features it came from); features are None without passages or with a cross-encoder."""
+    """(confidence, the features of the question's evidence); features are None without passages or with a
+    cross-encoder. ``model`` (KB_CONFIDENCE_MODEL): "fitted" is the calibrated model of ``confidence_model.json``;
+    "weighted" the hand-weighted mix of coverage and dense similarity the fitted one is measured against."""
     if not passages:
         return 0.0, None
     top = passages[0]
+    factor = MISSING_CONCEPT_FACTOR if missing_concepts else 1.0
+    dense = min(1.0, max(0.0, (top.dense - 0.25) / 0.45))
     if top.cross_encoder is not None:
-        dense = min(1.0, max(0.0, (top.dense - 0.25) / 0.45))
         value = 0.5 * top.score + 0.3 * _coverage(top) + 0.2 * dense
-        return round(min(1.0, max(0.0, value * (MISSING_CONCEPT_FACTOR if missing_concepts else 1.0))), 4), None
+        return round(min(1.0, max(0.0, value * factor)), 4), None
     features = evidence_features(
         passages, lang, missing_concepts, question=question, stats=stats, kb_size=kb_size
     )  # fmt: skip
-    return round(predict(features), 4), features
+    if model == "fitted":
+        return round(predict(features), 4), features
+    w_cov, w_dense = EVIDENCE_WEIGHTS["zh" if (top.lang or lang) == "zh" else "en"]
+    return round(min(1.0, max(0.0, (w_cov * _coverage(top) + w_dense * dense) * factor)), 4), features
 
 
 def predict(features: dict[str, float], model: dict | None = None) -> float:
@@ -186,6 +204,11 @@ def unknown_share(question: str, stats) -> float:
     weights = {t: stats.idf(t) or UNKNOWN_WEIGHT for t in terms}
     total = sum(weights.values())
     return sum(w for t, w in weights.items() if not stats.idf(t)) / total if total else 0.0
+
+
+def _sized(lead: float, size: float) -> float:
+    """A lead, trusted in proportion to the KB-size factor; the rest of the way it is taken as ``TYPICAL_LEAD``."""
+    return size * lead + (1 - size) * TYPICAL_LEAD
 
 
 def _coverage(c: Candidate) -> float:
