@@ -93,8 +93,28 @@ def collect(cs: CalibrationSet, settings, embeddings, shared: Path, squad_limit:
 # - right: is the best passage the one that answers it (answerable questions: a policy answer's token presence,
 #   1 / ½ / 0; elsewhere the expected passage ranked first) — how far the best passage stands out from the rest.
 PARTS = {
-    "scope": ("coverage", "window", "dense_en", "dense_zh", "zh", "cross_language", "unknown", "missing", "terms"),
-    "right": ("coverage_lead", "rivals", "keyword_agrees", "dense_agrees", "margin", "window_top3", "same_document"),
+    "scope": (
+        "coverage",
+        "window",
+        "dense_en",
+        "dense_zh",
+        "zh",
+        "cross_language",
+        "unknown",
+        "missing",
+        "terms",
+        "coverage_known",
+    ),
+    "right": (
+        "coverage_lead",
+        "rivals",
+        "keyword_agrees",
+        "dense_agrees",
+        "margin",
+        "window_top3",
+        "same_document",
+        "window_known",
+    ),
 }
 
 

@@ -54,6 +54,8 @@ FEATURES = (
     "terms",  # log(1 + content words of the question)
     "same_document",  # share of the passages shown that come from the best passage's document
     "rivals",  # share of the passages shown covering the question within RIVAL_GAP of the best one (itself too)
+    "coverage_known",  # coverage of the part of the question the KB can cover at all (its words the KB uses)
+    "window_known",  # the same for the best window of the passages the answer reads
 )
 RIVAL_GAP = 0.1
 # The hand-weighted confidence (KB_CONFIDENCE_MODEL=weighted, the default): (coverage, dense similarity) of the
@@ -86,6 +88,8 @@ def evidence_features(
         windows = [best_window(question, c, stats) for c in passages[:PASSAGES_READ]]
     others = [_coverage(c) for c in passages[1:]]
     size = min(1.0, math.log10(kb_size) / math.log10(LARGE_KB)) if kb_size and kb_size > 1 else 0.0
+    unknown = unknown_share(question, stats) if question and stats is not None else 0.0
+    known = max(0.05, 1.0 - unknown)
     return {
         "coverage": coverage,
         "window": windows[0],
@@ -98,11 +102,13 @@ def evidence_features(
         "dense_agrees": float(top.dense >= max(c.dense for c in passages)),
         "keyword_agrees": float(top.keyword >= max(c.keyword for c in passages)),
         "margin": _sized(top.score - passages[1].score if len(passages) > 1 else 0.0, size),
-        "unknown": unknown_share(question, stats) if question and stats is not None else 0.0,
+        "unknown": unknown,
         "missing": float(bool(missing_concepts)),
         "terms": math.log1p(len(set(query_terms(question)))) if question else 0.0,
         "same_document": sum(c.chunk.source == top.chunk.source for c in passages) / len(passages),
         "rivals": sum(_coverage(c) >= coverage - RIVAL_GAP for c in passages) / len(passages),
+        "coverage_known": min(1.0, coverage / known),
+        "window_known": min(1.0, max(windows) / known),
     }
 
 
