@@ -118,7 +118,8 @@ def evaluate_pairs(
 
     import numpy as np
 
-    from kb_assistant.cache_guard import is_personal, near_miss_reason, normalize_question, wording_key
+    from kb_assistant.cache.guard import near_miss_reason
+    from kb_assistant.cache.keys import is_personal, normalize_question, wording_key
 
     dropped = 0
     if evidence is not None:
@@ -209,7 +210,7 @@ def run(
     ``<data>/eval/cache-*/evidence.json``), the threshold is chosen on one half of every such file at once and
     checked on the other halves, and ``off_kb`` questions of each of the other KBs are asked of a cache holding
     every answered question of this one (a question the KB has no entry for must never hit)."""
-    from kb_assistant.cache import similarity_threshold
+    from kb_assistant.cache.semantic import similarity_threshold
     from kb_assistant.embeddings import make_embeddings
     from kb_assistant.glossary import load_glossary
     from kb_assistant.settings import Settings
@@ -360,7 +361,8 @@ class EvidenceKB:
         (every one is a question this KB has no entry for)."""
         import numpy as np
 
-        from kb_assistant.cache_guard import near_miss_reason, normalize_question, wording_key
+        from kb_assistant.cache.guard import near_miss_reason
+        from kb_assistant.cache.keys import normalize_question, wording_key
 
         own = self.evidence(set(self.questions))
         stored = [q for q in self.questions if own[q].cited]

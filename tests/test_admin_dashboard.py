@@ -118,7 +118,7 @@ def test_an_empty_period_gives_zeros_not_an_error(queue, tmp_path):
 def test_answers_logged_before_the_dashboard_migration_count_with_zeros(tmp_path):
     from alembic import command
 
-    from kb_assistant.queue.store import MIGRATIONS, make_engine
+    from kb_assistant.queue.database import MIGRATIONS, make_engine
 
     settings = Settings(data_dir=tmp_path / "d")
     settings.data_dir.mkdir(parents=True)

@@ -9,7 +9,8 @@ import threading
 
 import pytest
 
-from kb_assistant.cache_guard import is_personal, near_miss_reason, normalize_question, wording_key
+from kb_assistant.cache.guard import near_miss_reason
+from kb_assistant.cache.keys import is_personal, normalize_question, wording_key
 
 HOURS_EN = "Office hours are Monday to Friday, {start} to 19:00, with a lunch break from 12:00 to 13:30."
 HOURS_ZH = "公司上班时间为周一至周五 {start}，下班时间为 19:00。"
@@ -578,7 +579,7 @@ def test_cache_stats_and_clear_on_the_command_line(kb_assistant, monkeypatch):
 
 @pytest.mark.unit
 def test_the_english_threshold_defaults_to_the_one_measured_for_the_embedding_model(monkeypatch):
-    from kb_assistant.cache import similarity_threshold
+    from kb_assistant.cache.semantic import similarity_threshold
     from kb_assistant.settings import Settings
 
     assert similarity_threshold(Settings(), "en") == 1.0  # MiniLM: no embedding layer unless asked for

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-import ingest.pipeline as pipeline
+import ingest.worker as worker
 from ingest.ledger import IngestLocked, Ledger, kb_lock
 from ingest.pipeline import sync_sources
 from kb_assistant.cli import app
@@ -56,7 +56,7 @@ def test_unchanged_documents_are_skipped_without_loading_or_embedding(tmp_path, 
     def must_not_load(*args, **kwargs):
         raise AssertionError("an unchanged document was loaded")
 
-    monkeypatch.setattr(pipeline, "load_document", must_not_load)
+    monkeypatch.setattr(worker, "load_document", must_not_load)
     os.utime(folder / "lunch.md", ns=(1, 1))  # touched, same content: read and hashed, but not loaded
     second = sync_sources(settings, [folder], KB)
 

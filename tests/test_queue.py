@@ -8,8 +8,9 @@ import pytest
 
 from kb_assistant.assistant import Assistant
 from kb_assistant.errors import KBError, QuestionError, UnknownTicket
+from kb_assistant.queue.models import parse_ticket_id
 from kb_assistant.queue.spool import Spool
-from kb_assistant.queue.store import AnswerRecord, TicketQueue, parse_ticket_id
+from kb_assistant.queue.store import AnswerRecord, TicketQueue
 from kb_assistant.settings import Settings
 
 DOG = "Can I bring my dog to the office?"
@@ -174,8 +175,8 @@ def test_the_migrations_build_exactly_the_models_schema(tmp_path):
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
 
+    from kb_assistant.queue.database import MIGRATIONS
     from kb_assistant.queue.models import Base
-    from kb_assistant.queue.store import MIGRATIONS
 
     queue = TicketQueue(Settings(data_dir=tmp_path / "d"))
     assert queue.available()

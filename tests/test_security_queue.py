@@ -49,7 +49,7 @@ def test_tickets_stored_with_a_null_embedding_before_the_fix_are_repaired_by_the
     from alembic import command
     from sqlalchemy import text
 
-    from kb_assistant.queue.store import MIGRATIONS, migrate
+    from kb_assistant.queue.database import MIGRATIONS, migrate
 
     queue = assistant.queue
     answer = assistant.ask("How many days of sick leave do I get?", session_id="s-1")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from kb_assistant.cache_guard import normalize_question, wording_key
+from kb_assistant.cache.keys import normalize_question, wording_key
 from kb_assistant.glossary import Glossary
 from kb_assistant.language import to_simplified, tokenize
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from kb_assistant.cache_guard import is_personal, near_miss_reason, normalize_question, numbers, wording_key
+from kb_assistant.cache.detectors import numbers
+from kb_assistant.cache.guard import near_miss_reason
+from kb_assistant.cache.keys import is_personal, normalize_question, wording_key
 from kb_assistant.condense import LLMCondenser, TopicCarryover, previous_user_question
 from kb_assistant.language import detect_language, normalise, query_terms, split_sentences, tokenize
 

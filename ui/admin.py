@@ -20,7 +20,8 @@ from datetime import datetime
 from pathlib import Path
 
 from ingest.ledger import Ledger
-from ingest.pipeline import IngestReport, forget_sources, sync_sources
+from ingest.pipeline import forget_sources, sync_sources
+from ingest.report import IngestReport
 from kb_assistant.assistant import Assistant
 from kb_assistant.errors import KBError
 from kb_assistant.schema import Chunk
@@ -154,7 +155,8 @@ class DocumentLibrary:
         """Check each (name, temp path), move the good ones into the KB's upload folder, sync it incrementally.
 
         ``on_file(name, reason)`` is called as each file is settled (reason None: accepted / ingested)."""
-        from ingest.pipeline import check_file  # the pipeline's own per-file load: the same limits and reasons
+        from ingest.partition_api import PartitionAPI
+        from ingest.worker import check_file  # the pipeline's own per-file load: the same limits and reasons
 
         kb = self._check_kb(kb)
         folder = self.uploads_dir(kb)
@@ -162,6 +164,7 @@ class DocumentLibrary:
         staging.mkdir(parents=True)
         result = UploadResult(kb)
         max_bytes = int(self.settings.max_file_mb * 1e6)
+        parser = PartitionAPI.from_settings(self.settings)
         try:
             accepted = []
             for name, src in files:
@@ -171,7 +174,9 @@ class DocumentLibrary:
                 else:
                     tmp = staging / name
                     shutil.copyfile(src, tmp)
-                    reason = check_file(tmp, name, max_bytes=max_bytes, chunk_size=self.settings.chunk_size)
+                    reason = check_file(
+                        tmp, name, max_bytes=max_bytes, chunk_size=self.settings.chunk_size, partition_api=parser
+                    )
                 result.files.append(FileOutcome(name, reason is None, reason or ""))
                 if reason is None:
                     accepted.append(name)

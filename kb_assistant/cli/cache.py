@@ -18,7 +18,7 @@ KbOption = Annotated[str | None, typer.Option("--kb", help="One knowledge base (
 
 
 def _cache():
-    from kb_assistant.cache import SemanticCache
+    from kb_assistant.cache.semantic import SemanticCache
 
     return SemanticCache(_settings(), embeddings=None)  # stats and clear never embed
 

@@ -1,4 +1,5 @@
-"""The queue database: tickets, the requests that opened or joined them, the answer log, agents, API keys.
+"""The queue database: tickets, the requests that opened or joined them, the answer log, agents, API keys;
+and how tickets are named (``T-000123``, a provisional ``P-…`` ref while the database is down).
 
 SQLAlchemy 2 typed models. The schema changes only through Alembic migrations (``migrations/versions``),
 append-only; ``TicketQueue`` runs them on start.
@@ -6,12 +7,17 @@ append-only; ``TicketQueue`` runs them on start.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from kb_assistant.errors import UnknownTicket
+
 OPEN_STATUSES = ("open", "claimed")
+_TICKET_ID = re.compile(r"^\s*#?\s*(?:T-?)?0*(\d{1,12})\s*$", re.IGNORECASE)
+_REF = re.compile(r"^\s*P-[0-9a-f]{10}\s*$")
 # Python None is SQL NULL, not the JSON text 'null' (which ``IS NOT NULL`` admits): for optional JSON columns
 NULLABLE_JSON = JSON(none_as_null=True)
 
@@ -46,6 +52,8 @@ class Ticket(Base):
     answer: Mapped[str | None] = mapped_column(Text)
     answered_by: Mapped[str | None] = mapped_column(String(100))
     promoted_source: Mapped[str | None] = mapped_column(String(200))
+    # the askers' access groups, "a,b" ("": none): only questions of one scope share a ticket (migration 0006)
+    scope: Mapped[str] = mapped_column(String(1000), default="", server_default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     claimed_at: Mapped[datetime | None] = mapped_column()
     answered_at: Mapped[datetime | None] = mapped_column()
@@ -106,6 +114,7 @@ class AnswerLog(Base):
     prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
     completion_tokens: Mapped[int] = mapped_column(Integer, default=0)
     cited: Mapped[list | None] = mapped_column()  # the sources its citations name
+    scope: Mapped[str] = mapped_column(String(1000), default="", server_default="")  # the asker's groups (0006)
 
 
 class AgentUser(Base):
@@ -139,3 +148,18 @@ class ApiKeyRow(Base):
     hash: Mapped[str] = mapped_column(String(64), unique=True, index=True)  # sha256 hex of the key
     hint: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[str] = mapped_column(String(40))  # ISO 8601 text, as apikeys.json kept it
+    groups: Mapped[list | None] = mapped_column(nullable=True)  # the access groups its callers ask as (0006)
+
+
+def format_ticket_id(number: int) -> str:
+    return f"T-{number:06d}"
+
+
+def parse_ticket_id(ticket_id: str) -> int | str:
+    """'T-000123', 'T123', '#123' or '123' → 123; a provisional 'P-…' ref is returned as is."""
+    if isinstance(ticket_id, str) and _REF.match(ticket_id):
+        return ticket_id.strip()
+    m = _TICKET_ID.match(str(ticket_id))
+    if not m:
+        raise UnknownTicket(f"{ticket_id!r} is not a ticket id: ticket ids look like T-000123 (or P-… while pending)")
+    return int(m.group(1))
