@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 
+from kb_assistant.answer.confidence import assess
 from kb_assistant.answer.grounding import sentences
 from kb_assistant.errors import QuestionError, UnknownKnowledgeBase, UnknownTicket
 from kb_assistant.language import detect_language
@@ -214,13 +215,14 @@ class Assistant:
         s = self.settings
         standalone, lang = query.standalone, query.language
         passages = evidence.candidates()[: s.top_k]
-        confidence = answer_confidence(passages, lang, missing_concepts=index.missing_concepts(standalone))
+        confidence, features = evidence.confidence()
 
         answer = Answer(
             question=query.text, standalone_question=standalone, text="", answered=False,
             confidence=confidence, language=lang, kb=index.name, timings_ms=timings, session_id=query.session_id,
             passages=[_citation(n, c) for n, c in enumerate(passages, 1)],
         )  # fmt: skip
+        answer._evidence = features  # what the confidence was computed from (eval.calibrate refits on it)
         fell_back = False  # the LLM was unavailable: the answer is not cached (the LLM may be back next time)
         if confidence < s.confidence_threshold:
             answer.escalation_reason = "low_confidence"
@@ -418,6 +420,7 @@ class Evidence:
         self.assistant, self.index, self.query = assistant, index, query
         self.timings = timings
         self._candidates: list[Candidate] | None = None
+        self._confidence: tuple[float, dict[str, float] | None] | None = None
         self.spent_ms = 0.0
 
     def candidates(self, query_vector: list[float] | None = None) -> list[Candidate]:
@@ -435,14 +438,23 @@ class Evidence:
             self.spent_ms = round((time.perf_counter() - started) * 1000, 2)
         return self._candidates
 
+    def confidence(self) -> tuple[float, dict[str, float] | None]:
+        """(confidence, its features) for the top passages (``answer.confidence``; computed once)."""
+        if self._confidence is None:
+            s, question = self.assistant.settings, self.query.standalone
+            self._confidence = assess(
+                self.candidates()[: s.top_k], self.query.language, self.index.missing_concepts(question),
+                question=question, stats=self.index.stats, kb_size=self.index.count(), model=s.confidence_model,
+            )  # fmt: skip
+        return self._confidence
+
     def agrees(self, cited: list[str], query_vector: list[float] | None = None) -> str | None:
         """None when the top passage is one of ``cited`` and the confidence clears the answer threshold."""
         s = self.assistant.settings
         passages = self.candidates(query_vector)[: s.top_k]
         if not passages or passages[0].chunk.id not in set(cited):
             return "evidence: the question's top passage is not one the cached answer cited"
-        missing = self.index.missing_concepts(self.query.standalone)
-        confidence = answer_confidence(passages, self.query.language, missing_concepts=missing)
+        confidence, _ = self.confidence()
         if confidence < s.confidence_threshold:
             return f"evidence: confidence {confidence:.2f} < the answer threshold {s.confidence_threshold:.2f}"
         return None
@@ -479,43 +491,6 @@ def passage_record(n: int, c: Candidate) -> dict:
         "text": (c.chunk.text or "")[:1000], "score": round(float(c.score), 4), "dense": round(float(c.dense), 4),
         "keyword": round(float(c.keyword), 4),
     }  # fmt: skip
-
-
-MISSING_CONCEPT_FACTOR = 0.3  # confidence kept when the question names a workplace concept the KB never mentions
-# How far the best passage's score stands above the next one's: on real documents (policy_pdfs) the best single
-# sign that the answer step has the right passage; among neighbouring passages of one document that all share
-# the question's words, a near tie is a guess (eval/README.md, "Confidence").
-MARGIN_FULL = 0.15  # a lead this large counts in full
-# coverage, dense similarity, margin. The margin (0.6 for English) separated right from wrong on policy_pdfs, but
-# it rewards a small KB for being small: with few chunks the best passage leads by a lot whatever it says, and the
-# test KBs' unanswerable questions were answered. Until it is measured against KB size it carries no weight.
-EVIDENCE_WEIGHTS = {"en": (0.5, 0.5, 0.0), "zh": (0.85, 0.15, 0.0)}
-
-
-def answer_confidence(passages: list[Candidate], lang: str, missing_concepts: Sequence[str] = ()) -> float:
-    """0..1 from the evidence of the best passage: question coverage, dense similarity, its lead over the next
-    passage (``margin``), or the cross-encoder's score.
-
-    MiniLM similarities mean little for Chinese, so there coverage of the question's words carries the weight.
-    ``missing_concepts``: glossary concepts the question names and the KB never says in any wording
-    (``KnowledgeBase.missing_concepts``); the best passage then answers the rest of the question at most ("公司有
-    上下班班车吗" is well covered by a passage about 上下班 taxis), so the confidence is cut to 0.3 of itself.
-    """
-    if not passages:
-        return 0.0
-    top = passages[0]
-    lang = top.lang or lang  # "zh" when either side is Chinese: then MiniLM's similarity means little
-    coverage = top.coverage if top.coverage is not None else top.keyword
-    dense = min(1.0, max(0.0, (top.dense - 0.25) / 0.45))
-    margin = min(1.0, max(0.0, top.score - passages[1].score) / MARGIN_FULL) if len(passages) > 1 else 1.0
-    if top.cross_encoder is not None:
-        value = 0.5 * top.score + 0.3 * coverage + 0.2 * dense
-    else:
-        w_cov, w_dense, w_margin = EVIDENCE_WEIGHTS["zh" if lang == "zh" else "en"]
-        value = w_cov * coverage + w_dense * dense + w_margin * margin
-    if missing_concepts:
-        value *= MISSING_CONCEPT_FACTOR
-    return round(min(1.0, max(0.0, value)), 4)
 
 
 def cite(text: str, passages: list[Candidate]) -> list[Citation]:

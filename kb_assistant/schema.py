@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 from uuid import uuid4
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, PrivateAttr
 
 
 class Chunk(BaseModel):
@@ -166,6 +166,7 @@ class Answer(BaseModel):
     )
     cached: bool = Field(False, description="Served from the semantic cache.")
     session_id: str | None = None
+    _evidence: dict | None = PrivateAttr(None)  # the features its confidence came from (not sent)
 
 
 class StreamEvent(BaseModel):

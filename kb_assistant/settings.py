@@ -7,12 +7,29 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 KB_NAME_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9])?$")  # Chroma's collection-name rules
+
+
+CONFIDENCE_MODEL = Path(__file__).with_name("answer") / "confidence_model.json"
+WEIGHTED_THRESHOLD = 0.25  # the hand-weighted confidence's threshold (eval/README.md, "Confidence")
+
+
+def calibrated_threshold() -> float:
+    """The default answer threshold, as the confidence calibration chose it with the model it fitted."""
+    import json
+
+    try:
+        return float(json.loads(CONFIDENCE_MODEL.read_text(encoding="utf-8"))["threshold"])
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise SettingsError(
+            f"{CONFIDENCE_MODEL}: no threshold in the confidence model ({e}); set KB_CONFIDENCE_THRESHOLD or refit "
+            "with: python -m eval.calibrate"
+        ) from e
 
 
 class SettingsError(ValueError):
@@ -123,7 +140,18 @@ class Settings(BaseSettings):
         description="Your own glossary files, comma-separated: one concept per line, its synonyms and translations "
         "separated by tabs. Keyword search and question coverage treat a concept's terms as one.",
     )
-    confidence_threshold: float = Field(0.25, ge=0.0, le=1.0, description="Below it the question is not answered.")
+    confidence_model: Literal["weighted", "fitted"] = Field(
+        "weighted",
+        description="How sure an answer is: weighted = coverage and dense similarity of the best passage, "
+        "hand-weighted; fitted = the model `python -m eval.calibrate` fitted on real documents (eval/README.md).",
+    )
+    confidence_threshold: float | None = Field(
+        None,  # unset: filled in by _default_threshold, so always a number once the settings are read
+        ge=0.0,
+        le=1.0,
+        description="Below it the question is not answered; unset = 0.25 for the weighted confidence, the threshold "
+        "the fitted model was calibrated with for the fitted one (kb_assistant/answer/confidence_model.json).",
+    )
     max_question_chars: int = Field(4000, ge=1)
     max_history_messages: int = Field(
         20, ge=0, description="Earlier turns a question is condensed with (the newest); each cut to max_question_chars."
@@ -203,6 +231,15 @@ class Settings(BaseSettings):
         description="Legacy only: the JSON file earlier releases kept the API keys in, imported once into the queue "
         "database (KB_DATABASE_URL) and renamed <name>.imported; unset = apikeys.json in the data dir.",
     )
+
+    @model_validator(mode="after")
+    def _default_threshold(self):
+        """KB_CONFIDENCE_THRESHOLD unset: the weighted confidence's 0.25, or the fitted model's calibrated one."""
+        if self.confidence_threshold is None:
+            self.confidence_threshold = (
+                WEIGHTED_THRESHOLD if self.confidence_model == "weighted" else calibrated_threshold()
+            )
+        return self
 
     @field_validator("sso_trusted_proxies")
     @classmethod
