@@ -10,7 +10,8 @@ from kb_assistant.settings import Settings
 
 
 def kb_status(settings: Settings, kb: str | None = None) -> list[dict]:
-    """One dict per KB: documents, chunks, failures, KB version, sources, last run (with its report)."""
+    """One dict per KB: documents, chunks, failures, documents an admin excluded, KB version, sources, last run
+    (with its report)."""
     ledger = Ledger(settings)
     names = [kb] if kb else ledger.kbs()
     out = []
@@ -23,6 +24,7 @@ def kb_status(settings: Settings, kb: str | None = None) -> list[dict]:
         state = json.loads(state_file.read_text(encoding="utf-8")) if state_file.exists() else {}
         done = [d for d in docs if d.status == "done"]
         failed = [d for d in docs if d.status == "failed"]
+        excluded = [d for d in docs if d.status == "excluded"]
         last = runs[0] if runs else None
         out.append(
             {
@@ -31,6 +33,7 @@ def kb_status(settings: Settings, kb: str | None = None) -> list[dict]:
                 "chunks": len({cid for d in done for cid in d.chunk_ids}),
                 "failed": len(failed),
                 "failures": [{"path": f"{d.root}/{d.path}", "reason": d.error or ""} for d in failed],
+                "excluded": [{"path": f"{d.root}/{d.path}", "note": d.error or ""} for d in excluded],
                 "version": int(state.get("version", 0)),
                 "sources": [s.root for s in ledger.sources(name)],
                 "last_run": run_summary(last) if last else None,
