@@ -176,8 +176,9 @@ def admin_router(assistant) -> APIRouter:
         from ui.dashboard import dashboard_for
 
         d = run(lambda: dashboard_for(assistant, kb or None, days))
-        return {"kb": kb, "totals": d.totals, "per_day": d.per_day.to_dict(orient="records"),
-                "top_questions": d.top_questions.to_dict(orient="records"),
-                "top_gaps": d.top_gaps.to_dict(orient="records")}  # fmt: skip
+        tables = ("per_day", "outcomes", "reasons", "top_questions", "top_gaps", "most_cited", "never_cited",
+                  "comments")  # fmt: skip
+        return {"kb": kb, "since": d.since.isoformat(), "until": d.until.isoformat(), "totals": d.totals,
+                **{name: getattr(d, name).to_dict(orient="records") for name in tables}}  # fmt: skip
 
     return router

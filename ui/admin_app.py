@@ -27,7 +27,7 @@ DOC_COLUMNS = ["document", "status", "reason", "chunks", "changed", "last synced
 CHUNK_COLUMNS = ["#", "section", "page", "text"]
 RUN_COLUMNS = ["run", "started", "finished", "status", "summary", "failed files"]
 ALL = "(all)"
-DAY_AXIS = {"x": "day", "x_label_angle": -45, "height": 250}
+DAY_AXIS = {"x": "day", "x_label_angle": -45, "height": 250, "y_lim": [0, None]}  # counts start at zero
 
 
 def _e(text) -> str:
@@ -116,8 +116,10 @@ def build_admin_app(assistant: Assistant):
             with gr.Row():
                 top_q = gr.Dataframe(label="Top questions", interactive=False, wrap=True, elem_id="dash-top")
                 with gr.Column():
-                    gaps = gr.Dataframe(label="Top unanswered", interactive=False, wrap=True)
-                    gr.Markdown("Grouped by meaning, and worked, in the [agent console's Gaps tab](/console).")
+                    gaps = gr.Dataframe(label="Top unanswered gaps, grouped by meaning", interactive=False, wrap=True,
+                                        elem_id="dash-gaps")  # fmt: skip
+                    gr.Markdown("The gap log of `kb gaps`: work these in the [agent console › Gaps](/console) — "
+                                "answer once, add the answer to the KB.")  # fmt: skip
             with gr.Row():
                 cited = gr.Dataframe(label="Most cited documents", interactive=False)
                 never = gr.Dataframe(label="Never cited documents", interactive=False)
