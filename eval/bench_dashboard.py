@@ -25,19 +25,26 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 
-def fill(queue, rows: int, days: int, seed: int = 7) -> None:
+def fill(
+    queue, rows: int, days: int, seed: int = 7, *, questions: list[str] | None = None, embed=None,
+    docs: list[str] | None = None,
+) -> None:  # fmt: skip
+    """``questions``: the wordings asked (most often the first); ``embed``: a text's stored embedding (default: a
+    random unit vector per wording, so each one is a gap of its own); ``docs``: the documents cited."""
     from sqlalchemy import insert
 
     from kb_assistant.queue.models import AnswerLog
 
     rnd = random.Random(seed)
     now = datetime.now(UTC)
-    questions = [f"How does policy number {i} apply to part-time staff?" for i in range(1000)]
-    docs = [f"handbook-{i:03d}.md" for i in range(200)]
+    questions = questions or [f"How does policy number {i} apply to part-time staff?" for i in range(1000)]
+    docs = docs or [f"handbook-{i:03d}.md" for i in range(200)]
     passage = {"n": 1, "source": "handbook-001.md", "section": "Leave", "score": 0.5, "text": "x" * 300}
     vectors = {}  # one stored query embedding per question (random unit vectors: each question its own gap)
 
     def vector(q: str) -> list[float]:
+        if q not in vectors and embed is not None:
+            vectors[q] = list(embed(q))
         if q not in vectors:
             v = [rnd.gauss(0, 1) for _ in range(384)]
             norm = sum(x * x for x in v) ** 0.5
@@ -51,7 +58,7 @@ def fill(queue, rows: int, days: int, seed: int = 7) -> None:
             cached = not escalated and rnd.random() < 0.125
             llm = not cached and rnd.random() < 0.5
             rated = rnd.random() < 0.05
-            q = questions[min(int(rnd.paretovariate(1.2)) - 1, 999)]
+            q = questions[min(int(rnd.paretovariate(1.2)) - 1, len(questions) - 1)]
             batch.append({
                 "id": f"bench{i:08d}", "kb": "default" if i % 4 else "sales", "question": q, "standalone_question": q,
                 "language": "en", "text": "answer text", "answered": not escalated, "confidence": 0.8,
@@ -63,7 +70,7 @@ def fill(queue, rows: int, days: int, seed: int = 7) -> None:
                 "created_at": now - timedelta(seconds=rnd.uniform(0, days * 86400)), "cached": cached,
                 "answer_ms": rnd.lognormvariate(4.0 if cached else 6.5, 0.5),
                 "prompt_tokens": rnd.randint(800, 2500) if llm else 0, "completion_tokens": rnd.randint(50, 300) if llm
-                else 0, "cited": [] if escalated else rnd.sample(docs[:150], 2),
+                else 0, "cited": [] if escalated else rnd.sample(docs[: max(2, len(docs) * 3 // 4)], 2),
             })  # fmt: skip
             if len(batch) == 5000:
                 s.execute(insert(AnswerLog), batch)

@@ -1,7 +1,9 @@
 """What the admin dashboard reads from the answer log (``queue.models.AnswerLog``): a few GROUP BY queries that
 return small frames — counts and sums per day and outcome, per wording of a question, per list of cited sources —
-plus the one column percentiles need (answer times) and the newest comments. No query reads a row's answer text,
-passages, conversation or embedding, and nothing scales with the rows in Python but the answer times.
+plus the one column percentiles need (answer times) and the newest comments. The counts per day and outcome and the
+answer times come from one index (``ix_answer_log_dashboard``, queue migration 0006) without reading a row; the
+wordings and cited sources take one pass over the rows. No query reads a row's answer text, passages, conversation
+or embedding, and nothing scales with the rows in Python but the answer times.
 
 Plain SQLAlchemy Core, so SQLite and Postgres run the same queries; ``ui.dashboard`` turns the frames into figures.
 """
@@ -47,11 +49,10 @@ def read_figures(queue, kb: str | None, since: datetime, until: datetime, commen
     )).group_by(day, answered, A.reason, cached, A.rating)  # fmt: skip
     times = period(select(A.answer_ms, cached.label("cached")).where(A.answer_ms > 0))
     asked = func.coalesce(func.nullif(A.standalone_question, ""), A.question)
-    questions = period(select(asked.label("asked"), func.count().label("n"), ones(A.answered).label("answered")))
-    questions = questions.group_by(asked)
     cited_text = cast(A.cited, String)
-    cited = period(select(cited_text.label("cited"), func.count().label("n")).where(A.cited.is_not(None)))
-    cited = cited.group_by(cited_text)
+    # one pass over the rows for both (the wording and the cited sources are read from the rows themselves)
+    questions = period(select(asked.label("asked"), answered.label("answered"), cited_text.label("cited"),
+                              func.count().label("n"))).group_by(asked, answered, cited_text)  # fmt: skip
     newest = period(select(A.created_at, A.rating, A.question, A.feedback_comment.label("comment")))
     newest = newest.where(func.trim(func.coalesce(A.feedback_comment, "")) != "")
     newest = newest.order_by(A.created_at.desc()).limit(comments)
@@ -63,4 +64,9 @@ def read_figures(queue, kb: str | None, since: datetime, until: datetime, commen
             result = conn.execute(query)
             return pd.DataFrame.from_records(result.fetchall(), columns=list(result.keys()))
 
-        return AnswerLogFigures(frame(outcomes), frame(times), frame(questions), frame(cited), frame(newest))
+        per_outcome, answer_times, newest_comments, per_wording = (frame(q) for q in (outcomes, times, newest,
+                                                                                      questions))  # fmt: skip
+    per_wording["answered"] = per_wording["answered"].fillna(0).astype(int) * per_wording["n"]
+    by_question = per_wording.groupby("asked", as_index=False)[["n", "answered"]].sum()
+    by_cited = per_wording.dropna(subset=["cited"]).groupby("cited", as_index=False)["n"].sum()
+    return AnswerLogFigures(per_outcome, answer_times, by_question, by_cited, newest_comments)

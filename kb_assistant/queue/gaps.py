@@ -112,11 +112,16 @@ def gap_clusters(
     rows = queue.unanswered(kb=kb, since=since)
     texts = [r.standalone_question or r.question for r in rows]
     keys = [(r.kb, normalize_question(t)) for r, t in zip(rows, texts, strict=True)]
-    # one vector per wording: a stored embedding of any of its rows, else one embedding for all of them
-    stored: dict[tuple[str, str], list] = {}
+    # one vector per wording: the stored embedding of one of its rows (escalated rows keep one), else one embedding
+    # of the wording for all of them
+    pick: dict[tuple[str, str], str] = {}
     for r, k in zip(rows, keys, strict=True):
-        if r.embedding and k not in stored:
-            stored[k] = r.embedding
+        if not r.answered:
+            pick.setdefault(k, r.id)
+    for r, k in zip(rows, keys, strict=True):
+        pick.setdefault(k, r.id)
+    found = queue.embeddings_of(list(pick.values()))
+    stored = {k: found[i] for k, i in pick.items() if i in found}
     missing = {k: t for k, t in zip(keys, texts, strict=True) if k not in stored}
     stored.update(zip(missing, embeddings.embed_documents(list(missing.values())) if missing else [], strict=True))
     vectors: dict[tuple[str, str], object] = {}

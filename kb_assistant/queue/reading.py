@@ -149,11 +149,13 @@ class TicketReader(QueueDatabase):
             q = q.where(Ticket.created_at >= now - newer_than)
         return q
 
-    def unanswered(self, *, kb: str | None = None, since: datetime | None = None) -> list[AnswerLog]:
-        """The gap log: questions the KB could not answer (handoff requests are not gaps)."""
+    def unanswered(self, *, kb: str | None = None, since: datetime | None = None) -> list:
+        """The gap log: questions the KB could not answer (handoff requests are not gaps), oldest first. Rows with
+        every column but the heavy ones (answer text, passages, conversation, embedding: ``embeddings_of``)."""
         from sqlalchemy import or_, select
 
-        q = select(AnswerLog).where(
+        light = [c for c in AnswerLog.__table__.c if c.name not in ("text", "passages", "conversation", "embedding")]
+        q = select(*light).where(
             or_(AnswerLog.answered.is_(False), AnswerLog.rating == "down"),
             or_(AnswerLog.reason.is_(None), AnswerLog.reason != "handoff"),
         )
@@ -162,7 +164,19 @@ class TicketReader(QueueDatabase):
         if since:
             q = q.where(AnswerLog.created_at >= since)
         with self._session() as s:
-            return list(s.scalars(q.order_by(AnswerLog.created_at)).all())
+            return list(s.execute(q.order_by(AnswerLog.created_at)).all())
+
+    def embeddings_of(self, ids: list[str]) -> dict[str, list[float]]:
+        """The stored question embeddings of these answer-log rows (rows without one are left out)."""
+        from sqlalchemy import select
+
+        out: dict[str, list[float]] = {}
+        with self._session() as s:
+            for start in range(0, len(ids), 500):
+                batch = ids[start : start + 500]
+                rows = s.execute(select(AnswerLog.id, AnswerLog.embedding).where(AnswerLog.id.in_(batch)))
+                out.update((i, e) for i, e in rows if e)
+        return out
 
     def answer_log(self, answer_id: str) -> AnswerLog | None:
         with self._session() as s:
