@@ -57,8 +57,7 @@ def read_figures(queue, kb: str | None, since: datetime, until: datetime, commen
     newest = newest.where(func.trim(func.coalesce(A.feedback_comment, "")) != "")
     newest = newest.order_by(A.created_at.desc()).limit(comments)
 
-    with queue._session() as s:  # a session on the migrated database
-        conn = s.connection()
+    with queue.reading() as conn:
 
         def frame(query) -> pd.DataFrame:
             result = conn.execute(query)
