@@ -109,7 +109,7 @@ def test_the_dashboard_counts_a_kb_and_period_from_the_answer_log(queue, tmp_pat
     assert d.most_cited.to_dict(orient="records") == [{"document": "leave.md", "citations": 6},
                                                       {"document": "bike.md", "citations": 3}]  # fmt: skip
     assert d.never_cited["document"].tolist() == ["holidays.md"]
-    assert d.comments[["rating", "comment"]].values.tolist() == [["👎", "It says 1000, not 1200"]]
+    assert d.comments[["rating", "comment"]].values.tolist() == [["👎 down", "It says 1000, not 1200"]]
 
     rows = list(csv.reader(write_csv(d, tmp_path / "dash.csv").open(encoding="utf-8")))
     sections = {r[0] for r in rows}

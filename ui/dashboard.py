@@ -35,7 +35,7 @@ class Dashboard:
     reasons: pd.DataFrame = field(default_factory=pd.DataFrame)  # reason, count
     comments: pd.DataFrame = field(default_factory=pd.DataFrame)  # asked, rating, question, comment
     top_questions: pd.DataFrame = field(default_factory=pd.DataFrame)  # question, asked, answered
-    top_gaps: pd.DataFrame = field(default_factory=pd.DataFrame)  # question, asked, wordings, reasons, tickets
+    top_gaps: pd.DataFrame = field(default_factory=pd.DataFrame)  # kb, question, asked, wordings, reasons, tickets
     most_cited: pd.DataFrame = field(default_factory=pd.DataFrame)  # document, citations
     never_cited: pd.DataFrame = field(default_factory=pd.DataFrame)  # document
 
@@ -48,10 +48,10 @@ def period(days: float, now: datetime | None = None) -> tuple[datetime, datetime
 def gap_rows(clusters, top: int = 10) -> pd.DataFrame:
     """The gap log's clusters (``queue.gaps.gap_clusters``: unanswered questions grouped by meaning) as a table."""
     return pd.DataFrame(
-        [{"question": c.question, "asked": c.count, "wordings": " | ".join(c.examples[1:]),
+        [{"kb": c.kb, "question": c.question, "asked": c.count, "wordings": " | ".join(c.examples[1:]),
           "reasons": ", ".join(f"{k} {v}" for k, v in sorted(c.reasons.items(), key=lambda kv: -kv[1])),
           "tickets": " ".join(c.tickets)} for c in clusters[:top]],
-        columns=["question", "asked", "wordings", "reasons", "tickets"],
+        columns=["kb", "question", "asked", "wordings", "reasons", "tickets"],
     )  # fmt: skip
 
 
@@ -130,7 +130,7 @@ def build_dashboard(
     c = figures.comments
     d.comments = pd.DataFrame({
         "asked": pd.to_datetime(c["created_at"], utc=True).dt.strftime("%Y-%m-%d %H:%M") if len(c) else [],
-        "rating": c["rating"].map({"up": "👍", "down": "👎"}).fillna("") if len(c) else [],
+        "rating": c["rating"].map({"up": "👍 up", "down": "👎 down"}).fillna("") if len(c) else [],
         "question": c["question"] if len(c) else [], "comment": c["comment"] if len(c) else [],
     })  # fmt: skip
 
