@@ -113,13 +113,11 @@ def build_admin_app(assistant: Assistant):
                 cache_plot = gr.BarPlot(**DAY_AXIS, y="cache_hits", title="Cache hits per day")
                 reasons_plot = gr.BarPlot(x="reason", y="count", title="Escalations by reason", height=250,
                                           y_lim=[0, None])  # fmt: skip
-            with gr.Row():
-                top_q = gr.Dataframe(label="Top questions", interactive=False, wrap=True, elem_id="dash-top")
-                with gr.Column():
-                    gaps = gr.Dataframe(label="Top unanswered gaps, grouped by meaning", interactive=False, wrap=True,
-                                        elem_id="dash-gaps")  # fmt: skip
-                    gr.Markdown("The gap log of `kb gaps`: work these in the [agent console › Gaps](/console) — "
-                                "answer once, add the answer to the KB.")  # fmt: skip
+            top_q = gr.Dataframe(label="Top questions", interactive=False, wrap=True, elem_id="dash-top")
+            gaps = gr.Dataframe(label="Top unanswered gaps, grouped by meaning", interactive=False, wrap=True,
+                                elem_id="dash-gaps")  # fmt: skip
+            gr.Markdown("The gap log of `kb gaps`, with the other wordings of each gap: work them in the "
+                        "[agent console › Gaps](/console) — answer once, add the answer to the KB.")  # fmt: skip
             with gr.Row():
                 cited = gr.Dataframe(label="Most cited documents", interactive=False)
                 never = gr.Dataframe(label="Never cited documents", interactive=False)
