@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ingest.ledger import EXCLUDED, DocumentChange, Ledger, commit_version, touch_documents
+from ingest.partition_api import PartitionAPI, PartitionServiceError
 from ingest.report import FileFailure, IngestReport
 from ingest.sources import (
     UnknownSource,
@@ -34,6 +35,7 @@ from ingest.sources import (
     owning_root,
     unknown_source_message,
 )
+from ingest.visibility import republish, visibility
 from ingest.worker import LoadedFile, LoadTask, load_files
 from kb_assistant.errors import KBError
 from kb_assistant.schema import Chunk
@@ -73,8 +75,10 @@ class IncrementalIndexer:
         self.on_file = on_file
         self.ledger = Ledger(settings)
         self.index = KnowledgeBase(settings, kb, embeddings)  # the model loads only when there is work
+        self.parser = PartitionAPI.from_settings(settings)  # None: the local loaders
+        parsed_by = f"|unstructured-api:{self.parser.strategy}" if self.parser else ""  # a switch re-parses
         self.config = hashlib.sha1(
-            f"{CHUNKER_VERSION}|{settings.chunk_size}|{self.index.vectors.embedder_id()}".encode()
+            f"{CHUNKER_VERSION}|{settings.chunk_size}|{self.index.vectors.embedder_id()}{parsed_by}".encode()
         ).hexdigest()[:16]
         self._refs: Counter[str] = Counter()  # live chunk id → documents holding it
         self._tokens: dict[str, list[str]] | None = None  # live chunk id → keyword tokens, loaded at first publish
@@ -140,9 +144,21 @@ class IncrementalIndexer:
                 bar.close()
         if sweep and self.index.exists():
             self._sweep_orphans()
+        self._publish_groups(report)
         report.kb_version = self.index.version
         report.total_chunks = len(self._refs)
         report.timings = {k: round(v, 2) for k, v in self.timings.items()}
+
+    def _publish_groups(self, report: IngestReport) -> None:
+        """Groups that changed with no document changing (``--groups``, a ``.kb-groups`` file) are published as a
+        new KB version, nothing re-embedded; a document whose groups file cannot be read is reported failed (it
+        stays hidden from everyone until the file is fixed)."""
+        _, errors = republish(self.index, self.ledger, self.kb)
+        for (root, path), reason in sorted(errors.items()):
+            where = Path(root) / path if Path(root).is_dir() else Path(root)
+            report.failed.append(FileFailure(path=str(where), reason=reason))
+            if self.on_file:
+                self.on_file(where, reason)
 
     def _time(self, key: str, since: float) -> None:
         self.timings[key] += time.perf_counter() - since
@@ -193,6 +209,7 @@ class IncrementalIndexer:
         report.deleted = len(docs)
         self._pending.extend(docs)
         self._publish(final=True)
+        self._publish_groups(report)  # a chunk the forgotten source shared may now have other groups
         report.kb_version = self.index.version
         report.total_chunks = len(self._refs)
         report.seconds = round(time.perf_counter() - started, 2)
@@ -250,7 +267,9 @@ class IncrementalIndexer:
                             self.on_file(path, None)
                         continue
                 known_hash = row.content_hash if same_config and not self.full else None
-                tasks.append(LoadTask(root_key, str(path), source, known_hash, max_bytes, self.settings.chunk_size))
+                tasks.append(
+                    LoadTask(root_key, str(path), source, known_hash, max_bytes, self.settings.chunk_size, self.parser)
+                )
             for source in sorted(set(rows) - seen):
                 row = rows[source]
                 if row.status == EXCLUDED:  # the exclusion outlives the file's absence (a restore from backup)
@@ -277,6 +296,8 @@ class IncrementalIndexer:
         root_key = t.root
         path, row = self._rows[(root_key, t.source)]
         old_ids = list(row.chunk_ids) if row is not None and row.status == "done" else []
+        if loaded.service_error:  # the parser is away: stop before any document loses its chunks
+            raise PartitionServiceError(loaded.service_error)
         if loaded.unchanged:
             report.unchanged += 1
             touch_documents(
@@ -360,7 +381,8 @@ class IncrementalIndexer:
                 tokens.update(zip(d.change.chunk_ids, d.tokens, strict=True))
             for cid in removed:
                 tokens.pop(cid, None)
-            self.index.publish(version, tokens, writer_pid=os.getpid())  # healthz: who wrote it
+            # the chunks' access groups as the ledger and the .kb-groups files say now: published with them
+            self.index.publish(version, tokens, visibility(self.ledger, self.kb)[0], writer_pid=os.getpid())
             self._pause()
             if removed:
                 self.index.vectors.delete(removed)
@@ -370,7 +392,7 @@ class IncrementalIndexer:
         """The ledger committed a version that a killed run never published: publish it now."""
         latest = self.ledger.latest_version(self.kb)
         if latest > self.index.version:
-            self.index.publish(latest, self._live_tokens())
+            self.index.publish(latest, self._live_tokens(), visibility(self.ledger, self.kb)[0])
 
     def _live_tokens(self) -> dict[str, list[str]]:
         """Keyword tokens of the live chunks: from the published index, re-tokenizing only what it lacks."""

@@ -2,9 +2,9 @@
 
 One row per (KB, source root, document path): size, mtime and content hash (to skip unchanged files without
 reading them), status, the document's chunk ids, when, and why it failed — or that an admin excluded it (the file
-stays in its folder; syncs skip it). Beside it: the source roots remembered
-per KB (``kb ingest --all`` re-syncs them), every run's report, and every KB version with the chunk ids it added
-and removed (what the semantic cache needs to invalidate exactly what went stale).
+stays in its folder; syncs skip it). Beside it: the source roots remembered per KB (``kb ingest --all`` re-syncs
+them) with their access groups, every run's report, and every KB version with the chunk ids it added and removed
+(what the semantic cache needs to invalidate exactly what went stale).
 
 The ledger is the writer's source of truth; the published keyword index is the readers' (see
 ``KnowledgeBase``). A KB version is committed here first and published second, so an interrupted publish
@@ -46,6 +46,7 @@ class Source(Base):
     root: Mapped[str] = mapped_column(Text, primary_key=True)
     added_at: Mapped[float] = mapped_column(Float, default=time.time)
     last_synced_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    groups: Mapped[list | None] = mapped_column(JSON, nullable=True)  # access groups; none: everyone (visibility)
 
 
 class Document(Base):
@@ -171,6 +172,22 @@ class Ledger:
                 if row is None or row.status != EXCLUDED:
                     raise KBError(f"{path!r} of source '{root}' is not excluded from knowledge base '{kb}'")
                 s.delete(row)
+
+    def set_source_groups(self, kb: str, root: str, groups) -> bool:
+        """Remember ``root`` as a source of ``kb`` limited to ``groups`` (empty: visible to everyone who may use
+        the KB). Returns whether its groups changed."""
+        with self.session(write=True) as s, s.begin():
+            src = s.get(Source, (kb, root))
+            before = sorted(src.groups or ()) if src is not None else []
+            src = src or Source(kb=kb, root=root)
+            src.groups = sorted(groups) or None
+            s.merge(src)
+            return before != sorted(groups)
+
+    def record_version(self, kb: str, version: int) -> None:
+        """A KB version that changed no chunk, only their groups (``ingest.visibility.republish``)."""
+        with self.session(write=True) as s, s.begin():
+            s.add(Version(kb=kb, version=version, run_id=None, added=[], removed=[]))
 
     def remember_source(self, kb: str, root: str) -> None:
         with self.session(write=True) as s, s.begin():

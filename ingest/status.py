@@ -6,12 +6,15 @@ import json
 from datetime import datetime
 
 from ingest.ledger import Ledger
+from ingest.visibility import sidecar_groups
+from kb_assistant.kb_access import kb_groups
 from kb_assistant.settings import Settings
 
 
 def kb_status(settings: Settings, kb: str | None = None) -> list[dict]:
-    """One dict per KB: documents, chunks, failures, documents an admin excluded, KB version, sources, last run
-    (with its report)."""
+    """One dict per KB: documents, chunks, failures, documents an admin excluded, KB version, the groups the KB is
+    limited to, sources (each with its groups and the sub-folders whose ``.kb-groups`` file gives them their own),
+    last run (with its report)."""
     ledger = Ledger(settings)
     names = [kb] if kb else ledger.kbs()
     out = []
@@ -35,7 +38,12 @@ def kb_status(settings: Settings, kb: str | None = None) -> list[dict]:
                 "failures": [{"path": f"{d.root}/{d.path}", "reason": d.error or ""} for d in failed],
                 "excluded": [{"path": f"{d.root}/{d.path}", "note": d.error or ""} for d in excluded],
                 "version": int(state.get("version", 0)),
+                "groups": sorted(kb_groups(settings, name)),
                 "sources": [s.root for s in ledger.sources(name)],
+                "source_groups": {
+                    s.root: {"groups": sorted(s.groups or []), "folders": sidecar_groups(s.root)}
+                    for s in ledger.sources(name)
+                },
                 "last_run": run_summary(last) if last else None,
             }
         )

@@ -17,7 +17,7 @@ from kb_assistant.answer.grounding import sentences
 from kb_assistant.errors import QuestionError, UnknownKnowledgeBase, UnknownTicket
 from kb_assistant.language import detect_language
 from kb_assistant.retrieval import hybrid_search
-from kb_assistant.schema import Answer, Candidate, Citation, Feedback, Query, StreamEvent, TicketView
+from kb_assistant.schema import Answer, Candidate, Citation, Feedback, Principal, Query, StreamEvent, TicketView
 from kb_assistant.settings import Settings, check_kb_name, load_settings
 from kb_assistant.store import KnowledgeBase, list_kbs
 
@@ -70,10 +70,24 @@ class Assistant:
             self._queue = TicketQueue(self.settings)
         return self._queue
 
-    def knowledge_bases(self) -> list[str]:
-        return list_kbs(self.settings)
+    def knowledge_bases(self, principal: Principal | None = None) -> list[str]:
+        """Every KB; with ``principal``, those it may use (a KB limited to groups: ``kb_assistant.kb_access``)."""
+        from kb_assistant.kb_access import may_use
 
-    def index(self, kb: str) -> KnowledgeBase:
+        names = list_kbs(self.settings)
+        return names if principal is None else [kb for kb in names if may_use(self.settings, kb, principal)]
+
+    def index(self, kb: str, principal: Principal | None = None) -> KnowledgeBase:
+        """The KB named ``kb``; with ``principal``, only if it may use it (else UnknownKnowledgeBase, as for a KB
+        that does not exist: a KB's name is not revealed to those it is closed to)."""
+        check_kb_name(kb)
+        if principal is not None:
+            from kb_assistant.kb_access import may_use
+
+            if kb not in self._indexes or not may_use(self.settings, kb, principal):
+                known = self.knowledge_bases(principal)  # only the KBs it may use are named
+                if kb not in known:
+                    raise UnknownKnowledgeBase(f"no knowledge base named {kb!r} (known: {', '.join(known) or 'none'})")
         if kb not in self._indexes:
             check_kb_name(kb)
             known = self.knowledge_bases()
@@ -124,8 +138,11 @@ class Assistant:
         kb: str = "default",
         session_id: str | None = None,
         user: str | None = None,
+        principal: Principal | None = None,
     ) -> Answer:
-        for event in self.stream(question, history=history, kb=kb, session_id=session_id, user=user):
+        for event in self.stream(
+            question, history=history, kb=kb, session_id=session_id, user=user, principal=principal
+        ):
             if event.type == "final":
                 return event.answer
         raise AssertionError("stream() ended without a final answer")  # our bug, not the user's
@@ -138,8 +155,12 @@ class Assistant:
         kb: str = "default",
         session_id: str | None = None,
         user: str | None = None,
+        principal: Principal | None = None,
     ) -> Iterator[StreamEvent]:
+        """``principal``: who asks (their groups decide which documents the answer may draw on); without one, a
+        principal ``user`` in no group, who sees only documents of sources without groups."""
         question = self._check_question(question)
+        principal = principal if principal is not None else Principal(user=user)
         history = self._bound_history(history)
         from kb_assistant.answer.llm import LLMBudget
 
@@ -147,9 +168,10 @@ class Assistant:
         timings: dict[str, float] = {}
         query = Query(
             text=question, kb=kb, language=detect_language(question), history=history, session_id=session_id,
-            user=user,
+            principal=principal,
         )  # fmt: skip
-        index = self.index(kb)
+        index = self.index(kb, principal)
+        view = index.view(principal)  # every stage reads the KB as the principal sees it
         s = self.settings
         if is_handoff_request(question, s.handoff_phrases):  # a person was asked for: no retrieval
             yield from self._hand_off(query)
@@ -159,7 +181,7 @@ class Assistant:
             standalone = self._condenser(budget).condense(question, history)
             if len(standalone) <= s.max_question_chars:  # history is context, not a way past the limit
                 query.standalone = standalone
-        evidence = Evidence(self, index, query, timings)  # retrieval, run once: checks a cache hit, or answers
+        evidence = Evidence(self, view, query, timings)  # retrieval, run once: checks a cache hit, or answers
         with _timed(timings, "cache"):  # keyed on the standalone question: a follow-up never hits another's entry
             cached = (
                 self.cache.lookup(index, query.standalone, query.language, agrees=evidence.agrees)
@@ -167,6 +189,8 @@ class Assistant:
                 else None
             )
         timings["cache"] = round(timings["cache"] - evidence.spent_ms, 2)  # the check's retrieval is its own stage
+        if cached is not None and cached.answer is not None and not view.visible(_drawn_on(cached.answer)):
+            cached.answer, cached.cacheable = None, False  # not for this principal: a miss that must not replace it
         if cached is not None and cached.answer is not None:
             answer = cached.answer.model_copy(update={"question": question, "standalone_question": query.standalone,
                                                       "session_id": session_id, "timings_ms": {}})  # fmt: skip
@@ -180,7 +204,7 @@ class Assistant:
         if cached is not None and query.vector is None:
             query.vector = cached.query_vector  # the cache check embedded the question: retrieval reuses it
         try:
-            yield from self._answer(query, index, evidence, timings, cached, budget=budget)
+            yield from self._answer(query, view, evidence, timings, cached, budget=budget)
         finally:
             if cached is not None:
                 cached.release()  # askers of the same question waiting on this answer look again
@@ -226,7 +250,8 @@ class Assistant:
         timings["total"] = round(sum(timings.values()), 2)
         answer.timings_ms = timings  # pydantic copied the dict at construction
         if cached is not None and cached.cacheable and not fell_back:
-            self.cache.store(index, standalone, lang, answer, full_ms=timings["total"], vector=query.vector)
+            self.cache.store(self.index(index.name), standalone, lang, answer, full_ms=timings["total"],
+                             vector=query.vector)  # fmt: skip
         yield StreamEvent(type="final", answer=answer)
 
     def _draft(self, standalone, passages, lang, index, budget, confidence):
@@ -300,7 +325,7 @@ class Assistant:
             embedding=embedding, access_hash=access_hash, cached=answer.cached, answer_ms=round(ms, 2),
             prompt_tokens=answer.usage.prompt_tokens if answer.usage else 0,
             completion_tokens=answer.usage.completion_tokens if answer.usage else 0,
-            cited=list(dict.fromkeys(c.source for c in answer.citations)),
+            cited=list(dict.fromkeys(c.source for c in answer.citations)), scope=query.principal.scope,
         )  # fmt: skip
         return self.queue.record(entry)
 
@@ -369,6 +394,11 @@ class Assistant:
 # Unpaired surrogates cannot be encoded (UTF-8, SQLite, Postgres); the rest is invisible and never a question.
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _INVISIBLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u00ad\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]")
+
+
+def _drawn_on(answer: Answer) -> list[str]:
+    """Every chunk an answer shows: its citations and its passages."""
+    return [c.chunk_id for c in (*answer.citations, *answer.passages)]
 
 
 def _last_draft(items):

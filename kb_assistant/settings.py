@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 KB_NAME_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9])?$")  # Chroma's collection-name rules
@@ -32,9 +32,23 @@ class Settings(BaseSettings):
     embedding_model: str | None = Field(
         None,
         description="sentence-transformers model directory, or all-mpnet-base-v2 (requirements-mpnet.txt); "
-        "unset = the bundled all-MiniLM-L6-v2.",
+        "unset = the bundled all-MiniLM-L6-v2. With KB_EMBEDDING_BASE_URL: the model name the service is asked "
+        "for (required; it tags every vector, so vectors of two models never mix).",
     )
-    embedding_batch_size: int = Field(64, ge=1, description="Texts per embedding batch.")
+    embedding_base_url: str | None = Field(
+        None,
+        description="An OpenAI-compatible embeddings service (its /v1 base: text-embeddings-inference, vLLM, "
+        "Infinity, Ollama, OpenAI) that embeds documents and questions instead of a local model; unset = local.",
+    )
+    embedding_api_key: str | None = Field(None, description="API key for KB_EMBEDDING_BASE_URL (if it needs one).")
+    embedding_timeout_s: float = Field(60.0, gt=0, description="The most one call to the embeddings service waits.")
+    embedding_max_retries: int = Field(
+        3, ge=0, le=10, description="Retries of a failed embeddings-service call (connection errors, 429, 5xx)."
+    )
+    embedding_batch_size: int = Field(
+        64, ge=1, description="Texts per embedding batch (per request to a service: at most what it accepts, "
+        "e.g. text-embeddings-inference's --max-client-batch-size, 32 by default).",
+    )  # fmt: skip
     embedding_device: str = Field(
         "cpu", pattern=r"^(cpu|auto|cuda(:\d+)?|mps)$",
         description="Where the embedding model runs: cpu, auto (a GPU when torch sees one), cuda, cuda:N or mps.",
@@ -70,6 +84,17 @@ class Settings(BaseSettings):
     # --- ingest --------------------------------------------------------------------------------
     chunk_size: int = Field(500, ge=100, description="Target chunk size in characters.")
     max_file_mb: float = Field(50.0, gt=0, description="Files larger than this are refused at ingest.")
+    unstructured_api_url: str | None = Field(
+        None,
+        description="unstructured's partition API, its base URL (https://api.unstructuredapp.io, or a self-hosted "
+        "unstructured-api such as http://unstructured:8000): it parses PDF, Word, PowerPoint and HTML files "
+        "instead of the local loaders; unset = local.",
+    )
+    unstructured_api_key: str | None = Field(None, description="API key for KB_UNSTRUCTURED_API_URL.")
+    unstructured_api_strategy: str = Field(
+        "auto", pattern=r"^(auto|fast|hi_res|ocr_only)$",
+        description="The API's partition strategy for PDFs and images: auto, fast, hi_res (layout model) or ocr_only.",
+    )  # fmt: skip
     ingest_workers: int | None = Field(
         None, ge=1, description="Processes that load and chunk files in parallel; unset = number of CPU cores."
     )
@@ -158,30 +183,65 @@ class Settings(BaseSettings):
         "browser (CORS), comma-separated; empty = same origin only; '*' = any origin.",
     )
 
+    sso_trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        [],
+        description="Addresses (IPs or CIDR networks, comma-separated) of the SSO proxies (oauth2-proxy and the "
+        "like) whose user and groups headers are believed; empty = no SSO headers are believed from anyone.",
+    )
+    sso_user_header: str = Field("X-Forwarded-User", description="The header a trusted SSO proxy names the user in.")
+    sso_groups_header: str = Field(
+        "X-Forwarded-Groups", description="The header a trusted SSO proxy lists the user's groups in (comma-separated)."
+    )
+
     api_keys_file: Path | None = Field(
         None,
         description="Legacy only: the JSON file earlier releases kept the API keys in, imported once into the queue "
         "database (KB_DATABASE_URL) and renamed <name>.imported; unset = apikeys.json in the data dir.",
     )
 
-    @field_validator("allowed_origins", "glossary_files", mode="before")
+    @field_validator("sso_trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]):
+        import ipaddress
+
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"{item!r} is not an IP address or CIDR network (e.g. 10.0.0.5, 10.0.0.0/24)"
+                ) from None
+        return value
+
+    @field_validator("allowed_origins", "glossary_files", "sso_trusted_proxies", mode="before")
     @classmethod
     def _comma_separated(cls, value):
         if isinstance(value, str):
             return [o.strip().rstrip("/") for o in value.split(",") if o.strip()]
         return value
 
-    @field_validator("chroma_url", "llm_base_url", "llm_api_key", "embedding_model", "reranker_model", mode="before")
+    @field_validator(
+        "chroma_url", "llm_base_url", "llm_api_key", "embedding_model", "embedding_base_url", "embedding_api_key",
+        "reranker_model", "unstructured_api_url", "unstructured_api_key", mode="before",
+    )  # fmt: skip
     @classmethod
     def _blank_is_unset(cls, value):
         return None if isinstance(value, str) and not value.strip() else value
 
-    @field_validator("chroma_url", "llm_base_url")
+    @field_validator("chroma_url", "llm_base_url", "embedding_base_url", "unstructured_api_url")
     @classmethod
     def _must_be_http(cls, value: str | None):
         if value is not None and not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
         return value
+
+    @model_validator(mode="after")
+    def _service_needs_a_model_name(self):
+        if self.embedding_base_url and not self.embedding_model:
+            raise ValueError(
+                "KB_EMBEDDING_BASE_URL is set, so KB_EMBEDDING_MODEL must name the model the service is asked for"
+            )
+        return self
 
     @property
     def llm_enabled(self) -> bool:
@@ -216,5 +276,5 @@ def load_settings(**overrides) -> Settings:
         lines = []
         for err in exc.errors():
             field = ".".join(str(p) for p in err["loc"])
-            lines.append(f"KB_{field.upper()}: {err['msg']}")
+            lines.append(f"KB_{field.upper()}: {err['msg']}" if field else err["msg"].removeprefix("Value error, "))
         raise SettingsError("invalid settings:\n  " + "\n  ".join(lines)) from None

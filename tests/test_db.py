@@ -33,7 +33,7 @@ def _record_a_document(ledger: Ledger, kb: str = "hr") -> None:
 def test_a_new_ledger_is_built_by_its_migrations_exactly_as_its_models_say(tmp_path):
     ledger = Ledger(Settings(data_dir=tmp_path / "d"))
     assert LEDGER_MIGRATIONS.drift(ledger.engine, LedgerBase.metadata) == []
-    assert LEDGER_MIGRATIONS.current(ledger.engine) == LEDGER_MIGRATIONS.head() == "ledger_0001"
+    assert LEDGER_MIGRATIONS.current(ledger.engine) == LEDGER_MIGRATIONS.head() == "ledger_0002_source_groups"
     _record_a_document(ledger)
     [doc] = ledger.documents("hr")
     assert (doc.size, doc.mtime_ns, doc.chunk_ids) == (5_000_000_000, BIG_MTIME_NS, ["c1", "c2"])
@@ -52,7 +52,7 @@ def test_a_ledger_written_before_it_had_migrations_is_adopted_with_its_rows(tmp_
     old.dispose()
     ledger = Ledger(Settings(data_dir=data))
     assert [(s.kb, s.root) for s in ledger.sources()] == [("hr", "/handbook")]
-    assert LEDGER_MIGRATIONS.current(ledger.engine) == "ledger_0001"
+    assert LEDGER_MIGRATIONS.current(ledger.engine) == LEDGER_MIGRATIONS.head()
     _record_a_document(ledger)  # and it goes on working
     assert [d.path for d in ledger.documents("hr")] == ["leave.md"]
 
@@ -126,7 +126,9 @@ def test_processes_starting_at_once_on_a_new_ledger_migrate_it_once_and_all_work
     errors = [p.communicate(timeout=120)[1].decode() for p in procs]
     assert [p.returncode for p in procs] == [0] * 4, errors
     with sqlite3.connect(data / "ingest.sqlite") as conn:
-        assert conn.execute("SELECT version_num FROM ledger_alembic_version").fetchall() == [("ledger_0001",)]
+        assert conn.execute("SELECT version_num FROM ledger_alembic_version").fetchall() == [
+            (LEDGER_MIGRATIONS.head(),)
+        ]
         assert sorted(r for (r,) in conn.execute("SELECT root FROM sources")) == [f"/root{i}" for i in range(4)]
 
 
@@ -138,7 +140,7 @@ def test_the_stores_keep_their_revisions_apart_in_one_database(tmp_path):
     for migrations in (QUEUE_MIGRATIONS, LEDGER_MIGRATIONS, CACHE_MIGRATIONS):
         migrations.upgrade(engine)
     assert [m.current(engine) for m in (QUEUE_MIGRATIONS, LEDGER_MIGRATIONS, CACHE_MIGRATIONS)] == [
-        QUEUE_MIGRATIONS.head(), "ledger_0001", "cache_0001",
+        QUEUE_MIGRATIONS.head(), LEDGER_MIGRATIONS.head(), "cache_0001",
     ]  # fmt: skip
     from sqlalchemy import inspect
 

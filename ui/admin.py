@@ -156,6 +156,7 @@ class DocumentLibrary:
         """Check each (name, temp path), move the good ones into the KB's upload folder, sync it incrementally.
 
         ``on_file(name, reason)`` is called as each file is settled (reason None: accepted / ingested)."""
+        from ingest.partition_api import PartitionAPI
         from ingest.worker import check_file  # the pipeline's own per-file load: the same limits and reasons
 
         kb = self._check_kb(kb)
@@ -164,6 +165,7 @@ class DocumentLibrary:
         staging.mkdir(parents=True)
         result = UploadResult(kb)
         max_bytes = int(self.settings.max_file_mb * 1e6)
+        parser = PartitionAPI.from_settings(self.settings)
         try:
             accepted = []
             for name, src in files:
@@ -173,7 +175,9 @@ class DocumentLibrary:
                 else:
                     tmp = staging / name
                     shutil.copyfile(src, tmp)
-                    reason = check_file(tmp, name, max_bytes=max_bytes, chunk_size=self.settings.chunk_size)
+                    reason = check_file(
+                        tmp, name, max_bytes=max_bytes, chunk_size=self.settings.chunk_size, partition_api=parser
+                    )
                 result.files.append(FileOutcome(name, reason is None, reason or ""))
                 if reason is None:
                     accepted.append(name)

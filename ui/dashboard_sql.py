@@ -1,7 +1,7 @@
 """What the admin dashboard reads from the answer log (``queue.models.AnswerLog``): a few GROUP BY queries that
 return small frames — counts and sums per day and outcome, per wording of a question, per list of cited sources —
 plus the one column percentiles need (answer times) and the newest comments. The counts per day and outcome and the
-answer times come from one index (``ix_answer_log_dashboard``, queue migration 0006) without reading a row; the
+answer times come from one index (``ix_answer_log_dashboard``, queue migration 0007) without reading a row; the
 wordings and cited sources take one pass over the rows. No query reads a row's answer text, passages, conversation
 or embedding, and nothing scales with the rows in Python but the answer times.
 

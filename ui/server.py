@@ -198,7 +198,9 @@ def serve(settings: Settings) -> None:
         app.state.local_token = local_token
         print(f"kb-assistant on http://{settings.host}:{settings.port}  (API docs: /api/docs, widget demo: "
               "/widget/demo)", flush=True)  # fmt: skip
-        uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", timeout_graceful_shutdown=5)
+        # proxy_headers off: the peer address is the TCP peer's, which ui/principal checks against the SSO proxies
+        uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", timeout_graceful_shutdown=5,
+                    proxy_headers=False)  # fmt: skip
 
 
 @contextmanager

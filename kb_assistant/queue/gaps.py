@@ -1,10 +1,10 @@
 """The gap log: unanswered questions grouped by meaning, ranked by how often they were asked.
 
-Greedy clustering per KB, oldest question first: a question joins the cluster it is most similar to (compared with
-each cluster's first few members, all at once) when the similarity reaches ``KB_GAP_SIMILARITY``, else starts a
-new one; rows of one wording share one vector (a stored embedding, else one embedding of the wording). Similarity
-is the embedding cosine; for Chinese, where MiniLM's vectors say little, it is blended with the share of words the
-two questions have in common.
+Greedy clustering per KB and access scope (the askers' groups: a gap only some groups have is shown as theirs),
+oldest question first: a question joins the cluster it is most similar to (compared with each cluster's first few
+members, all at once) when the similarity reaches ``KB_GAP_SIMILARITY``, else starts a new one; rows of one wording
+share one vector (a stored embedding, else one embedding of the wording). Similarity is the embedding cosine; for
+Chinese, where MiniLM's vectors say little, it is blended with the share of words the two questions have in common.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ _LEADERS = 5  # a question is compared with a cluster's first few members
 class GapCluster:
     kb: str
     question: str  # the most common wording
+    groups: list[str] = field(default_factory=list)  # the askers' access groups: a cluster holds one scope
     count: int = 0
     examples: list[str] = field(default_factory=list)  # distinct wordings, most frequent first
     first_seen: datetime | None = None
@@ -35,7 +36,8 @@ class GapCluster:
 
     def as_dict(self) -> dict:
         return {
-            "kb": self.kb, "count": self.count, "question": self.question, "examples": self.examples,
+            "kb": self.kb, "groups": self.groups, "count": self.count, "question": self.question,
+            "examples": self.examples,
             "first_seen": _iso(self.first_seen), "last_seen": _iso(self.last_seen), "reasons": self.reasons,
             "tickets": self.tickets,
         }  # fmt: skip
@@ -137,20 +139,23 @@ def gap_clusters(
 
     clusters: list[tuple[GapCluster, list[_Member], Counter, set]] = []
     by_norm: dict[tuple[str, str], int] = {}
-    pools: dict[str, _Leaders] = {}  # per KB: every cluster's leaders, compared with a new wording at once
+    pools: dict[tuple[str, str], _Leaders] = {}  # per KB and scope: the clusters' leaders, compared at once
     for row, m in zip(rows, members, strict=True):
-        key = (row.kb, normalize_question(m.text))
+        scope = getattr(row, "scope", "") or ""
+        key = (row.kb, scope, normalize_question(m.text))
         best = by_norm.get(key)
-        if best is None and row.kb in pools:
-            best = pools[row.kb].best(m, threshold)
+        if best is None and (row.kb, scope) in pools:
+            best = pools[(row.kb, scope)].best(m, threshold)
         if best is None:
-            clusters.append((GapCluster(kb=row.kb, question=m.text, first_seen=row.created_at), [], Counter(), set()))
+            cluster = GapCluster(kb=row.kb, question=m.text, groups=[g for g in scope.split(",") if g],
+                                 first_seen=row.created_at)  # fmt: skip
+            clusters.append((cluster, [], Counter(), set()))
             best = len(clusters) - 1
         by_norm[key] = best
         cluster, leaders, wordings, tickets = clusters[best]
         if len(leaders) < _LEADERS:
             leaders.append(m)
-            pools.setdefault(row.kb, _Leaders()).add(best, m)
+            pools.setdefault((row.kb, scope), _Leaders()).add(best, m)
         wordings[m.text] += 1
         cluster.count += 1
         cluster.last_seen = row.created_at
@@ -173,11 +178,12 @@ def gap_clusters(
 def write_csv(clusters: list[GapCluster], path: Path) -> None:
     with open(path, "w", newline="", encoding="utf-8-sig") as f:  # BOM: Excel opens Chinese text correctly
         w = csv.writer(f)
-        w.writerow(["rank", "kb", "count", "question", "examples", "first_seen", "last_seen", "reasons", "tickets"])
+        w.writerow(["rank", "kb", "count", "question", "examples", "first_seen", "last_seen", "reasons", "tickets",
+                    "groups"])  # fmt: skip
         for rank, c in enumerate(clusters, start=1):
             w.writerow(
                 [rank, c.kb, c.count, c.question, " | ".join(c.examples), _iso(c.first_seen), _iso(c.last_seen),
-                 " ".join(f"{k}:{v}" for k, v in c.reasons.items()), " ".join(c.tickets)]
+                 " ".join(f"{k}:{v}" for k, v in c.reasons.items()), " ".join(c.tickets), ",".join(c.groups)]
             )  # fmt: skip
 
 

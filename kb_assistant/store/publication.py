@@ -3,9 +3,11 @@
 ``<data>/kb/<name>/state.json`` names the KB version and its version folder (``keyword-v<N>``); it is replaced
 atomically, so a reader sees one version whole or the one before. The folder holds the live chunk ids
 (``ids.json``, written last: it marks the folder complete), each chunk's keyword tokens (``tokens.json``, so the
-next publish re-tokenizes only new chunks) and the keyword backend's index. Vectors may exist for chunks that are
-not live (written ahead of a publish, or left by an interrupted ingest): every search drops them, so a
-half-ingested document is never seen. Readers notice a newer state.json with one stat and reload.
+next publish re-tokenizes only new chunks), which live chunks are limited to access groups (``visibility.json``:
+chunk id → groups; a chunk not named is visible to everyone who may use the KB) and the keyword backend's
+index. Vectors may exist for chunks that are not live (written ahead of a publish, or left by an interrupted
+ingest): every search drops them, so a half-ingested document is never seen. Readers notice a newer state.json
+with one stat and reload.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import shutil
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from kb_assistant.files import write_atomic
@@ -35,6 +38,15 @@ def read_state(settings: Settings, kb: str) -> dict:
     return json.loads(f.read_text(encoding="utf-8")) if f.exists() else {}
 
 
+@dataclass(frozen=True)
+class Snapshot:
+    generation: int
+    folder: Path
+    sorted_ids: list[str]
+    live: frozenset[str]
+    visibility: dict[str, frozenset[str]]  # live chunk id → the groups that may see it (absent: everyone)
+
+
 class Publication:
     """One KB's published state: version, live ids, the version folder a keyword backend reads."""
 
@@ -46,6 +58,8 @@ class Publication:
         self.generation = 0  # how many states were read: a holder of derived state compares it to its own
         self._sorted: list[str] = []
         self._ids: frozenset[str] = frozenset()
+        self._visibility: dict[str, frozenset[str]] = {}
+        self._snapshot = Snapshot(0, directory / "keyword", [], frozenset(), {})
         self._lock = threading.Lock()
 
     def refresh(self) -> None:
@@ -63,10 +77,17 @@ class Publication:
                 return
             state = json.loads(f.read_text(encoding="utf-8")) if stamp else {"version": 0}
             ids = self.directory / state.get("keyword", "keyword") / "ids.json"
-            self._sorted = json.loads(ids.read_text(encoding="utf-8")) if ids.exists() else []
-            self._ids = frozenset(self._sorted)
+            sorted_ids = json.loads(ids.read_text(encoding="utf-8")) if ids.exists() else []
+            vis = self.directory / state.get("keyword", "keyword") / "visibility.json"
+            visibility = (
+                {cid: frozenset(g) for cid, g in json.loads(vis.read_text(encoding="utf-8")).items()}
+                if vis.exists()
+                else {}
+            )
+            self._sorted, self._ids, self._visibility = sorted_ids, frozenset(sorted_ids), visibility
             self._state, self._stamp, self._read = state, stamp, True
             self.generation += 1
+            self._snapshot = Snapshot(self.generation, self.folder, sorted_ids, self._ids, visibility)
 
     @property
     def state(self) -> dict:
@@ -88,6 +109,14 @@ class Publication:
     def live_ids(self) -> frozenset[str]:
         return self._ids
 
+    def snapshot(self) -> Snapshot:
+        """The published version's folder, live ids and visibility, read together (never torn by a refresh)."""
+        return self._snapshot
+
+    def visibility(self) -> dict[str, frozenset[str]]:
+        """The live chunks limited to access groups: chunk id → the groups that may see it."""
+        return self._visibility
+
     def tokens(self) -> dict[str, list[str]] | None:
         """Each live chunk's keyword tokens, or None for a version written before tokens were kept or by another
         tokenizer version (the next publish then re-tokenizes every chunk)."""
@@ -97,10 +126,16 @@ class Publication:
         return json.loads(f.read_text(encoding="utf-8"))
 
     def publish(
-        self, version: int, tokens: dict[str, list[str]], build_index: Callable[[Path, list[str]], None], **extra
+        self,
+        version: int,
+        tokens: dict[str, list[str]],
+        build_index: Callable[[Path, list[str]], None],
+        visibility: dict[str, list[str]] | None = None,
+        **extra,
     ) -> None:
         """Make exactly the chunks in ``tokens`` live, as ``version``: the folder written whole (the keyword
-        backend's index by ``build_index(folder, ids)``), then one atomic rename of state.json."""
+        backend's index by ``build_index(folder, ids)``, ``visibility``: the live chunks limited to groups), then
+        one atomic rename of state.json."""
         name = f"keyword-v{version}"
         folder = self.directory / name
         if folder.exists():  # left by an interrupted publish of the same version
@@ -110,6 +145,8 @@ class Publication:
         build_index(folder, ids)
         (folder / "tokens.json").write_text(json.dumps(tokens, ensure_ascii=False), encoding="utf-8")
         (folder / "tokenizer.txt").write_text(TOKENIZER_VERSION, encoding="utf-8")
+        limited = {cid: sorted(g) for cid, g in (visibility or {}).items() if g and cid in tokens}
+        (folder / "visibility.json").write_text(json.dumps(limited, sort_keys=True), encoding="utf-8")
         (folder / "ids.json").write_text(json.dumps(ids), encoding="utf-8")  # written last: marks it complete
         state = {**extra, "version": version, "keyword": name, "chunks": len(tokens), "published_at": time.time()}
         write_atomic(self.directory / STATE_FILE, json.dumps(state, ensure_ascii=False))

@@ -2,8 +2,8 @@
 rating, answer time and token columns, so its GROUP BY per day and outcome and its answer times never read the
 answer-log rows (long with passages and embeddings; in SQLite these columns sit behind them).
 
-Revision ID: 0006_dashboard
-Revises: 0005
+Revision ID: 0007_dashboard
+Revises: 0006_access_groups
 Create Date: 2026-12-06
 """
 
@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from alembic import op
 
-revision = "0006_dashboard"
-down_revision = "0005"
+revision = "0007_dashboard"
+down_revision = "0006_access_groups"
 branch_labels = None
 depends_on = None
 
