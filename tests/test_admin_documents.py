@@ -138,6 +138,10 @@ def test_deleting_a_file_of_a_server_folder_excludes_it_for_every_later_sync_unt
     library = DocumentLibrary(assistant)
     bike = next(d for d in library.documents("hr") if d.source == "bike.md")
     assert assistant.ask(BIKE_QUESTION, kb="hr").answered
+    assert bike.groups == "everyone"
+    (folder / ".kb-groups").write_text("hr-staff\n", encoding="utf-8")  # access groups (issue 20) are shown
+    assert {d.groups for d in library.documents("hr")} == {"hr-staff"}
+    (folder / ".kb-groups").unlink()
     version = assistant.index("hr").version
 
     report = library.delete("hr", bike.key, by="ada")

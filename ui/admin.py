@@ -92,6 +92,7 @@ class DocumentRow:
     synced: str  # when its source was last synced
     root: str
     uploaded: bool
+    groups: str = "everyone"  # the access groups its chunks are limited to (``ingest.visibility``)
 
 
 def _when(ts: float | None) -> str:
@@ -200,10 +201,21 @@ class DocumentLibrary:
 
     # --- documents -----------------------------------------------------------------------------------
     def documents(self, kb: str) -> list[DocumentRow]:
+        from ingest.visibility import BadGroupsFile, GroupResolver
+
         kb = self._check_kb(kb)
         ledger = Ledger(self.settings)
-        synced = {s.root: s.last_synced_at for s in ledger.sources(kb)}
+        sources = ledger.sources(kb)
+        synced = {s.root: s.last_synced_at for s in sources}
+        resolver = GroupResolver({s.root: frozenset(s.groups or ()) for s in sources})
         uploads = str(self.uploads_dir(kb))
+
+        def groups(root: str, path: str) -> str:
+            try:
+                return ", ".join(sorted(resolver.groups(root, path))) or "everyone"
+            except BadGroupsFile as exc:
+                return f"hidden from everyone: {exc}"
+
         return [
             DocumentRow(
                 key=f"{d.root}{KEY_SEP}{d.path}",
@@ -215,6 +227,7 @@ class DocumentLibrary:
                 synced=_when(synced.get(d.root)),
                 root=d.root,
                 uploaded=d.root == uploads,
+                groups=groups(d.root, d.path),
             )  # fmt: skip
             for d in sorted(ledger.documents(kb), key=lambda d: (d.root != uploads, d.root, d.path))
         ]

@@ -23,7 +23,7 @@ from kb_assistant.errors import KBError
 from ui.admin import DocumentLibrary, admin_login, report_line, require_admin
 from ui.admin_users_page import users_tab
 
-DOC_COLUMNS = ["document", "status", "reason", "chunks", "changed", "last synced", "source"]
+DOC_COLUMNS = ["document", "status", "reason", "chunks", "groups", "changed", "last synced", "source"]
 CHUNK_COLUMNS = ["#", "section", "page", "text"]
 RUN_COLUMNS = ["run", "started", "finished", "status", "summary", "failed files"]
 ALL = "(all)"
@@ -36,7 +36,7 @@ def _e(text) -> str:
 
 def doc_rows(library: DocumentLibrary, kb: str) -> list[list]:
     return [
-        [d.source, d.status, d.reason, d.chunks, d.changed, d.synced, "upload" if d.uploaded else d.root]
+        [d.source, d.status, d.reason, d.chunks, d.groups, d.changed, d.synced, "upload" if d.uploaded else d.root]
         for d in library.documents(kb)
     ]
 
