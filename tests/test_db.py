@@ -159,3 +159,61 @@ def test_the_ledger_runs_on_postgres_with_64_bit_sizes_and_times(tmp_path, pg_ur
         assert Ledger(Settings(data_dir=tmp_path / "d"), url=pg_url).kbs() == ["hr"]  # a second process's view
     finally:
         ledger.engine.dispose()
+
+
+def test_two_stores_migrating_at_once_in_one_process_both_succeed(tmp_path):
+    """A server's first requests migrate the queue (a "转人工" opens a ticket) and the cache (a question) at the same
+    moment, in two threads. Alembic keeps the running migration's context in module globals: here the cache's
+    migration runs start to end while the queue's is half-way through, which, unserialised, fails one of them
+    (``KeyError`` from Alembic, a 500 for the user)."""
+    import threading
+
+    from sqlalchemy import event
+
+    from kb_assistant.queue.database import MIGRATIONS as QUEUE_MIGRATIONS
+
+    queue_engine = db.engine(db.sqlite_url(tmp_path / "queue.db"))
+    cache_engine = db.engine(db.sqlite_url(tmp_path / "cache.sqlite3"))
+    cache_done, errors = threading.Event(), []
+
+    def migrate(migrations, engine):
+        try:
+            migrations.upgrade(engine)
+        except Exception as exc:  # noqa: BLE001 - what the test reports
+            errors.append(exc)
+
+    def migrate_the_cache():
+        migrate(CACHE_MIGRATIONS, cache_engine)
+        cache_done.set()
+
+    cache_thread = threading.Thread(target=migrate_the_cache)
+
+    @event.listens_for(queue_engine, "before_cursor_execute")
+    def _in_the_middle(conn, cursor, statement, *args):  # the queue's migration has begun its first query
+        if not statement.startswith("BEGIN") and cache_thread.ident is None:
+            cache_thread.start()
+            # the cache's migration runs whole here, unless it has to wait for this one (then it runs after it)
+            cache_done.wait(timeout=3)
+
+    try:
+        migrate(QUEUE_MIGRATIONS, queue_engine)
+        cache_thread.join(timeout=60)
+    finally:
+        event.remove(queue_engine, "before_cursor_execute", _in_the_middle)
+        db.dispose(db.sqlite_url(tmp_path / "queue.db"))
+        db.dispose(db.sqlite_url(tmp_path / "cache.sqlite3"))
+    assert errors == []
+    assert QUEUE_MIGRATIONS.current(db.engine(db.sqlite_url(tmp_path / "queue.db"))) == QUEUE_MIGRATIONS.head()
+    assert CACHE_MIGRATIONS.current(db.engine(db.sqlite_url(tmp_path / "cache.sqlite3"))) == CACHE_MIGRATIONS.head()
+
+
+def test_a_server_migrates_the_queue_and_the_cache_before_its_first_request(tmp_path, embeddings):
+    """``kb serve`` warms up before it listens: the stores' migrations are not left to the first requests' threads."""
+    from kb_assistant.assistant import Assistant
+    from kb_assistant.queue.database import MIGRATIONS as QUEUE_MIGRATIONS
+    from ui.server import warm_up
+
+    settings = Settings(data_dir=tmp_path / "d")
+    warm_up(Assistant(settings, embeddings=embeddings))
+    assert QUEUE_MIGRATIONS.current(db.engine(db.sqlite_url(settings.path("queue.db")))) == QUEUE_MIGRATIONS.head()
+    assert CACHE_MIGRATIONS.current(db.engine(db.sqlite_url(settings.path("cache.sqlite3")))) == "cache_0001"

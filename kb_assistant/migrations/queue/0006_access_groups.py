@@ -20,18 +20,14 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("tickets") as batch:
-        batch.add_column(sa.Column("scope", sa.String(1000), nullable=False, server_default=""))
-    with op.batch_alter_table("answer_log") as batch:
-        batch.add_column(sa.Column("scope", sa.String(1000), nullable=False, server_default=""))
-    with op.batch_alter_table("api_keys") as batch:
-        batch.add_column(sa.Column("groups", sa.JSON(), nullable=True))
+    # plain ALTER TABLE (no batch copy): ticket_requests holds a foreign key to tickets, which SQLite will not let
+    # a batch migration drop and recreate
+    op.add_column("tickets", sa.Column("scope", sa.String(1000), nullable=False, server_default=""))
+    op.add_column("answer_log", sa.Column("scope", sa.String(1000), nullable=False, server_default=""))
+    op.add_column("api_keys", sa.Column("groups", sa.JSON(), nullable=True))
 
 
-def downgrade() -> None:
-    with op.batch_alter_table("api_keys") as batch:
-        batch.drop_column("groups")
-    with op.batch_alter_table("answer_log") as batch:
-        batch.drop_column("scope")
-    with op.batch_alter_table("tickets") as batch:
-        batch.drop_column("scope")
+def downgrade() -> None:  # SQLite ≥ 3.35 drops a column in place
+    op.drop_column("api_keys", "groups")
+    op.drop_column("answer_log", "scope")
+    op.drop_column("tickets", "scope")
