@@ -5,11 +5,11 @@
                                     ─► delete replaced vectors
 
 Unchanged files (same size and mtime, else same content hash) are skipped without loading or embedding; changed
-ones have their chunks replaced; files gone from a source lose theirs. New vectors are written before they are
-published and old ones deleted after, so a question sees a document's old chunks or its new ones, never a mix.
-A run killed at any point leaves vectors that are simply not live; the next run finishes the interrupted
-publish, reuses the vectors already written (ids are content-addressed), and sweeps the rest.
-The caller holds the KB's lock: ``ingest.pipeline`` has the entry points.
+ones have their chunks replaced; files gone from a source lose theirs; files an admin excluded are skipped. New
+vectors are written before they are published and old ones deleted after, so a question sees a document's old
+chunks or its new ones, never a mix. A run killed at any point leaves vectors that are simply not live; the next
+run finishes the interrupted publish, reuses the vectors already written (ids are content-addressed), and sweeps
+the rest. The caller holds the KB's lock: ``ingest.pipeline`` has the entry points.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ingest.ledger import DocumentChange, Ledger, commit_version, touch_documents
+from ingest.ledger import EXCLUDED, DocumentChange, Ledger, commit_version, touch_documents
 from ingest.partition_api import PartitionAPI, PartitionServiceError
 from ingest.report import FileFailure, IngestReport
 from ingest.sources import (
@@ -37,6 +37,7 @@ from ingest.sources import (
 )
 from ingest.visibility import republish, visibility
 from ingest.worker import LoadedFile, LoadTask, load_files
+from kb_assistant.errors import KBError
 from kb_assistant.schema import Chunk
 from kb_assistant.settings import Settings, check_kb_name
 from kb_assistant.store import KnowledgeBase, keyword_tokens
@@ -174,16 +175,39 @@ class IncrementalIndexer:
                 raise UnknownSource(unknown_source_message(self.ledger, self.kb, key, known))
             if key not in keys:
                 keys.append(key)
+        return self._remove([d for key in keys for d in self._forget_root(key)], keys)
+
+    def exclude(self, root: str, paths: list[str], note: str) -> IngestReport:
+        """Leave documents of a remembered source out of the KB without touching the files: their chunks go in one
+        new KB version, and their rows stay, status "excluded" (``note`` says who and when), which every later
+        sync skips — ``kb ingest --all`` and the cron included — until ``include`` undoes it."""
+        rows = {d.path: d for d in self.ledger.documents(self.kb, root)}
+        missing = [p for p in paths if p not in rows]
+        if missing:
+            raise KBError(f"no document {missing[0]!r} from source '{root}' in knowledge base '{self.kb}'")
+        docs = [
+            _Doc(DocumentChange(root, p, rows[p].size, rows[p].mtime_ns, rows[p].content_hash, EXCLUDED, [],
+                                rows[p].config, error=note),
+                 old_ids=list(rows[p].chunk_ids) if rows[p].status == "done" else [])
+            for p in paths
+        ]  # fmt: skip
+        return self._remove(docs, [root])
+
+    def include(self, root: str, paths: list[str]) -> IngestReport:
+        """Undo ``exclude``: the rows go, and the files still on disk are synced back in (one new KB version)."""
+        self.ledger.drop_exclusions(self.kb, root, paths)
+        return self.sync([Path(root) / p for p in paths if (Path(root) / p).exists()])
+
+    def _remove(self, docs: list[_Doc], sources: list[str]) -> IngestReport:
+        """One run that publishes ``docs`` (deletions or exclusions) in one new KB version."""
         started = time.perf_counter()
-        self.report = report = IngestReport(kb=self.kb, sources=keys)
+        self.report = report = IngestReport(kb=self.kb, sources=sources)
         report.run_id, _ = self.ledger.start_run(self.kb)
         for chunk_ids in (d.chunk_ids for d in self.ledger.documents(self.kb) if d.status == "done"):
             self._refs.update(chunk_ids)
         self._finish_interrupted_publish()
-        for key in keys:
-            docs = self._forget_root(key)
-            report.deleted += len(docs)
-            self._pending.extend(docs)
+        report.deleted = len(docs)
+        self._pending.extend(docs)
         self._publish(final=True)
         self._publish_groups(report)  # a chunk the forgotten source shared may now have other groups
         report.kb_version = self.index.version
@@ -227,6 +251,9 @@ class IncrementalIndexer:
                 if (root_key, source) in self._rows:  # named twice (a folder and a file in it)
                     continue
                 row = rows.get(source)
+                if row is not None and row.status == EXCLUDED:  # left out by an admin: the file stays, unread
+                    report.excluded += 1
+                    continue
                 self._rows[(root_key, source)] = (path, row)
                 same_config = row is not None and row.status == "done" and row.config == self.config
                 if same_config and not self.full:
@@ -245,6 +272,8 @@ class IncrementalIndexer:
                 )
             for source in sorted(set(rows) - seen):
                 row = rows[source]
+                if row.status == EXCLUDED:  # the exclusion outlives the file's absence (a restore from backup)
+                    continue
                 change = DocumentChange(root_key, source, 0, 0, "", "deleted", [], self.config, delete=True)
                 deleted.append(_Doc(change, old_ids=list(row.chunk_ids) if row.status == "done" else []))
         return tasks, deleted

@@ -2,9 +2,10 @@
 that ingests shares it; else SQLite in ``<data>/ingest.sqlite``, WAL).
 
 One row per (KB, source root, document path): size, mtime and content hash (to skip unchanged files without
-reading them), status, the document's chunk ids, when, and why it failed. Beside it: the source roots remembered
-per KB (``kb ingest --all`` re-syncs them) with their access groups, every run's report, and every KB version
-with the chunk ids it added and removed (what the semantic cache needs to invalidate exactly what went stale).
+reading them), status, the document's chunk ids, when, and why it failed — or that an admin excluded it (the file
+stays in its folder; syncs skip it). Beside it: the source roots remembered per KB (``kb ingest --all`` re-syncs
+them) with their access groups, every run's report, and every KB version with the chunk ids it added and removed
+(what the semantic cache needs to invalidate exactly what went stale).
 
 The ledger is the writer's source of truth; the published keyword index is the readers' (see
 ``KnowledgeBase``). A KB version is committed here first and published second, so an interrupted publish
@@ -26,6 +27,7 @@ from kb_assistant import db
 from kb_assistant.settings import Settings
 
 __all__ = ["IngestLocked", "Ledger", "kb_lock"]  # the lock lives in ingest.locks; callers import it from here too
+EXCLUDED = "excluded"  # a document's status when an admin removed it from the KB but not from its source folder
 MIGRATIONS = db.Migrations(Path(__file__).resolve().parent / "migrations", "ledger_alembic_version")
 ADOPT_LOCK = 0x6C656467  # adopting a data dir's ledger: one process at a time
 
@@ -53,7 +55,7 @@ class Document(Base):
     size: Mapped[int] = mapped_column(BigInteger)
     mtime_ns: Mapped[int] = mapped_column(BigInteger)  # nanoseconds since 1970: past 32 bits
     content_hash: Mapped[str] = mapped_column(String(64))
-    status: Mapped[str] = mapped_column(String(16))  # "done" | "failed"
+    status: Mapped[str] = mapped_column(String(16))  # "done" | "failed" | "excluded" (error: who, when)
     chunk_ids: Mapped[list] = mapped_column(JSON, default=list)
     config: Mapped[str] = mapped_column(String(64), default="")  # chunking/embedding settings it was built with
     updated_at: Mapped[float] = mapped_column(Float, default=time.time)
@@ -162,6 +164,15 @@ class Ledger:
         with self.session(write=True) as s, s.begin():
             run = s.get(Run, run_id)
             run.status, run.finished_at, run.report = "failed", time.time(), {"error": error}
+
+    def drop_exclusions(self, kb: str, root: str, paths: list[str]) -> None:
+        """Forget that these documents were excluded (their rows go; the next sync reads the files again)."""
+        with self.session(write=True) as s, s.begin():
+            for path in paths:
+                row = s.get(Document, (kb, root, path))
+                if row is None or row.status != EXCLUDED:
+                    raise KBError(f"{path!r} of source '{root}' is not excluded from knowledge base '{kb}'")
+                s.delete(row)
 
     def set_source_groups(self, kb: str, root: str, groups) -> bool:
         """Remember ``root`` as a source of ``kb`` limited to ``groups`` (empty: visible to everyone who may use

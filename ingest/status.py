@@ -12,9 +12,9 @@ from kb_assistant.store.publication import read_state
 
 
 def kb_status(settings: Settings, kb: str | None = None) -> list[dict]:
-    """One dict per KB: documents, chunks, failures, KB version, the groups the KB is limited to, sources (each
-    with its groups and the sub-folders whose ``.kb-groups`` file gives them their own), last run (with its
-    report)."""
+    """One dict per KB: documents, chunks, failures, documents an admin excluded, KB version, the groups the KB is
+    limited to, sources (each with its groups and the sub-folders whose ``.kb-groups`` file gives them their own),
+    last run (with its report)."""
     ledger = Ledger(settings)
     names = [kb] if kb else ledger.kbs()
     out = []
@@ -26,6 +26,7 @@ def kb_status(settings: Settings, kb: str | None = None) -> list[dict]:
         state = read_state(settings, name)
         done = [d for d in docs if d.status == "done"]
         failed = [d for d in docs if d.status == "failed"]
+        excluded = [d for d in docs if d.status == "excluded"]
         last = runs[0] if runs else None
         out.append(
             {
@@ -34,6 +35,7 @@ def kb_status(settings: Settings, kb: str | None = None) -> list[dict]:
                 "chunks": len({cid for d in done for cid in d.chunk_ids}),
                 "failed": len(failed),
                 "failures": [{"path": f"{d.root}/{d.path}", "reason": d.error or ""} for d in failed],
+                "excluded": [{"path": f"{d.root}/{d.path}", "note": d.error or ""} for d in excluded],
                 "version": int(state.get("version", 0)),
                 "groups": sorted(kb_groups(settings, name)),
                 "sources": [s.root for s in ledger.sources(name)],

@@ -349,6 +349,8 @@ def status(
             )
         for f in r["failures"]:
             typer.echo(f"  failed: {f['path']}: {f['reason']}")
+        for e in r.get("excluded", []):
+            typer.echo(f"  excluded: {e['path']} ({e['note']}; undo it in the admin console)")
 
 
 def main():

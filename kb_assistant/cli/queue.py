@@ -270,9 +270,33 @@ def user_add(
 
 @user_app.command("list")
 def user_list():
-    """The agents."""
+    """Console users: name, role, enabled or disabled, since when."""
+    from kb_assistant.queue.agents import is_disabled
+
     for u in _run(lambda: _queue().users()):
-        typer.echo(f"{u.name}  {u.role}  since {_iso(u.created_at)}")
+        state = "disabled" if is_disabled(u) else "enabled"
+        typer.echo(f"{u.name}  {u.role}  {state}  since {_iso(u.created_at)}")
+
+
+@user_app.command("disable")
+def user_disable(name: str):
+    """Refuse a user's sign-in and role from the next request on (kb user enable NAME undoes it)."""
+    _run(lambda: _queue().disable_user(name))
+    typer.echo(f"user {name} disabled")
+
+
+@user_app.command("enable")
+def user_enable(name: str):
+    """Let a disabled user sign in again, with the password they had."""
+    _run(lambda: _queue().enable_user(name))
+    typer.echo(f"user {name} enabled")
+
+
+@user_app.command("remove")
+def user_remove(name: str):
+    """Delete a console user (the last enabled admin is kept)."""
+    _run(lambda: _queue().remove_user(name))
+    typer.echo(f"user {name} removed")
 
 
 # --- top-level commands --------------------------------------------------------------------------------
