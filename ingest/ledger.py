@@ -24,6 +24,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from ingest.locks import LEDGER_FILE, IngestLocked, kb_lock, ledger_url
 from kb_assistant import db
+from kb_assistant.errors import KBError
 from kb_assistant.settings import Settings
 
 __all__ = ["IngestLocked", "Ledger", "kb_lock"]  # the lock lives in ingest.locks; callers import it from here too
