@@ -11,6 +11,8 @@ when that adds to it — becomes the answer. Besides coverage a sentence gains f
   English sentence that only mentions its words.
 A table row (ingest writes one "column: value | column: value" line per row) answers with its whole table when the
 table is short: "after six years" needs the "5 years or more" row as much as the one the words matched.
+Each passage considered runs on into the chunk that follows it in its section (``following``), so a sentence that
+ends a chunk answers with the list or detail that starts the next one.
 Weights were chosen on the golden set and the first 1,000 CMRC2018 questions and checked on the next 1,200
 (eval/README.md, "Extractive answers").
 """
