@@ -40,7 +40,7 @@ def chunk_document(doc: LoadedDocument, source: str, chunk_size: int) -> list[Ch
                 flush()  # a chunk cites one page
             pending.append(block)
     flush()
-    return _dedupe_ids(chunks)
+    return _link(_dedupe_ids(chunks))
 
 
 def _pack(blocks: list[Block], size: int) -> list[tuple[str, int | None]]:
@@ -134,6 +134,15 @@ def _make(source: str, title: str, section: str, text: str, page: int | None) ->
 def chunk_id(source: str, section: str, text: str) -> str:
     """Stable: the same text in the same place of the same file always gets the same id."""
     return hashlib.sha1(f"{source}\x1f{section}\x1f{text}".encode()).hexdigest()[:24]
+
+
+def _link(chunks: list[Chunk]) -> list[Chunk]:
+    """Each chunk names the one that follows it in the same section: an answer's span may run on into it (the list
+    or the detail under a sentence that ends a chunk)."""
+    for chunk, following in zip(chunks, chunks[1:], strict=False):
+        if following.section == chunk.section:
+            chunk.next_id = following.id
+    return chunks
 
 
 def _dedupe_ids(chunks: list[Chunk]) -> list[Chunk]:

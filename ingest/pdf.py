@@ -42,6 +42,10 @@ _LEADER = re.compile(r"\.{4,}|…{2,}|(?:\. ){4,}")
 _NOT_CJK_PUNCT = re.compile("[^\u3000-\u303f\uff00-\uffef]+")
 _PRIVATE_USE = re.compile("[\ue000-\uf8ff]")
 _PRIVATE_USE_MARK = re.compile("(?:^|(?<=\\s))[\ue000-\uf8ff](?=\\s|$)")
+# characters on one line when their tops are this close (pt): a faux small-caps heading sets each word's initial
+# larger than the rest ("MANAGING" as a 24-pt M and a 19-pt ANAGING), its top ~4 pt higher on the same baseline;
+# pdfplumber's default (3) read such a heading as two lines, "M F" over "ANAGING INANCIAL"
+Y_TOLERANCE = 5
 _SENTENCE_END = (".", "!", "?", ";", ":", "。", "！", "？", "；", "：")
 
 
@@ -189,7 +193,7 @@ def _read_page(page, page_no: int, lines: list[_Line], tables: list[_Table]) -> 
             bold = sum(_is_bold(c.get("fontname", "")) for c in first) >= 0.6 * len(first) > 0
             tables.append(_Table(page_no, float(found.bbox[1]), rows, bold))
             boxes.append(found.bbox)
-    for line in page.extract_text_lines(return_chars=True, strip=True):
+    for line in page.extract_text_lines(return_chars=True, strip=True, y_tolerance=Y_TOLERANCE):
         chars = [c for c in line["chars"] if c["text"].strip()]
         text = _clean(line["text"])
         if not chars or not text:

@@ -128,7 +128,7 @@ class Assistant:
             return LLMAnswerer(self.chat_model, client=self._llm_client(), budget=budget)
         from kb_assistant.answer.extractive import ExtractiveAnswerer
 
-        return ExtractiveAnswerer(index.stats)
+        return ExtractiveAnswerer(index.stats, following=index.following)
 
     # --- the pipeline ------------------------------------------------------------------------------
     def ask(
@@ -272,7 +272,8 @@ class Assistant:
         s = self.settings
         floor = s.confidence_threshold if s.llm_fallback_min_confidence is None else s.llm_fallback_min_confidence
         if confidence >= floor:
-            draft = _last_draft(ExtractiveAnswerer(index.stats).generate(standalone, passages, lang))
+            answerer = ExtractiveAnswerer(index.stats, following=index.following)
+            draft = _last_draft(answerer.generate(standalone, passages, lang))
             if draft.found:
                 self.llm_health.count_fallback("extractive")
                 return draft, True

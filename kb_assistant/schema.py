@@ -24,6 +24,7 @@ class Chunk(BaseModel):
     page: int | None = None
     kind: Literal["text", "faq"] = "text"
     question: str = Field("", description="For FAQ chunks: the question, matched as well as the answer.")
+    next_id: str = Field("", description="The chunk that follows this one in the same section ('' at its end).")
 
     def search_text(self) -> str:
         """What is embedded and keyword-indexed: the text with the heading or question it sits under."""

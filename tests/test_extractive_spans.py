@@ -25,6 +25,9 @@ CONDITIONS = (
     "(b) a satisfactory police record check;\n"
     "(c) proof that you are entitled to work in Australia."
 )
+# one section over two chunks: the sentence that asks for the list ends the first, the list is the second
+BENEFITS = "Staff benefits are reviewed every year. Every permanent employee receives the following benefits:"
+BENEFITS_LIST = "(a) private health insurance;\n(b) a gym membership;\n(c) a transport allowance."
 PROBATION = "Probation lasts six months for every new member of staff."
 NOTICE = "Either party may end the contract by giving four weeks of written notice."
 FILLER = [f"Clause {i}: the employee shall follow the lawful directions of the employer." for i in range(20)]
@@ -39,18 +42,26 @@ def handbook(tmp_path_factory, embeddings):
     texts = {"leave": LEAVE, "remote": REMOTE, "conditions": CONDITIONS, "probation": PROBATION, "notice": NOTICE}
     chunks = [Chunk(id=k, text=v, source=f"{k}.pdf", section=k.title(), page=3) for k, v in texts.items()]
     chunks += [Chunk(id=f"f{i}", text=t, source="contract.pdf", section="Duties") for i, t in enumerate(FILLER)]
+    chunks += [
+        Chunk(id="benefits", text=BENEFITS, source="staff.pdf", section="Benefits", page=4, next_id="benefits-2"),
+        Chunk(id="benefits-2", text=BENEFITS_LIST, source="staff.pdf", section="Benefits", page=5),
+    ]
     index = KnowledgeBase(settings, "spans", embeddings)
     index.add(chunks)
     return index, {c.id: c for c in chunks}
 
 
-def _answer(handbook, question: str, *ids: str) -> str:
+def _draft(handbook, question: str, *ids: str) -> Draft:
     index, chunks = handbook
     passages = [Candidate(chunk=chunks[i], score=0.8 - 0.1 * n) for n, i in enumerate(ids)]
-    items = list(ExtractiveAnswerer(index.stats).generate(question, passages, "en"))
+    items = list(ExtractiveAnswerer(index.stats, following=index.following).generate(question, passages, "en"))
     draft = items[-1]
     assert isinstance(draft, Draft) and draft.found
-    return draft.text
+    return draft
+
+
+def _answer(handbook, question: str, *ids: str) -> str:
+    return _draft(handbook, question, *ids).text
 
 
 def test_the_answer_is_the_passage_around_the_key_sentence_with_the_key_sentence_marked(handbook):
@@ -72,6 +83,22 @@ def test_a_sentence_that_introduces_a_list_answers_with_its_items(handbook):
     for item in ("certified copies", "police record check", "entitled to work in Australia"):
         assert item in text
     assert text.count("\n") >= 3  # the items stay on their own lines
+
+
+def test_a_sentence_that_ends_its_passage_answers_with_the_list_in_the_chunk_that_follows_it_in_the_section(
+    handbook,
+):
+    text = _answer(handbook, "What benefits does every permanent employee receive?", "benefits", "leave")
+    assert "**Every permanent employee receives the following benefits:" in text
+    for item in ("private health insurance", "gym membership", "transport allowance"):
+        assert item in text
+    assert text.endswith("[1]") and "[2]" not in text  # cited as the passage it grew from
+
+
+def test_the_draft_says_how_much_of_the_question_its_key_sentence_holds(handbook):
+    on_topic = _draft(handbook, "How many days of annual leave do full-time employees get?", "leave")
+    off_topic = _draft(handbook, "How many days of annual leave do full-time employees get?", "probation")
+    assert on_topic.key_coverage > 0.8 > 0.3 > off_topic.key_coverage
 
 
 def test_a_question_in_two_parts_draws_on_two_passages_each_cited(handbook):

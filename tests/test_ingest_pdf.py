@@ -246,6 +246,37 @@ def test_a_list_marker_stays_with_its_item_across_a_chunk_boundary():
     assert " ".join(c.text for c in chunks) == items
 
 
+def test_a_faux_small_caps_heading_is_one_heading_with_its_words_whole(tmp_path):
+    def page(pdf):
+        x = 20.0
+        for word in ("MANAGING", "FINANCIAL", "RECORDS"):  # each initial 24 pt, the rest 19 pt, one baseline
+            for part, size in ((word[0], 24), (word[1:] + " ", 19)):
+                pdf.set_font("DejaVu", "B", size)
+                pdf.text(x, 40, part)
+                x += pdf.get_string_width(part)
+        pdf.set_font("DejaVu", size=BODY)
+        _lines(pdf, ["Records are the source of all the information used in financial management."], y=60)
+
+    chunks = _chunks(_pdf(tmp_path, [page]))
+    assert [(c.section, c.text) for c in chunks] == [
+        ("MANAGING FINANCIAL RECORDS", "Records are the source of all the information used in financial management.")
+    ]
+
+
+@pytest.mark.unit
+def test_each_chunk_names_the_chunk_that_follows_it_in_its_section_and_none_across_a_heading():
+    items = " ".join(f"{n}. Item number {n} says what rule {n} requires of every employee." for n in range(1, 6))
+    doc = LoadedDocument(
+        title="t", blocks=[Block("Rules", "heading"), Block(items, "text"), Block("Leave", "heading"),
+                           Block("Ten days a year.", "text")],
+    )  # fmt: skip
+    chunks = chunk_document(doc, "t.pdf", 140)
+    rules = [c for c in chunks if c.section == "Rules"]
+    assert len(rules) > 2
+    assert [c.next_id for c in rules] == [c.id for c in rules[1:]] + [""]
+    assert chunks[-1].section == "Leave" and chunks[-1].next_id == ""
+
+
 def test_nfkc_folds_ligatures_but_keeps_chinese_full_width_punctuation():
     from ingest.pdf import _clean
 

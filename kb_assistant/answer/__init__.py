@@ -21,6 +21,8 @@ class Draft:
     found: bool  # False: the passages do not hold the answer
     usage: Usage | None = None
     reason: str | None = None  # why not found: not_in_context, no_citation, unsupported
+    # extractive answers: the IDF-weighted share of the question's words its key sentence holds (a confidence signal)
+    key_coverage: float | None = None
 
 
 class Answerer(Protocol):

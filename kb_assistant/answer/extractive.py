@@ -11,6 +11,8 @@ when that adds to it — becomes the answer. Besides coverage a sentence gains f
   English sentence that only mentions its words.
 A table row (ingest writes one "column: value | column: value" line per row) answers with its whole table when the
 table is short: "after six years" needs the "5 years or more" row as much as the one the words matched.
+Each passage considered runs on into the chunk that follows it in its section (``following``), so a sentence that
+ends a chunk answers with the list or detail that starts the next one.
 Weights were chosen on the golden set and the first 1,000 CMRC2018 questions and checked on the next 1,200
 (eval/README.md, "Extractive answers").
 """
@@ -18,13 +20,14 @@ Weights were chosen on the golden set and the first 1,000 CMRC2018 questions and
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import replace
 
 from kb_assistant.answer import Draft
 from kb_assistant.answer.spans import SPAN_CHARS, Unit, expand, is_question, passage_units, render
 from kb_assistant.language import detect_language, normalise, query_terms, tokenize
 from kb_assistant.rerank import weighted_coverage
-from kb_assistant.schema import Candidate
+from kb_assistant.schema import Candidate, Chunk
 from kb_assistant.store import CorpusStats
 
 _BULLET = re.compile(r"^\s*(?:[-*•·]|\d+[.)、]|[（(]\d+[)）])\s*")
@@ -53,9 +56,16 @@ _ZH_QUESTION_WORDS = re.compile(r"什么|哪些|哪个|哪里|多少|怎么|如�
 
 
 class ExtractiveAnswerer:
-    def __init__(self, stats: CorpusStats, passages_considered: int = 3):
+    def __init__(
+        self,
+        stats: CorpusStats,
+        passages_considered: int = 3,
+        following: Callable[[list[Chunk]], dict[str, Chunk]] | None = None,
+    ):
         self.stats = stats
         self.passages_considered = passages_considered
+        # the chunk after each passage in its section (KnowledgeBase.following): a span runs on into it
+        self.following = following
 
     def generate(self, question: str, passages: list[Candidate], lang: str) -> Iterator[str | Draft]:
         if not passages:
@@ -65,6 +75,7 @@ class ExtractiveAnswerer:
         if top.chunk.kind == "faq" and len(top.chunk.text) <= MAX_CHARS * 2:
             yield Draft(text=_with_marker(_clean(top.chunk.text), 1), found=True)
             return
+        passages = self._run_on(passages)
         scored = self._scored_sentences(question, passages, lang)
         if not scored:
             units = passage_units(top.chunk.text)
@@ -72,15 +83,33 @@ class ExtractiveAnswerer:
             yield Draft(text=_with_marker(text[:SPAN_CHARS], 1), found=True)
             return
         _, n, i, units = max(scored, key=lambda s: s[0])
+        key_coverage = weighted_coverage(question, units[i].text, self.stats)
         second = self._second_part(question, self._span(question, passages[n - 1], units, i), scored, n)
         if second is None:
-            yield Draft(text=_with_marker(self._span(question, passages[n - 1], units, i), n), found=True)
+            text = _with_marker(self._span(question, passages[n - 1], units, i), n)
+            yield Draft(text=text, found=True, key_coverage=key_coverage)
             return
         # two parts, two passages: each span shorter, so both are read (and fit the first screen)
         m, m_units, j = second
         first = self._span(question, passages[n - 1], units, i, SPAN_CHARS - SECOND_SPAN_CHARS)
         other = self._span(question, passages[m - 1], m_units, j, SECOND_SPAN_CHARS)
-        yield Draft(text=f"{_with_marker(first, n)}\n\n{_with_marker(other, m)}", found=True)
+        text = f"{_with_marker(first, n)}\n\n{_with_marker(other, m)}"
+        yield Draft(text=text, found=True, key_coverage=key_coverage)
+
+    def _run_on(self, passages: list[Candidate]) -> list[Candidate]:
+        """The passages considered, each with the chunk that follows it in its section appended: a sentence that
+        ends a chunk ("… subject to the following conditions:") is answered by the list or detail in the next one.
+        The span is cited as the passage it grew from."""
+        if self.following is None:
+            return passages
+        considered = [c.chunk for c in passages[: self.passages_considered] if c.chunk.kind == "text"]
+        after = self.following(considered) if considered else {}
+        return [
+            replace(c, chunk=c.chunk.model_copy(update={"text": f"{c.chunk.text}\n{after[c.chunk.id].text}"}))
+            if c.chunk.id in after
+            else c
+            for c in passages
+        ]
 
     def _scored_sentences(self, question: str, passages: list[Candidate], lang: str) -> list[tuple]:
         """(score, passage number, unit index, units) for each sentence of the top passages that could answer."""

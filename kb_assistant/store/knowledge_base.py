@@ -166,6 +166,13 @@ class KnowledgeBase:
     def get(self, ids: list[str]) -> dict[str, Chunk]:
         return self.vectors.get(ids)
 
+    def following(self, chunks: list[Chunk]) -> dict[str, Chunk]:
+        """The live chunk that follows each of ``chunks`` in its section, by the id of the chunk it follows."""
+        live = self.live_ids()
+        wanted = {c.id: c.next_id for c in chunks if c.next_id and c.next_id in live}
+        got = self.get(sorted(set(wanted.values()))) if wanted else {}
+        return {cid: got[nid] for cid, nid in wanted.items() if nid in got}
+
     def all_chunks(self) -> list[Chunk]:
         """The live chunks."""
         return list(self.get(sorted(self.live_ids())).values())

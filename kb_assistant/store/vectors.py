@@ -332,4 +332,5 @@ def to_chunk(cid: str, text: str | None, meta: dict) -> Chunk:
         page=meta.get("page"),
         kind=meta.get("kind", "text"),
         question=meta.get("question", ""),
+        next_id=meta.get("next_id", ""),
     )
