@@ -16,7 +16,7 @@ from kb_assistant.store.keyword import BM25Search, KeywordSearch, keyword_tokens
 from kb_assistant.store.publication import Publication, state_dir
 from kb_assistant.store.stats import BM25Stats, CorpusStats
 from kb_assistant.store.vectors import Hit, Vectors, list_kbs
-from kb_assistant.store.visibility import KBView, Scope
+from kb_assistant.store.visibility import KBView, Scope, following
 
 if TYPE_CHECKING:
     from langchain_core.embeddings import Embeddings
@@ -167,11 +167,7 @@ class KnowledgeBase:
         return self.vectors.get(ids)
 
     def following(self, chunks: list[Chunk]) -> dict[str, Chunk]:
-        """The live chunk that follows each of ``chunks`` in its section, by the id of the chunk it follows."""
-        live = self.live_ids()
-        wanted = {c.id: c.next_id for c in chunks if c.next_id and c.next_id in live}
-        got = self.get(sorted(set(wanted.values()))) if wanted else {}
-        return {cid: got[nid] for cid, nid in wanted.items() if nid in got}
+        return following(self, chunks)
 
     def all_chunks(self) -> list[Chunk]:
         """The live chunks."""

@@ -86,6 +86,15 @@ class ScopedKeyword:
         return self.stats.idf(token) / everyone if everyone else 0.0
 
 
+def following(kb: Any, chunks: list[Chunk]) -> dict[str, Chunk]:
+    """The chunk that follows each of ``chunks`` in its section (an answer span runs on into it), by the id of the
+    chunk it follows: only one ``kb`` holds live and lets its reader see (a ``KnowledgeBase`` or a ``KBView``)."""
+    live = kb.live_ids()
+    wanted = {c.id: c.next_id for c in chunks if c.next_id and c.next_id in live}
+    got = kb.get(sorted(set(wanted.values()))) if wanted else {}
+    return {cid: got[nid] for cid, nid in wanted.items() if nid in got}
+
+
 class KBView:
     """A ``KnowledgeBase`` as one principal sees it (``KnowledgeBase.view``): the same reading interface, every
     read limited to the visible chunks of the version current at each call."""
@@ -142,6 +151,9 @@ class KBView:
     def get(self, ids: list[str]) -> dict[str, Chunk]:
         _, scope = self._scope()
         return self.kb.get([i for i in ids if scope.visible(i)])
+
+    def following(self, chunks: list[Chunk]) -> dict[str, Chunk]:
+        return following(self, chunks)
 
     def all_chunks(self) -> list[Chunk]:
         return list(self.get(sorted(self.live_ids())).values())
