@@ -9,20 +9,17 @@ Every answer is logged in the queue database; an unanswered one (or a request fo
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 
-from kb_assistant.answer.confidence import assess
 from kb_assistant.answer.grounding import sentences
+from kb_assistant.citations import citation, cite, passage_record
 from kb_assistant.errors import QuestionError, UnknownKnowledgeBase, UnknownTicket
+from kb_assistant.evidence import Evidence, timed
+from kb_assistant.handoff import has_substance, is_handoff_request, strip_handoff
 from kb_assistant.language import detect_language
-from kb_assistant.retrieval import hybrid_search
-from kb_assistant.schema import Answer, Candidate, Citation, Feedback, Principal, Query, StreamEvent, TicketView
+from kb_assistant.schema import Answer, Candidate, Feedback, Principal, Query, StreamEvent, TicketView
 from kb_assistant.settings import Settings, check_kb_name, load_settings
 from kb_assistant.store import KnowledgeBase, list_kbs
-
-_MARKER = re.compile(r"\[(\d{1,2})\]")
 
 
 class Assistant:
@@ -179,12 +176,12 @@ class Assistant:
             yield from self._hand_off(query)
             return
 
-        with _timed(timings, "condense"):
+        with timed(timings, "condense"):
             standalone = self._condenser(budget).condense(question, history)
             if len(standalone) <= s.max_question_chars:  # history is context, not a way past the limit
                 query.standalone = standalone
-        evidence = Evidence(self, view, query, timings)  # retrieval, run once: checks a cache hit, or answers
-        with _timed(timings, "cache"):  # keyed on the standalone question: a follow-up never hits another's entry
+        evidence = Evidence(s, self._reranker(view), view, query, timings)  # run once: checks a hit, or answers
+        with timed(timings, "cache"):  # keyed on the standalone question: a follow-up never hits another's entry
             cached = (
                 self.cache.lookup(index, query.standalone, query.language, agrees=evidence.agrees)
                 if s.cache_enabled
@@ -197,7 +194,7 @@ class Assistant:
             answer = cached.answer.model_copy(update={"question": question, "standalone_question": query.standalone,
                                                       "session_id": session_id, "timings_ms": {}})  # fmt: skip
             yield StreamEvent(type="delta", text=answer.text)
-            with _timed(timings, "log"):
+            with timed(timings, "log"):
                 self._record(answer, [], query, ms=sum(timings.values()))
             timings["total"] = round(sum(timings.values()), 2)
             answer.timings_ms = timings
@@ -220,14 +217,14 @@ class Assistant:
         answer = Answer(
             question=query.text, standalone_question=standalone, text="", answered=False,
             confidence=confidence, language=lang, kb=index.name, timings_ms=timings, session_id=query.session_id,
-            passages=[_citation(n, c) for n, c in enumerate(passages, 1)],
+            passages=[citation(n, c) for n, c in enumerate(passages, 1)],
         )  # fmt: skip
         answer._evidence = features  # what the confidence was computed from (eval.calibrate refits on it)
         fell_back = False  # the LLM was unavailable: the answer is not cached (the LLM may be back next time)
         if confidence < s.confidence_threshold:
             answer.escalation_reason = "low_confidence"
         else:
-            with _timed(timings, "answer"):
+            with timed(timings, "answer"):
                 draft, fell_back = self._draft(standalone, passages, lang, index, budget, confidence)
             answer.usage = draft.usage if draft else None
             if draft is None:  # the LLM is unavailable and the passages support no extractive answer
@@ -241,14 +238,14 @@ class Assistant:
                 answer.escalation_reason = draft.reason or "not_in_context"
         if not answer.answered:
             answer.citations = []
-            with _timed(timings, "escalate"):
+            with timed(timings, "escalate"):
                 answer.ticket_id = self._record(answer, passages, query, ms=sum(timings.values()))
             answer.text = self._holding_reply(lang, answer.ticket_id)
             yield StreamEvent(type="delta", text=answer.text)
         else:
             for piece in sentences(answer.text) if self.chat_model is not None else [answer.text]:
                 yield StreamEvent(type="delta", text=piece)  # only text accepted as the answer is ever sent
-            with _timed(timings, "log"):
+            with timed(timings, "log"):
                 self._record(answer, passages, query, ms=sum(timings.values()))
         timings["total"] = round(sum(timings.values()), 2)
         answer.timings_ms = timings  # pydantic copied the dict at construction
@@ -293,7 +290,7 @@ class Assistant:
             language=query.language, kb=query.kb, session_id=query.session_id, escalation_reason="handoff",
         )  # fmt: skip
         timings: dict[str, float] = {}
-        with _timed(timings, "escalate"):
+        with timed(timings, "escalate"):
             answer.ticket_id = self._record(answer, [], query, ms=0.0)
         answer.text = self._holding_reply(query.language, answer.ticket_id)
         answer.timings_ms = {**timings, "total": timings["escalate"]}
@@ -411,111 +408,3 @@ def _last_draft(items):
         if not isinstance(item, str):
             draft = item
     return draft
-
-
-class Evidence:
-    """One question's retrieval (retrieve, rerank), run at most once: the cache asks it whether a paraphrase hit
-    is backed by the question's own passages, and a miss answers from the same passages."""
-
-    def __init__(self, assistant: Assistant, index: KnowledgeBase, query: Query, timings: dict):
-        self.assistant, self.index, self.query = assistant, index, query
-        self.timings = timings
-        self._candidates: list[Candidate] | None = None
-        self._confidence: tuple[float, dict[str, float] | None] | None = None
-        self.spent_ms = 0.0
-
-    def candidates(self, query_vector: list[float] | None = None) -> list[Candidate]:
-        """``query_vector``: the question's embedding when the caller (the cache check) already computed it."""
-        if self.query.vector is None and query_vector is not None:
-            self.query.vector = query_vector
-        if self._candidates is None:
-            s, started = self.assistant.settings, time.perf_counter()
-            with _timed(self.timings, "retrieve"):
-                found = hybrid_search(
-                    self.index, self.query, k=s.candidate_k, dense=s.dense_search, keyword=s.keyword_search
-                )
-            with _timed(self.timings, "rerank"):
-                self._candidates = self.assistant._reranker(self.index).rerank(self.query, found)
-            self.spent_ms = round((time.perf_counter() - started) * 1000, 2)
-        return self._candidates
-
-    def confidence(self) -> tuple[float, dict[str, float] | None]:
-        """(confidence, its features) for the top passages (``answer.confidence``; computed once)."""
-        if self._confidence is None:
-            s, question = self.assistant.settings, self.query.standalone
-            self._confidence = assess(
-                self.candidates()[: s.top_k], self.query.language, self.index.missing_concepts(question),
-                question=question, stats=self.index.stats, kb_size=self.index.count(), model=s.confidence_model,
-            )  # fmt: skip
-        return self._confidence
-
-    def agrees(self, cited: list[str], query_vector: list[float] | None = None) -> str | None:
-        """None when the top passage is one of ``cited`` and the confidence clears the answer threshold."""
-        s = self.assistant.settings
-        passages = self.candidates(query_vector)[: s.top_k]
-        if not passages or passages[0].chunk.id not in set(cited):
-            return "evidence: the question's top passage is not one the cached answer cited"
-        confidence, _ = self.confidence()
-        if confidence < s.confidence_threshold:
-            return f"evidence: confidence {confidence:.2f} < the answer threshold {s.confidence_threshold:.2f}"
-        return None
-
-
-def is_handoff_request(question: str, phrases: list[str]) -> bool:
-    text = question.lower()
-    return any(p.lower() in text for p in phrases if p.strip())
-
-
-def strip_handoff(question: str, phrases: list[str]) -> str:
-    """The question without the request for a person (and the punctuation around it)."""
-    text = question
-    for p in phrases:
-        if p.strip():
-            text = re.sub(re.escape(p), " ", text, flags=re.IGNORECASE)
-    return re.sub(r"^[\W_]+|[\W_]+$", "", text.strip()).strip()
-
-
-_FILLER = frozenset(["please", "want", "need", "help", "now", "帮忙", "麻烦", "一下", "谢谢", "需要", "我要", "想要"])
-
-
-def has_substance(text: str) -> bool:
-    """Whether what is left of a handoff request says what it is about ("工资条有问题"), not just "请帮我"."""
-    from kb_assistant.language import tokenize
-
-    return any(len(t) >= 2 and t not in _FILLER for t in tokenize(text))
-
-
-def passage_record(n: int, c: Candidate) -> dict:
-    """A retrieved passage as the ticket keeps it: where it came from, its text and its scores."""
-    return {
-        "n": n, "chunk_id": c.chunk.id, "source": c.chunk.source, "section": c.chunk.section, "page": c.chunk.page,
-        "text": (c.chunk.text or "")[:1000], "score": round(float(c.score), 4), "dense": round(float(c.dense), 4),
-        "keyword": round(float(c.keyword), 4),
-    }  # fmt: skip
-
-
-def cite(text: str, passages: list[Candidate]) -> list[Citation]:
-    """Citations for the [n] markers in ``text``, in order of first use; unknown numbers are ignored."""
-    citations, seen = [], set()
-    for m in _MARKER.finditer(text):
-        n = int(m.group(1))
-        if 1 <= n <= len(passages) and n not in seen:
-            seen.add(n)
-            citations.append(_citation(n, passages[n - 1]))
-    return citations
-
-
-def _citation(n: int, c: Candidate) -> Citation:
-    return Citation(
-        n=n, source=c.chunk.source, section=c.chunk.section, page=c.chunk.page, chunk_id=c.chunk.id,
-        snippet=c.chunk.text[:2000], score=round(min(1.0, max(0.0, c.score)), 4),
-    )  # fmt: skip
-
-
-@contextmanager
-def _timed(timings: dict[str, float], stage: str):
-    start = time.perf_counter()
-    try:
-        yield
-    finally:
-        timings[stage] = round((time.perf_counter() - start) * 1000, 2)
