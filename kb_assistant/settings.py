@@ -109,8 +109,9 @@ class Settings(BaseSettings):
     # --- human queue -------------------------------------------------------------------------
     database_url: str | None = Field(
         None,
-        description="SQLAlchemy URL of the queue database (tickets, answer log, agents); "
-        "unset = SQLite file queue.db in the data dir (WAL, busy timeout). Postgres: postgresql+psycopg://…",
+        description="SQLAlchemy URL of the queue database (tickets, answer log, agents) and of the semantic cache's "
+        "entries; unset = SQLite files queue.db and cache.sqlite3 in the data dir (WAL, busy timeout). "
+        "Postgres: postgresql+psycopg://…",
     )
     database_busy_timeout_s: float = Field(10.0, gt=0, description="SQLite: how long a writer waits for the lock.")
     handoff_phrases: list[str] = Field(

@@ -12,8 +12,8 @@ from ingest.ledger import MIGRATIONS as LEDGER_MIGRATIONS
 from ingest.ledger import Base as LedgerBase
 from ingest.ledger import DocumentChange, Ledger, commit_version
 from kb_assistant import db
+from kb_assistant.cache.database import MIGRATIONS as CACHE_MIGRATIONS
 from kb_assistant.cache.semantic import SemanticCache
-from kb_assistant.cache.storage import MIGRATIONS as CACHE_MIGRATIONS
 from kb_assistant.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -96,7 +96,7 @@ def test_a_cache_file_written_before_it_had_migrations_keeps_its_entries(tmp_pat
         [entry] = cache.entries("hr")
         assert (entry.question, entry.answer, entry.hits) == ("How long is annual leave?", answer.text, 3)
         assert cache.stats("hr").lookups == 7
-        assert CACHE_MIGRATIONS.current(db.engine(db.sqlite_url(cache.path))) == "cache_0001"
+        assert CACHE_MIGRATIONS.current(cache.db.engine) == CACHE_MIGRATIONS.head()
     finally:
         cache.close()
 

@@ -119,7 +119,7 @@ class SemanticCache(CacheAdmin):
         found = self._find(index, question, lang, agrees=agrees)
         if found.answer is None and wait:
             # Per process, not per instance: two Assistants over one data dir share the flight.
-            flight_key = (str(self.path), kb, lang, normalize_question(question))
+            flight_key = (self.db.url, kb, lang, normalize_question(question))
             with _FLIGHTS_LOCK:
                 flight = _FLIGHTS.get(flight_key)
                 if flight is None:
@@ -144,10 +144,7 @@ class SemanticCache(CacheAdmin):
         kb = index.name
         self._sweep_if_changed(index)
         key = normalize_question(question)
-        with self._lock:
-            row = self._db.execute(
-                "SELECT * FROM cache_entries WHERE kb=? AND language=? AND key=?", (kb, lang, key)
-            ).fetchone()
+        row = self.db.by_key(kb, lang, key)
         if row is not None and self._fresh(row, index):
             cached = Answer.model_validate_json(row["answer"])
             return Lookup(self._serve(cached), "exact", True, entry_id=row["id"], full_ms=row["full_ms"])
@@ -177,20 +174,26 @@ class SemanticCache(CacheAdmin):
     ) -> bool:
         """Serve the first candidate entry that passes the near-miss guard, is fresh and that the question's own
         retrieval agrees with; record the rejected."""
-        if not ids or agrees is None:  # a paraphrase is served only on the evidence of its own retrieval
+        if not ids:
             return False
-        with self._lock:
-            rows = {
-                r["id"]: r
-                for r in self._db.execute(
-                    f"SELECT * FROM cache_entries WHERE id IN ({','.join('?' * len(ids))})", ids
-                ).fetchall()
-            }
+        rows, key = self.db.by_ids(ids), normalize_question(question)
         for entry_id in ids:
             row = rows.get(entry_id)
             if row is None or any(q == row["question"] for q, _ in out.rejected):
                 continue
             cached = Answer.model_validate_json(row["answer"])
+            if row["key"] == key:  # another asker of this very question stored it meanwhile: an exact repeat
+                if self._fresh(row, index):
+                    out.answer, out.kind, out.entry_id, out.full_ms = (
+                        self._serve(cached),
+                        "exact",
+                        row["id"],
+                        row["full_ms"],
+                    )
+                    return True
+                continue
+            if agrees is None:  # a paraphrase is served only on the evidence of its own retrieval
+                continue
             reason = near_miss_reason(  # a swapped word the cached answer itself says may pass
                 question, row["question"], index.stats.idf, answer=cached.text, glossary=index.glossary
             )
@@ -213,10 +216,4 @@ class SemanticCache(CacheAdmin):
     def _record_hit(self, kb: str, found: Lookup, elapsed_ms: float) -> None:
         answer, entry_id = found.answer, found.entry_id
         saved = max(0.0, float(found.full_ms) - elapsed_ms)
-        with self._tx():
-            self._db.execute(
-                "UPDATE cache_entries SET hits=hits+1, last_hit_at=?, saved_ms=saved_ms+? WHERE id=?",
-                (time.time(), saved, entry_id),
-            )
-            self._db.execute("INSERT OR REPLACE INTO cache_served VALUES (?, ?)", (answer.id, entry_id))
-            self._bump(kb, {f"{found.kind}_hits": 1, "saved_ms": saved})
+        self.db.record_hit(kb, entry_id, answer.id, saved, found.kind)

@@ -50,9 +50,12 @@ _WH = [  # (type, pattern at a word boundary), the longer phrases first
 ]
 _WH_RE = re.compile(r"\b(?:" + "|".join(f"(?P<{name}>{p})" for name, p in _WH) + r")\b", re.IGNORECASE)
 _AUX = frozenset(
-    ("is are was were am be do does did can could may might must shall should will would has have had isn't aren't "
-     "wasn't weren't don't doesn't didn't can't couldn't shouldn't won't wouldn't hasn't haven't").split(" ")
-)  # fmt: skip
+    re.findall(
+        r"\S+",
+        "is are was were am be do does did can could may might must shall should will would has have had isn't aren't "
+        "wasn't weren't don't doesn't didn't can't couldn't shouldn't won't wouldn't hasn't haven't",
+    )
+)  # the verbs that open a yes-no question
 _OPENERS = re.compile(r"^\W*(?:(?:and|but|so|also|then|please|ok|okay|hi|hello)\b\W*)*", re.IGNORECASE)
 _LEAD_CLAUSE = re.compile(
     r"^(?:according\s+to|under|in|for|based\s+on|as\s+per|per|regarding|with\s+regard\s+to|considering)\b[^,?]{0,80},\s*",

@@ -54,7 +54,7 @@ def _tables():
     served = sa.Table(
         "cache_served", md,
         sa.Column("answer_id", text, primary_key=True), sa.Column("entry_id", sa.Integer, nullable=False),
-        sa.Index("cache_served_entry", "entry_id"),
+        sa.Column("served_at", real), sa.Index("cache_served_entry", "entry_id"),
     )  # fmt: skip
     refused = sa.Table(
         "cache_refused", md, *(sa.Column(c, text, primary_key=True) for c in ("kb", "language", "key", "chunk_ids"))
@@ -72,7 +72,7 @@ def _tables():
     return md, entries, served, refused, counters, generation
 
 
-class CacheStore:
+class CacheDatabase:
     """Every read and write of the semantic cache; one transaction per method."""
 
     def __init__(self, settings: Settings):
@@ -95,8 +95,10 @@ class CacheStore:
     def _rows(result) -> list[dict[str, Any]]:
         return [dict(r._mapping) for r in result]
 
-    def _bump_generation(self, conn) -> None:
-        conn.execute(self._generation.update().values(value=self._generation.c.value + 1))
+    def _bump_generation(self, conn) -> int:
+        """Raise the generation (in ``conn``'s transaction); returns the new one."""
+        g = self._generation.c.value
+        return int(conn.execute(self._generation.update().values(value=g + 1).returning(g)).scalar_one())
 
     def bump(self, conn, kb: str, deltas: dict[str, float]) -> None:
         """Add ``deltas`` to ``kb``'s counters, in ``conn``'s transaction."""
@@ -185,7 +187,8 @@ class CacheStore:
             served: dict[int, list[str]] = {}
             ids = [r["id"] for r in rows]
             s = self.served.c
-            for answer_id, entry_id in conn.execute(sa.select(s.answer_id, s.entry_id).where(s.entry_id.in_(ids))):
+            query = sa.select(s.answer_id, s.entry_id).where(s.entry_id.in_(ids))
+            for answer_id, entry_id in conn.execute(query.order_by(s.served_at.desc().nulls_last())):
                 served.setdefault(entry_id, []).append(answer_id)
         return rows, served
 
@@ -215,15 +218,17 @@ class CacheStore:
 
     # --- writes ----------------------------------------------------------------------------------------------
     def record_hit(self, kb: str, entry_id: int, answer_id: str, saved_ms: float, kind: str) -> None:
-        e = self.entries.c
+        e, now = self.entries.c, time.time()
         with self._write() as conn:
             conn.execute(
                 self.entries.update()
                 .where(e.id == entry_id)
-                .values(hits=e.hits + 1, last_hit_at=time.time(), saved_ms=e.saved_ms + saved_ms)
+                .values(hits=e.hits + 1, last_hit_at=now, saved_ms=e.saved_ms + saved_ms)
             )
-            stmt = self._insert(self.served).values(answer_id=answer_id, entry_id=entry_id)
-            conn.execute(stmt.on_conflict_do_update(index_elements=["answer_id"], set_={"entry_id": entry_id}))
+            stmt = self._insert(self.served).values(answer_id=answer_id, entry_id=entry_id, served_at=now)
+            conn.execute(
+                stmt.on_conflict_do_update(index_elements=["answer_id"], set_={"entry_id": entry_id, "served_at": now})
+            )
             self.bump(conn, kb, {f"{kind}_hits": 1, "saved_ms": saved_ms})
 
     def set_version(self, ids: list[int], version: int) -> None:
@@ -231,9 +236,9 @@ class CacheStore:
             with self._write() as conn:
                 conn.execute(self.entries.update().where(self.entries.c.id.in_(ids)).values(kb_version=version))
 
-    def put(self, row: dict) -> tuple[int, bool]:
+    def put(self, row: dict) -> tuple[int, bool, int]:
         """Insert an entry, replacing the one with its (kb, language, key); returns (its id, whether one was
-        replaced)."""
+        replaced, the generation it made)."""
         import sqlalchemy as sa
 
         e = self.entries.c
@@ -245,8 +250,8 @@ class CacheStore:
                 conn.execute(self.served.delete().where(self.served.c.entry_id == old[0]))
             new_id = conn.execute(self.entries.insert().values(**row).returning(e.id)).scalar_one()
             self.bump(conn, row["kb"], {"stores": 1})
-            self._bump_generation(conn)
-        return int(new_id), old is not None
+            generation = self._bump_generation(conn)
+        return int(new_id), old is not None, generation
 
     def refuse(self, row: dict) -> None:
         """Keep this entry's answer out until its sources change (a 👎)."""
@@ -255,17 +260,15 @@ class CacheStore:
             conn.execute(self._insert(self.refused).values(**values).on_conflict_do_nothing())
 
     def delete(self, ids: list[int], kb: str, counter: str) -> int:
-        if not ids:
-            return 0
+        """Delete entries, counted under ``counter``; returns the generation it made."""
         with self._write() as conn:
             n = conn.execute(self.entries.delete().where(self.entries.c.id.in_(ids))).rowcount
             conn.execute(self.served.delete().where(self.served.c.entry_id.in_(ids)))
             self.bump(conn, kb, {counter: n})
-            self._bump_generation(conn)
-        return n
+            return self._bump_generation(conn)
 
-    def clear(self, kb: str | None) -> int:
-        """Delete every entry, counter and refusal (of one KB); returns the number of entries removed."""
+    def clear(self, kb: str | None) -> tuple[int, int]:
+        """Delete every entry, counter and refusal (of one KB); returns (entries removed, the generation made)."""
         import sqlalchemy as sa
 
         with self._write() as conn:
@@ -275,8 +278,7 @@ class CacheStore:
             conn.execute(self.served.delete().where(self.served.c.entry_id.not_in(kept)))
             conn.execute(where(self.counters))
             conn.execute(where(self.refused))
-            self._bump_generation(conn)
-        return n
+            return n, self._bump_generation(conn)
 
     def close(self) -> None:
         """Nothing to release: the engine is the process's, shared with every store on this URL."""
