@@ -14,7 +14,7 @@ of the file (pairs grouped by their first question, so a question's rewordings s
 rate with wrong hits within the target, 1% in English, 10% in Chinese) and its figures on the other half, over
 all pairs and over the pairs without a personal question (the ones the cache decides on). The
 decision is the cache's own: exact key, or the same wording key, or similarity ≥ threshold (below 1.0), and for
-the last two ``near_miss_reason`` is None.
+the last two the guard passes (``guard_reason``: ``near_miss_reason`` and, in English, ``intent_reason``).
 """
 
 from __future__ import annotations
@@ -118,7 +118,7 @@ def evaluate_pairs(
 
     import numpy as np
 
-    from kb_assistant.cache.guard import near_miss_reason
+    from kb_assistant.cache.intent import WordVectors
     from kb_assistant.cache.keys import is_personal, normalize_question, wording_key
 
     dropped = 0
@@ -133,7 +133,8 @@ def evaluate_pairs(
     exact = np.array([normalize_question(p.q1) == normalize_question(p.q2) for p in pairs])
     reworded = np.array([wording_key(p.q1) == wording_key(p.q2) for p in pairs])
     answers = answers or {}
-    reasons = [near_miss_reason(p.q2, p.q1, idf, answer=answers.get(p.q1, ""), glossary=glossary) for p in pairs]
+    words = WordVectors(embeddings)
+    reasons = [guard_reason(p.q2, p.q1, idf, answers.get(p.q1, ""), glossary, words) for p in pairs]
     passed = np.array([r is None for r in reasons])
     own = ~np.array([is_personal(p.q1) or is_personal(p.q2) for p in pairs])
     agree = np.ones_like(same)
@@ -187,6 +188,16 @@ def evaluate_pairs(
         "disagreed": int(((reworded | (sims >= min(thresholds))) & passed & ~agree).sum()),
     }
     return rows, details
+
+
+def guard_reason(question: str, cached: str, idf, answer: str, glossary, words) -> str | None:
+    """What the cache's lookup asks of a paraphrase candidate besides similarity and evidence: the near-miss guard,
+    then (English) that it asks what the cached question asked (``cache.intent``)."""
+    from kb_assistant.cache.guard import near_miss_reason
+    from kb_assistant.cache.intent import intent_reason
+
+    reason = near_miss_reason(question, cached, idf, answer=answer, glossary=glossary)
+    return reason or intent_reason(question, cached, idf, words=words, glossary=glossary)
 
 
 def _rates(hit, same) -> tuple[float, float]:
@@ -361,8 +372,10 @@ class EvidenceKB:
         (every one is a question this KB has no entry for)."""
         import numpy as np
 
-        from kb_assistant.cache.guard import near_miss_reason
+        from kb_assistant.cache.intent import WordVectors
         from kb_assistant.cache.keys import normalize_question, wording_key
+
+        words = WordVectors(embeddings)
 
         own = self.evidence(set(self.questions))
         stored = [q for q in self.questions if own[q].cited]
@@ -387,9 +400,7 @@ class EvidenceKB:
                 ev = theirs[q]
                 for j in sorted(near, key=lambda j: -sims[i, j])[:5]:
                     agrees = ev.top in own[stored[j]].cited and ev.confidence >= confidence_threshold
-                    guard = near_miss_reason(
-                        q, stored[j], self.idf, answer=own[stored[j]].answer, glossary=self.glossary
-                    )
+                    guard = guard_reason(q, stored[j], self.idf, own[stored[j]].answer, self.glossary, words)
                     if agrees and guard is None:
                         hits += 1
                         break

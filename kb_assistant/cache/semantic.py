@@ -24,6 +24,7 @@ from uuid import uuid4
 
 from kb_assistant.cache.admin import CacheAdmin
 from kb_assistant.cache.guard import near_miss_reason
+from kb_assistant.cache.intent import WordVectors, intent_reason
 from kb_assistant.cache.keys import is_personal, normalize_question, wording_key
 from kb_assistant.schema import Answer
 
@@ -93,6 +94,13 @@ class SemanticCache(CacheAdmin):
 
     def threshold(self, lang: str) -> float:
         return similarity_threshold(self.settings, lang)
+
+    @property
+    def words(self) -> WordVectors:
+        """Single-word vectors of the cache's model, for ``intent_reason``'s counterparts (memoised)."""
+        if getattr(self, "_words", None) is None:
+            self._words = WordVectors(self.embeddings)
+        return self._words
 
     # --- lookup ----------------------------------------------------------------------------------------------
     def lookup(
@@ -197,6 +205,9 @@ class SemanticCache(CacheAdmin):
             reason = near_miss_reason(  # a swapped word the cached answer itself says may pass
                 question, row["question"], index.stats.idf, answer=cached.text, glossary=index.glossary
             )
+            if reason is None:  # and it must ask what the cached question asked
+                reason = intent_reason(question, row["question"], index.stats.idf, words=self.words,
+                                       glossary=index.glossary)  # fmt: skip
             if reason is not None:
                 out.rejected.append((row["question"], reason))
                 continue
