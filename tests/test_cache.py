@@ -415,15 +415,15 @@ def test_a_question_that_asks_something_more_or_else_is_not_served_the_cached_an
     assert kb_assistant.ask("How many days of paid sick leave can I get per year?").cached  # asks the same
 
 
-def test_a_paraphrase_adding_a_word_is_served_only_when_the_cached_answer_says_that_word(kb_assistant):
+def test_a_question_adding_a_content_word_is_not_served_even_when_the_cached_answer_says_it(kb_assistant):
+    # The added word has no counterpart in the cached question: "per calendar year" may narrow what is asked, and an
+    # answer's passage says many words other questions ask about (eval/README.md, "what the questions ask").
     kb_assistant.settings.cache_threshold_en = 0.70  # the embedding layer, off by default, switched on
     first = kb_assistant.ask("How many days of paid sick leave do I get per year?")
     assert first.answered and "calendar year" in first.text
-    said = kb_assistant.ask("How many days of paid sick leave do I get per calendar year?")
-    assert said.cached and said.text == first.text
-    unsaid = kb_assistant.ask("How many days of paid sick leave do I get per fiscal year?")
-    assert not unsaid.cached
-    assert kb_assistant.cache.stats().near_misses_rejected >= 1
+    assert not kb_assistant.ask("How many days of paid sick leave do I get per calendar year?").cached
+    assert not kb_assistant.ask("How many days of paid sick leave do I get per fiscal year?").cached
+    assert kb_assistant.cache.stats().near_misses_rejected >= 2
 
 
 def test_personal_questions_are_never_cached(kb_assistant):
