@@ -207,7 +207,8 @@ class SemanticCache(CacheAdmin):
             )
             if reason is None:  # and it must ask what the cached question asked
                 reason = intent_reason(question, row["question"], index.stats.idf, words=self.words,
-                                       glossary=index.glossary)  # fmt: skip
+                                       glossary=index.glossary,
+                                       max_unmatched=self.settings.cache_max_unmatched_en)  # fmt: skip
             if reason is not None:
                 out.rejected.append((row["question"], reason))
                 continue
