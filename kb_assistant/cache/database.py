@@ -81,6 +81,7 @@ class CacheDatabase:
         MIGRATIONS.ensure(self.engine)
         self.metadata, self.entries, self.served, self.refused, self.counters, self._generation = _tables()
         self._insert = _dialect_insert(self.engine.dialect.name)
+        self._hot = _hot_statements(self.entries, self._generation)
 
     # --- plumbing --------------------------------------------------------------------------------------------
     def _read(self):
@@ -103,15 +104,8 @@ class CacheDatabase:
     def bump(self, conn, kb: str, deltas: dict[str, float]) -> None:
         """Add ``deltas`` to ``kb``'s counters, in ``conn``'s transaction."""
         rows = [{"kb": kb, "name": name, "value": float(value)} for name, value in deltas.items() if value]
-        if not rows:
-            return
-        stmt = self._insert(self.counters)
-        conn.execute(
-            stmt.on_conflict_do_update(
-                index_elements=["kb", "name"], set_={"value": self.counters.c.value + stmt.excluded.value}
-            ),
-            rows,
-        )
+        if rows:
+            conn.execute(self._hot["bump"], rows)
 
     def count(self, kb: str, deltas: dict[str, float]) -> None:
         with self._write() as conn:
@@ -120,15 +114,12 @@ class CacheDatabase:
     # --- reads -----------------------------------------------------------------------------------------------
     def generation(self) -> int:
         """Raised by every change to the entries, by any process."""
-        import sqlalchemy as sa
-
         with self._read() as conn:
-            return int(conn.execute(sa.select(self._generation.c.value)).scalar() or 0)
+            return int(conn.execute(self._hot["generation"]).scalar() or 0)
 
     def by_key(self, kb: str, lang: str, key: str) -> dict | None:
-        e = self.entries.c
         with self._read() as conn:
-            rows = self._rows(conn.execute(self.entries.select().where(e.kb == kb, e.language == lang, e.key == key)))
+            rows = self._rows(conn.execute(self._hot["by_key"], {"kb": kb, "language": lang, "key": key}))
         return rows[0] if rows else None
 
     def by_ids(self, ids: list[int]) -> dict[int, dict]:
@@ -217,19 +208,15 @@ class CacheDatabase:
             return [r[0] for r in conn.execute(query)]
 
     # --- writes ----------------------------------------------------------------------------------------------
-    def record_hit(self, kb: str, entry_id: int, answer_id: str, saved_ms: float, kind: str) -> None:
-        e, now = self.entries.c, time.time()
+    def record_hit(
+        self, kb: str, entry_id: int, answer_id: str, saved_ms: float, kind: str, counts: dict[str, float]
+    ) -> None:
+        """An answer served from an entry: its hit, who got it, and the lookup's ``counts``, in one transaction."""
+        now = time.time()
         with self._write() as conn:
-            conn.execute(
-                self.entries.update()
-                .where(e.id == entry_id)
-                .values(hits=e.hits + 1, last_hit_at=now, saved_ms=e.saved_ms + saved_ms)
-            )
-            stmt = self._insert(self.served).values(answer_id=answer_id, entry_id=entry_id, served_at=now)
-            conn.execute(
-                stmt.on_conflict_do_update(index_elements=["answer_id"], set_={"entry_id": entry_id, "served_at": now})
-            )
-            self.bump(conn, kb, {f"{kind}_hits": 1, "saved_ms": saved_ms})
+            conn.execute(self._hot["hit"], {"id": entry_id, "now": now, "saved": saved_ms})
+            conn.execute(self._hot["served"], {"answer_id": answer_id, "entry_id": entry_id, "now": now})
+            self.bump(conn, kb, {**counts, f"{kind}_hits": 1, "saved_ms": saved_ms})
 
     def set_version(self, ids: list[int], version: int) -> None:
         if ids:
@@ -282,6 +269,30 @@ class CacheDatabase:
 
     def close(self) -> None:
         """Nothing to release: the engine is the process's, shared with every store on this URL."""
+
+
+def _hot_statements(entries, generation) -> dict:
+    """The statements of every lookup and hit, built once (SQL both SQLite and Postgres run)."""
+    import sqlalchemy as sa
+
+    e = entries.c
+    return {
+        "by_key": entries.select().where(
+            e.kb == sa.bindparam("kb"), e.language == sa.bindparam("language"), e.key == sa.bindparam("key")
+        ),
+        "generation": sa.select(generation.c.value),
+        "hit": sa.text(
+            "UPDATE cache_entries SET hits = hits + 1, last_hit_at = :now, saved_ms = saved_ms + :saved WHERE id = :id"
+        ),
+        "served": sa.text(
+            "INSERT INTO cache_served (answer_id, entry_id, served_at) VALUES (:answer_id, :entry_id, :now)"
+            " ON CONFLICT (answer_id) DO UPDATE SET entry_id = excluded.entry_id, served_at = excluded.served_at"
+        ),
+        "bump": sa.text(
+            "INSERT INTO cache_counters (kb, name, value) VALUES (:kb, :name, :value)"
+            " ON CONFLICT (kb, name) DO UPDATE SET value = cache_counters.value + excluded.value"
+        ),
+    }
 
 
 def _dialect_insert(dialect: str):

@@ -141,9 +141,11 @@ class SemanticCache(CacheAdmin):
                 if found.answer is not None:
                     found.release()
         disagreed = sum(reason.startswith(EVIDENCE) for _, reason in found.rejected)  # counted once per lookup
-        self._count(kb, lookups=1, near_misses=len(found.rejected) - disagreed, disagreed=disagreed)
+        counts = {"lookups": 1, "near_misses": len(found.rejected) - disagreed, "disagreed": disagreed}
         if found.answer is not None:
-            self._record_hit(kb, found, (time.perf_counter() - started) * 1000)
+            self._record_hit(kb, found, (time.perf_counter() - started) * 1000, counts)
+        else:
+            self._count(kb, **counts)
         return found
 
     def _find(self, index: KnowledgeBase, question: str, lang: str, vector=None, agrees=None) -> Lookup:
@@ -225,7 +227,7 @@ class SemanticCache(CacheAdmin):
     def _serve(self, cached: Answer) -> Answer:
         return cached.model_copy(update={"id": uuid4().hex, "cached": True, "ticket_id": None, "session_id": None})
 
-    def _record_hit(self, kb: str, found: Lookup, elapsed_ms: float) -> None:
+    def _record_hit(self, kb: str, found: Lookup, elapsed_ms: float, counts: dict[str, float]) -> None:
         answer, entry_id = found.answer, found.entry_id
         saved = max(0.0, float(found.full_ms) - elapsed_ms)
-        self.db.record_hit(kb, entry_id, answer.id, saved, found.kind)
+        self.db.record_hit(kb, entry_id, answer.id, saved, found.kind, counts)
