@@ -3,6 +3,7 @@
     python -m eval.load_test                                  # 50 users, 60 s
     python -m eval.load_test --users 50 --duration 120        # the longer run
     python -m eval.load_test --url http://127.0.0.1:7860      # a server you run (no mid-test ingest)
+    python -m eval.load_test --replicas 2 --llm-ms 1000       # 1 replica, then 2, behind nginx: the ratio
 
 Without --url everything runs here, on 127.0.0.1 only: a fake OpenAI-compatible LLM (eval/fake_llm.py) whose
 latency is set in its model name (``KB_LLM_MODEL=fake-ttft<ms>``), a `chroma run` server, and `kb serve` over a
@@ -12,6 +13,12 @@ write (the embedded default is single-process). Users mix answerable questions (
 (holding reply + ticket) and "转人工". Reports requests, errors, p50/p95 per kind and overall, the ingest's exit code,
 and tickets sent (distinct ids in unanswered answers) against tickets stored in the queue database. Exit code 1 on
 any error or lost ticket. Bounded by --users and --duration (Locust stops the users; every process has a timeout).
+
+``--replicas N`` starts N `kb serve` processes on one data dir (today's KB state lives there), one `chroma run`,
+a throw-away Postgres for the queue (tests/engines.py) and nginx with the compose profile's own config
+(docker/nginx.conf, eval/proxy.py) in front; then it runs the same test twice, through nginx each time: with one
+replica behind it, then with all N, and prints both and the ratio of their req/s. The semantic cache is off there,
+so the second run does the same work as the first instead of serving what the first one cached.
 """
 
 from __future__ import annotations
@@ -30,12 +37,24 @@ import threading
 import time
 import urllib.request
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCUSTFILE = ROOT / "eval" / "locustfile.py"
 DOC_V1 = "# Parking\n\nStaff parking is in garage B, level 2. The parking fee is 150 yuan a month.\n"
 DOC_V2 = "# Parking\n\nStaff parking is in garage C, level 1. The parking fee is 120 yuan a month.\n"
+
+
+@dataclass
+class Stack:
+    """What `local_stack` started: the replicas' base URLs, the env for `kb` commands, the document to edit."""
+
+    replicas: list[str]
+    env: dict
+    doc: Path
+    data_dir: Path
+    database_url: str | None = None
 
 
 @dataclass
@@ -111,47 +130,68 @@ def _stop(proc: subprocess.Popen) -> None:
 
 
 @contextlib.contextmanager
-def local_stack(work: Path, llm_ms: int):
-    """Fake LLM + `chroma run` + `kb serve` on 127.0.0.1; yields (base URL, env for `kb` commands, extra doc)."""
+def local_stack(work: Path, llm_ms: int, replicas: int = 1, cache: bool = True):
+    """Fake LLM + `chroma run` + ``replicas`` × `kb serve` on 127.0.0.1 (more than one: on a throw-away Postgres
+    queue, one data dir); yields the Stack."""
     from eval.fake_llm import FakeLLM
 
     llm = FakeLLM().start()
-    chroma_port, port = _free_port(), _free_port()
+    chroma_port = _free_port()
     chroma_exe = shutil.which("chroma") or str(Path(sys.executable).parent / "chroma")
     procs: list[subprocess.Popen] = []
-    try:
-        chroma = subprocess.Popen(
-            [chroma_exe, "run", "--path", str(work / "chroma"), "--host", "127.0.0.1", "--port", str(chroma_port)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        procs.append(chroma)
-        _wait_http(f"http://127.0.0.1:{chroma_port}/api/v2/heartbeat", chroma, "chroma run", 60)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("KB_")}
-        env.update(
-            KB_DATA_DIR=str(work / "data"), KB_HOST="127.0.0.1", KB_PORT=str(port), KB_LLM_BASE_URL=llm.base_url,
-            KB_LLM_API_KEY="fake", KB_LLM_MODEL=f"fake-ttft{llm_ms}", KB_CHROMA_URL=f"http://127.0.0.1:{chroma_port}",
-            PYTHONPATH=str(ROOT), HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", GRADIO_ANALYTICS_ENABLED="False",
-        )  # fmt: skip
-        doc = work / "docs" / "parking.md"
-        doc.parent.mkdir(parents=True, exist_ok=True)
-        doc.write_text(DOC_V1, encoding="utf-8")
-        kb = [sys.executable, "-m", "kb_assistant.cli"]
-        server = subprocess.Popen([*kb, "serve"], env=env, cwd=ROOT)  # an empty data dir: it ingests the samples
-        procs.append(server)
-        base = f"http://127.0.0.1:{port}"
-        _wait_http(f"{base}/healthz", server, "kb serve", 900)
-        subprocess.run([*kb, "ingest", str(doc), "--kb", "default"], env=env, cwd=ROOT, check=True, timeout=600,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-        yield base, env, doc
-    finally:
-        for proc in reversed(procs):
-            _stop(proc)
-        llm.shutdown()
+    with contextlib.ExitStack() as engines:
+        try:
+            chroma = subprocess.Popen(
+                [chroma_exe, "run", "--path", str(work / "chroma"), "--host", "127.0.0.1", "--port", str(chroma_port)],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )  # fmt: skip
+            procs.append(chroma)
+            _wait_http(f"http://127.0.0.1:{chroma_port}/api/v2/heartbeat", chroma, "chroma run", 60)
+            env = {k: v for k, v in os.environ.items() if not k.startswith("KB_")}
+            env.update(
+                KB_DATA_DIR=str(work / "data"), KB_HOST="127.0.0.1", KB_LLM_BASE_URL=llm.base_url,
+                KB_LLM_API_KEY="fake", KB_LLM_MODEL=f"fake-ttft{llm_ms}",
+                KB_CHROMA_URL=f"http://127.0.0.1:{chroma_port}", KB_CACHE_ENABLED=str(cache).lower(),
+                PYTHONPATH=str(ROOT), HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", GRADIO_ANALYTICS_ENABLED="False",
+            )  # fmt: skip
+            database_url = None
+            if replicas > 1:
+                database_url = engines.enter_context(_tests_engines().postgres_server())
+                env["KB_DATABASE_URL"] = database_url
+            doc = work / "docs" / "parking.md"
+            doc.parent.mkdir(parents=True, exist_ok=True)
+            doc.write_text(DOC_V1, encoding="utf-8")
+            kb = [sys.executable, "-m", "kb_assistant.cli"]
+            bases = []
+            for n in range(replicas):  # one by one: the first ingests the sample KBs into the empty data dir
+                port = _free_port()
+                server = subprocess.Popen([*kb, "serve"], env={**env, "KB_PORT": str(port)}, cwd=ROOT)
+                procs.append(server)
+                bases.append(f"http://127.0.0.1:{port}")
+                _wait_http(f"{bases[-1]}/healthz", server, f"kb serve #{n + 1}", 900)
+                if n == 0:
+                    subprocess.run([*kb, "ingest", str(doc), "--kb", "default"], env=env, cwd=ROOT, check=True,
+                                   timeout=600, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+            yield Stack(bases, env, doc, work / "data", database_url)
+        finally:
+            for proc in reversed(procs):
+                _stop(proc)
+            llm.shutdown()
+
+
+def _tests_engines():
+    """tests/engines.py (the test suite's throw-away Postgres), loaded from its file: tests/ is no package."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("kb_test_engines", ROOT / "tests" / "engines.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def _mid_test_ingest(env: dict, doc: Path, after_s: float, report: LoadReport) -> None:
     time.sleep(after_s)
-    doc.write_text(DOC_V2, encoding="utf-8")
+    doc.write_text(DOC_V2 if doc.read_text(encoding="utf-8") == DOC_V1 else DOC_V1, encoding="utf-8")
     start = time.perf_counter()
     done = subprocess.run(
         [sys.executable, "-m", "kb_assistant.cli", "ingest", str(doc), "--kb", "default"],
@@ -195,18 +235,21 @@ def run_locust(base: str, users: int, duration: float, work: Path, env: dict | N
     return report
 
 
-def count_stored(data_dir: Path, ticket_ids: list[str]) -> tuple[int, int]:
+def count_stored(
+    data_dir: Path, ticket_ids: list[str], database_url: str | None = None, since: datetime | None = None
+) -> tuple[int, int]:
     """How many of ``ticket_ids`` are in the server's queue database, and how many requests they hold (a repeat
-    of an open question joins its ticket as one more request)."""
+    of an open question joins its ticket as one more request), counting those made ``since`` (UTC) when given."""
     from kb_assistant.errors import KBError
     from kb_assistant.queue.store import TicketQueue
     from kb_assistant.settings import Settings
 
-    queue = TicketQueue(Settings(data_dir=data_dir))
+    queue = TicketQueue(Settings(data_dir=data_dir, database_url=database_url))
     stored = recorded = 0
     for tid in ticket_ids:
         try:
-            recorded += len(queue.get(tid).requests)
+            made = [r.created_at.replace(tzinfo=r.created_at.tzinfo or UTC) for r in queue.get(tid).requests]
+            recorded += sum(1 for t in made if since is None or t >= since)
             stored += 1
         except KBError:
             pass
@@ -216,16 +259,58 @@ def count_stored(data_dir: Path, ticket_ids: list[str]) -> tuple[int, int]:
 def run(users: int, duration: float, llm_ms: int, work: Path | None = None) -> LoadReport:
     """The whole local run (fake LLM, chroma, kb serve, locust, mid-test ingest); the report."""
     work = work or Path(tempfile.mkdtemp(prefix="kb-load-"))
-    with local_stack(work, llm_ms) as (base, env, doc):
-        print(f"server {base} (data {work / 'data'}, fake LLM model fake-ttft{llm_ms})", flush=True)
-        holder = LoadReport(users=users, duration=duration)
-        ingest = threading.Thread(target=_mid_test_ingest, args=(env, doc, duration / 2, holder), daemon=True)
-        ingest.start()
-        report = run_locust(base, users, duration, work)
-        ingest.join(timeout=600)
-        report.ingest, report.ingest_rc = holder.ingest, holder.ingest_rc
-    report.tickets_stored, report.requests_recorded = count_stored(work / "data", report.ticket_ids)
+    with local_stack(work, llm_ms) as stack:
+        print(f"server {stack.replicas[0]} (data {stack.data_dir}, fake LLM model fake-ttft{llm_ms})", flush=True)
+        return _phase(stack, stack.replicas[0], users, duration, work)
+
+
+def _phase(stack: Stack, base: str, users: int, duration: float, work: Path) -> LoadReport:
+    """Locust against ``base`` with the mid-test ingest; tickets counted in the stack's queue database."""
+    holder = LoadReport(users=users, duration=duration)
+    started = datetime.now(UTC)  # a later run's tickets may be earlier ones reopened: count its requests only
+    ingest = threading.Thread(target=_mid_test_ingest, args=(stack.env, stack.doc, duration / 2, holder), daemon=True)
+    ingest.start()
+    report = run_locust(base, users, duration, work)
+    ingest.join(timeout=600)
+    report.ingest, report.ingest_rc = holder.ingest, holder.ingest_rc
+    stored = count_stored(stack.data_dir, report.ticket_ids, stack.database_url, since=started)
+    report.tickets_stored, report.requests_recorded = stored
     return report
+
+
+def run_replicas(
+    users: int, duration: float, llm_ms: int, replicas: int, work: Path | None = None
+) -> dict[int, LoadReport]:
+    """One stack of ``replicas`` servers; the test through nginx with one of them behind it, then with all."""
+    from eval.proxy import nginx_proxy
+
+    work = work or Path(tempfile.mkdtemp(prefix="kb-load-"))
+    reports: dict[int, LoadReport] = {}
+    with local_stack(work, llm_ms, replicas=replicas, cache=False) as stack:
+        what = f"queue {stack.database_url}, fake LLM model fake-ttft{llm_ms}, semantic cache off"
+        print(f"{replicas} replicas {stack.replicas} (data {stack.data_dir}, {what})", flush=True)
+        for n in (1, replicas):
+            phase = work / f"replicas-{n}"
+            phase.mkdir(parents=True, exist_ok=True)
+            upstreams = [url.removeprefix("http://") for url in stack.replicas[:n]]
+            with nginx_proxy(upstreams, _free_port(), phase / "nginx") as base:
+                reports[n] = _phase(stack, base, users, duration, phase)
+            print(f"\n--- {n} replica(s) behind nginx\n" + "\n".join(reports[n].lines()), flush=True)
+    return reports
+
+
+def comparison(reports: dict[int, LoadReport]) -> list[str]:
+    """One line per replica count, then the req/s ratio of the most replicas to one."""
+    one, many = reports[min(reports)], reports[max(reports)]
+    out = [f"{'replicas':>8} {'requests':>8} {'errors':>6} {'p50 ms':>7} {'p95 ms':>7} {'req/s':>6}  tickets"]
+    for n, r in sorted(reports.items()):
+        t = r.total
+        figures = f"{t['requests']:>8} {t['errors']:>6} {t['p50']:>7.0f} {t['p95']:>7.0f} {t['rps']:>6.1f}"
+        out.append(f"{n:>8} {figures}  {r.tickets_sent} sent, {r.tickets_stored} stored")
+    ratio = many.total["rps"] / max(one.total["rps"], 1e-9)
+    p95 = f"p95 {many.total['p95']:.0f} ms vs {one.total['p95']:.0f} ms"
+    out.append(f"req/s ratio, {max(reports)} replicas vs 1: {ratio:.2f}x ({p95})")
+    return out
 
 
 def main() -> None:
@@ -235,7 +320,15 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=60.0, help="Seconds.")
     parser.add_argument("--llm-ms", type=int, default=200, help="The fake LLM's latency per call (model fake-ttftMS).")
     parser.add_argument("--work-dir", type=Path, help="Where data, Chroma and Locust's CSVs go (default: a temp dir).")
+    parser.add_argument(
+        "--replicas", type=int, default=1,
+        help="N > 1: N `kb serve` on a Postgres queue behind nginx; runs with 1 replica, then N, and prints the ratio.",
+    )  # fmt: skip
     args = parser.parse_args()
+    if args.replicas > 1 and not args.url:
+        reports = run_replicas(args.users, args.duration, args.llm_ms, args.replicas, args.work_dir)
+        print("\n" + "\n".join(comparison(reports)))
+        sys.exit(0 if all(r.ok for r in reports.values()) else 1)
     if args.url:
         work = args.work_dir or Path(tempfile.mkdtemp(prefix="kb-load-"))
         report = run_locust(args.url.rstrip("/"), args.users, args.duration, work)

@@ -1,15 +1,15 @@
 """The incremental indexer: one run that syncs source roots into one knowledge base, crash-safe.
 
     scan (stat; ``ingest.sources``) ─► load + chunk + tokenize (``ingest.worker``) ─► embed (big batches) ─► Chroma
-                                    ─► commit KB version (ledger) ─► publish (keyword index, state.json)
+                                    ─► commit KB version (ledger) ─► publish (the database's published state)
                                     ─► delete replaced vectors
 
 Unchanged files (same size and mtime, else same content hash) are skipped without loading or embedding; changed
-ones have their chunks replaced; files gone from a source lose theirs. New vectors are written before they are
-published and old ones deleted after, so a question sees a document's old chunks or its new ones, never a mix.
-A run killed at any point leaves vectors that are simply not live; the next run finishes the interrupted
-publish, reuses the vectors already written (ids are content-addressed), and sweeps the rest.
-The caller holds the KB's lock: ``ingest.pipeline`` has the entry points.
+ones have their chunks replaced; files gone from a source lose theirs; files an admin excluded are skipped. New
+vectors are written before they are published and old ones deleted after, so a question sees a document's old
+chunks or its new ones, never a mix. A run killed at any point leaves vectors that are simply not live; the next
+run finishes the interrupted publish, reuses the vectors already written (ids are content-addressed), and sweeps
+the rest. The caller holds the KB's lock: ``ingest.pipeline`` has the entry points.
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ingest.ledger import DocumentChange, Ledger, commit_version, touch_documents
+from ingest.ledger import EXCLUDED, DocumentChange, Ledger, commit_version, touch_documents
+from ingest.partition_api import PartitionAPI, PartitionServiceError
 from ingest.report import FileFailure, IngestReport
 from ingest.sources import (
     UnknownSource,
@@ -34,7 +35,9 @@ from ingest.sources import (
     owning_root,
     unknown_source_message,
 )
+from ingest.visibility import republish, visibility
 from ingest.worker import LoadedFile, LoadTask, load_files
+from kb_assistant.errors import KBError
 from kb_assistant.schema import Chunk
 from kb_assistant.settings import Settings, check_kb_name
 from kb_assistant.store import KnowledgeBase, keyword_tokens
@@ -72,8 +75,10 @@ class IncrementalIndexer:
         self.on_file = on_file
         self.ledger = Ledger(settings)
         self.index = KnowledgeBase(settings, kb, embeddings)  # the model loads only when there is work
+        self.parser = PartitionAPI.from_settings(settings)  # None: the local loaders
+        parsed_by = f"|unstructured-api:{self.parser.strategy}" if self.parser else ""  # a switch re-parses
         self.config = hashlib.sha1(
-            f"{CHUNKER_VERSION}|{settings.chunk_size}|{self.index.vectors.embedder_id()}".encode()
+            f"{CHUNKER_VERSION}|{settings.chunk_size}|{self.index.vectors.embedder_id()}{parsed_by}".encode()
         ).hexdigest()[:16]
         self._refs: Counter[str] = Counter()  # live chunk id → documents holding it
         self._tokens: dict[str, list[str]] | None = None  # live chunk id → keyword tokens, loaded at first publish
@@ -139,9 +144,21 @@ class IncrementalIndexer:
                 bar.close()
         if sweep and self.index.exists():
             self._sweep_orphans()
+        self._publish_groups(report)
         report.kb_version = self.index.version
         report.total_chunks = len(self._refs)
         report.timings = {k: round(v, 2) for k, v in self.timings.items()}
+
+    def _publish_groups(self, report: IngestReport) -> None:
+        """Groups that changed with no document changing (``--groups``, a ``.kb-groups`` file) are published as a
+        new KB version, nothing re-embedded; a document whose groups file cannot be read is reported failed (it
+        stays hidden from everyone until the file is fixed)."""
+        _, errors = republish(self.index, self.ledger, self.kb)
+        for (root, path), reason in sorted(errors.items()):
+            where = Path(root) / path if Path(root).is_dir() else Path(root)
+            report.failed.append(FileFailure(path=str(where), reason=reason))
+            if self.on_file:
+                self.on_file(where, reason)
 
     def _time(self, key: str, since: float) -> None:
         self.timings[key] += time.perf_counter() - since
@@ -158,17 +175,41 @@ class IncrementalIndexer:
                 raise UnknownSource(unknown_source_message(self.ledger, self.kb, key, known))
             if key not in keys:
                 keys.append(key)
+        return self._remove([d for key in keys for d in self._forget_root(key)], keys)
+
+    def exclude(self, root: str, paths: list[str], note: str) -> IngestReport:
+        """Leave documents of a remembered source out of the KB without touching the files: their chunks go in one
+        new KB version, and their rows stay, status "excluded" (``note`` says who and when), which every later
+        sync skips — ``kb ingest --all`` and the cron included — until ``include`` undoes it."""
+        rows = {d.path: d for d in self.ledger.documents(self.kb, root)}
+        missing = [p for p in paths if p not in rows]
+        if missing:
+            raise KBError(f"no document {missing[0]!r} from source '{root}' in knowledge base '{self.kb}'")
+        docs = [
+            _Doc(DocumentChange(root, p, rows[p].size, rows[p].mtime_ns, rows[p].content_hash, EXCLUDED, [],
+                                rows[p].config, error=note),
+                 old_ids=list(rows[p].chunk_ids) if rows[p].status == "done" else [])
+            for p in paths
+        ]  # fmt: skip
+        return self._remove(docs, [root])
+
+    def include(self, root: str, paths: list[str]) -> IngestReport:
+        """Undo ``exclude``: the rows go, and the files still on disk are synced back in (one new KB version)."""
+        self.ledger.drop_exclusions(self.kb, root, paths)
+        return self.sync([Path(root) / p for p in paths if (Path(root) / p).exists()])
+
+    def _remove(self, docs: list[_Doc], sources: list[str]) -> IngestReport:
+        """One run that publishes ``docs`` (deletions or exclusions) in one new KB version."""
         started = time.perf_counter()
-        self.report = report = IngestReport(kb=self.kb, sources=keys)
+        self.report = report = IngestReport(kb=self.kb, sources=sources)
         report.run_id, _ = self.ledger.start_run(self.kb)
         for chunk_ids in (d.chunk_ids for d in self.ledger.documents(self.kb) if d.status == "done"):
             self._refs.update(chunk_ids)
         self._finish_interrupted_publish()
-        for key in keys:
-            docs = self._forget_root(key)
-            report.deleted += len(docs)
-            self._pending.extend(docs)
+        report.deleted = len(docs)
+        self._pending.extend(docs)
         self._publish(final=True)
+        self._publish_groups(report)  # a chunk the forgotten source shared may now have other groups
         report.kb_version = self.index.version
         report.total_chunks = len(self._refs)
         report.seconds = round(time.perf_counter() - started, 2)
@@ -210,6 +251,9 @@ class IncrementalIndexer:
                 if (root_key, source) in self._rows:  # named twice (a folder and a file in it)
                     continue
                 row = rows.get(source)
+                if row is not None and row.status == EXCLUDED:  # left out by an admin: the file stays, unread
+                    report.excluded += 1
+                    continue
                 self._rows[(root_key, source)] = (path, row)
                 same_config = row is not None and row.status == "done" and row.config == self.config
                 if same_config and not self.full:
@@ -223,9 +267,13 @@ class IncrementalIndexer:
                             self.on_file(path, None)
                         continue
                 known_hash = row.content_hash if same_config and not self.full else None
-                tasks.append(LoadTask(root_key, str(path), source, known_hash, max_bytes, self.settings.chunk_size))
+                tasks.append(
+                    LoadTask(root_key, str(path), source, known_hash, max_bytes, self.settings.chunk_size, self.parser)
+                )
             for source in sorted(set(rows) - seen):
                 row = rows[source]
+                if row.status == EXCLUDED:  # the exclusion outlives the file's absence (a restore from backup)
+                    continue
                 change = DocumentChange(root_key, source, 0, 0, "", "deleted", [], self.config, delete=True)
                 deleted.append(_Doc(change, old_ids=list(row.chunk_ids) if row.status == "done" else []))
         return tasks, deleted
@@ -248,6 +296,8 @@ class IncrementalIndexer:
         root_key = t.root
         path, row = self._rows[(root_key, t.source)]
         old_ids = list(row.chunk_ids) if row is not None and row.status == "done" else []
+        if loaded.service_error:  # the parser is away: stop before any document loses its chunks
+            raise PartitionServiceError(loaded.service_error)
         if loaded.unchanged:
             report.unchanged += 1
             touch_documents(
@@ -331,7 +381,8 @@ class IncrementalIndexer:
                 tokens.update(zip(d.change.chunk_ids, d.tokens, strict=True))
             for cid in removed:
                 tokens.pop(cid, None)
-            self.index.publish(version, tokens, writer_pid=os.getpid())  # healthz: who wrote it
+            # the chunks' access groups as the ledger and the .kb-groups files say now: published with them
+            self.index.publish(version, tokens, visibility(self.ledger, self.kb)[0], writer_pid=os.getpid())
             self._pause()
             if removed:
                 self.index.vectors.delete(removed)
@@ -341,7 +392,7 @@ class IncrementalIndexer:
         """The ledger committed a version that a killed run never published: publish it now."""
         latest = self.ledger.latest_version(self.kb)
         if latest > self.index.version:
-            self.index.publish(latest, self._live_tokens())
+            self.index.publish(latest, self._live_tokens(), visibility(self.ledger, self.kb)[0])
 
     def _live_tokens(self) -> dict[str, list[str]]:
         """Keyword tokens of the live chunks: from the published index, re-tokenizing only what it lacks."""

@@ -1,9 +1,11 @@
-"""The ingest ledger: what each KB holds, file by file, in SQLite (``<data>/ingest.sqlite``, WAL).
+"""The ingest ledger: what each KB holds, file by file, in the database (``KB_DATABASE_URL``, where every host
+that ingests shares it; else SQLite in ``<data>/ingest.sqlite``, WAL).
 
 One row per (KB, source root, document path): size, mtime and content hash (to skip unchanged files without
-reading them), status, the document's chunk ids, when, and why it failed. Beside it: the source roots remembered
-per KB (``kb ingest --all`` re-syncs them), every run's report, and every KB version with the chunk ids it added
-and removed (what the semantic cache needs to invalidate exactly what went stale).
+reading them), status, the document's chunk ids, when, and why it failed — or that an admin excluded it (the file
+stays in its folder; syncs skip it). Beside it: the source roots remembered per KB (``kb ingest --all`` re-syncs
+them) with their access groups, every run's report, and every KB version with the chunk ids it added and removed
+(what the semantic cache needs to invalidate exactly what went stale).
 
 The ledger is the writer's source of truth; the published keyword index is the readers' (see
 ``KnowledgeBase``). A KB version is committed here first and published second, so an interrupted publish
@@ -12,24 +14,23 @@ is finished by the next run.
 
 from __future__ import annotations
 
-import fcntl
-import json
 import os
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import JSON, BigInteger, Float, ForeignKey, Integer, String, Text, func, select
+from sqlalchemy import JSON, BigInteger, Float, ForeignKey, Integer, String, Text, func, insert, select, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
+from ingest.locks import LEDGER_FILE, IngestLocked, kb_lock, ledger_url
 from kb_assistant import db
 from kb_assistant.errors import KBError
 from kb_assistant.settings import Settings
 
-LEDGER_FILE = "ingest.sqlite"
+__all__ = ["IngestLocked", "Ledger", "kb_lock"]  # the lock lives in ingest.locks; callers import it from here too
+EXCLUDED = "excluded"  # a document's status when an admin removed it from the KB but not from its source folder
 MIGRATIONS = db.Migrations(Path(__file__).resolve().parent / "migrations", "ledger_alembic_version")
+ADOPT_LOCK = 0x6C656467  # adopting a data dir's ledger: one process at a time
 
 
 class Base(DeclarativeBase):
@@ -44,6 +45,7 @@ class Source(Base):
     root: Mapped[str] = mapped_column(Text, primary_key=True)
     added_at: Mapped[float] = mapped_column(Float, default=time.time)
     last_synced_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    groups: Mapped[list | None] = mapped_column(JSON, nullable=True)  # access groups; none: everyone (visibility)
 
 
 class Document(Base):
@@ -54,7 +56,7 @@ class Document(Base):
     size: Mapped[int] = mapped_column(BigInteger)
     mtime_ns: Mapped[int] = mapped_column(BigInteger)  # nanoseconds since 1970: past 32 bits
     content_hash: Mapped[str] = mapped_column(String(64))
-    status: Mapped[str] = mapped_column(String(16))  # "done" | "failed"
+    status: Mapped[str] = mapped_column(String(16))  # "done" | "failed" | "excluded" (error: who, when)
     chunk_ids: Mapped[list] = mapped_column(JSON, default=list)
     config: Mapped[str] = mapped_column(String(64), default="")  # chunking/embedding settings it was built with
     updated_at: Mapped[float] = mapped_column(Float, default=time.time)
@@ -86,12 +88,15 @@ class Version(Base):
 
 class Ledger:
     def __init__(self, settings: Settings, url: str | None = None):
-        """The ledger in ``url`` (any SQLAlchemy URL); by default the SQLite file beside the KB's indexes, which
-        the ingest, the cron, ``kb status`` and the chat share (WAL, and a writer waits 30 s for the lock)."""
+        """The ledger in ``url`` (any SQLAlchemy URL); by default ``KB_DATABASE_URL``, else the SQLite file in the
+        data dir, which the ingest, the cron, ``kb status`` and the chat share (WAL; a writer waits 30 s for the
+        lock). A data dir whose own ledger file predates ``KB_DATABASE_URL`` is adopted (see ``adopt_ledger``)."""
         self.path = settings.path(LEDGER_FILE)
-        self.url = url or db.sqlite_url(self.path)
+        self.url = url or ledger_url(settings)
         self.engine = db.engine(self.url, busy_timeout_s=30.0, immediate=False)
         MIGRATIONS.ensure(self.engine)
+        if self.url != db.sqlite_url(self.path) and self.path.exists():
+            adopt_ledger(db.sqlite_url(self.path), self.engine)
 
     def session(self, *, write: bool = False) -> Session:
         """A session; ``write``: its transaction takes SQLite's write lock when it begins (it reads, then writes,
@@ -161,6 +166,31 @@ class Ledger:
             run = s.get(Run, run_id)
             run.status, run.finished_at, run.report = "failed", time.time(), {"error": error}
 
+    def drop_exclusions(self, kb: str, root: str, paths: list[str]) -> None:
+        """Forget that these documents were excluded (their rows go; the next sync reads the files again)."""
+        with self.session(write=True) as s, s.begin():
+            for path in paths:
+                row = s.get(Document, (kb, root, path))
+                if row is None or row.status != EXCLUDED:
+                    raise KBError(f"{path!r} of source '{root}' is not excluded from knowledge base '{kb}'")
+                s.delete(row)
+
+    def set_source_groups(self, kb: str, root: str, groups) -> bool:
+        """Remember ``root`` as a source of ``kb`` limited to ``groups`` (empty: visible to everyone who may use
+        the KB). Returns whether its groups changed."""
+        with self.session(write=True) as s, s.begin():
+            src = s.get(Source, (kb, root))
+            before = sorted(src.groups or ()) if src is not None else []
+            src = src or Source(kb=kb, root=root)
+            src.groups = sorted(groups) or None
+            s.merge(src)
+            return before != sorted(groups)
+
+    def record_version(self, kb: str, version: int) -> None:
+        """A KB version that changed no chunk, only their groups (``ingest.visibility.republish``)."""
+        with self.session(write=True) as s, s.begin():
+            s.add(Version(kb=kb, version=version, run_id=None, added=[], removed=[]))
+
     def remember_source(self, kb: str, root: str) -> None:
         with self.session(write=True) as s, s.begin():
             src = s.get(Source, (kb, root)) or Source(kb=kb, root=root)
@@ -228,56 +258,39 @@ def touch_documents(ledger: Ledger, kb: str, changes: list[DocumentChange]) -> N
                 row.size, row.mtime_ns = ch.size, ch.mtime_ns
 
 
-# --- one ingest per KB at a time ---------------------------------------------------------------------
-class IngestLocked(KBError):
-    pass
+_ADOPTED: set[tuple[str, str]] = set()
 
 
-_HELD_LOCK_FDS: set[int] = set()
+def adopt_ledger(source_url: str, target) -> bool:
+    """Copy the ledger of ``source_url`` (a data dir's ``ingest.sqlite``, from before ``KB_DATABASE_URL`` was set)
+    into the database of ``target`` when that holds no ledger rows yet: every table, in one transaction; the file
+    is left as it is. Returns whether it copied."""
+    key = (source_url, str(target.url))
+    if key in _ADOPTED:
+        return False
+    _ADOPTED.add(key)
+    tables = [Source.__table__, Run.__table__, Document.__table__, Version.__table__]  # runs before versions
 
+    def holds_rows(conn) -> bool:
+        return any(conn.execute(select(func.count()).select_from(t)).scalar() for t in tables)
 
-def _close_inherited_locks() -> None:
-    # flock belongs to the open file, which a forked child shares: a worker process must not keep the KB locked
-    # after its parent died (kill -9), so children close their copies at once.
-    for fd in list(_HELD_LOCK_FDS):
-        with suppress(OSError):
-            os.close(fd)
-    _HELD_LOCK_FDS.clear()
-
-
-os.register_at_fork(after_in_child=_close_inherited_locks)
-
-
-@contextmanager
-def kb_lock(settings: Settings, kb: str, *, wait: bool = True, say=None) -> Iterator[None]:
-    """An exclusive lock on ``<data>/locks/<kb>.lock`` (fcntl: released by the OS if the holder dies)."""
-    path = settings.path("locks", f"{kb}.lock")
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-    _HELD_LOCK_FDS.add(fd)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = _lock_holder(path)
-            if not wait:
-                raise IngestLocked(
-                    f"another ingest of knowledge base '{kb}' is running ({holder}; lock file {path}): "
-                    "wait for it to finish, or run without --no-wait to queue behind it"
-                ) from None
-            if say:
-                say(f"another ingest of knowledge base '{kb}' is running ({holder}): waiting for it to finish …")
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps({"pid": os.getpid(), "since": time.time()}).encode(), 0)
-        yield
-    finally:
-        _HELD_LOCK_FDS.discard(fd)
-        os.close(fd)  # closing the descriptor releases the lock
-
-
-def _lock_holder(path: Path) -> str:
-    try:
-        info = json.loads(path.read_text() or "{}")
-        return f"pid {info['pid']}"
-    except (OSError, ValueError, KeyError):
-        return "pid unknown"
+    with target.connect() as conn:
+        if holds_rows(conn):  # the usual case, answered without reading the file
+            return False
+    source = db.engine(source_url, busy_timeout_s=30.0, immediate=False)
+    MIGRATIONS.ensure(source)
+    with source.connect() as conn:
+        rows = {t.name: [dict(r._mapping) for r in conn.execute(select(t))] for t in tables}
+    if not any(rows.values()):
+        return False
+    with target.execution_options(kb_write_lock=True).begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(select(func.pg_advisory_xact_lock(ADOPT_LOCK)))
+        if holds_rows(conn):  # another process adopted it meanwhile
+            return False
+        for t in tables:
+            if rows[t.name]:
+                conn.execute(insert(t), rows[t.name])
+        if conn.dialect.name == "postgresql":  # explicit ids were inserted: the sequence continues after them
+            conn.execute(text("SELECT setval(pg_get_serial_sequence('runs', 'id'), GREATEST(MAX(id), 1)) FROM runs"))
+    return True

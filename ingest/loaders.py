@@ -1,7 +1,8 @@
 """Loaders: one file → a LoadedDocument (structured blocks, or FAQ pairs for question/answer tables).
 
 Document formats go through unstructured; PDFs through pdfplumber (ingest/pdf.py: visible text, layout, tables;
-no model download, no OCR). Tables (csv, xlsx)
+no model download, no OCR); with KB_UNSTRUCTURED_API_URL, PDF, Word, PowerPoint and HTML go to unstructured's
+partition API instead (ingest/partition_api.py). Tables (csv, xlsx)
 are read directly so a question/answer table becomes one FAQ entry per row. Every failure a user can cause is a
 DocumentError whose message names the reason; the caller adds the file name.
 """
@@ -14,8 +15,12 @@ import os
 import zipfile
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ingest.document import Block, DocumentError, LoadedDocument, row_lines
+
+if TYPE_CHECKING:
+    from ingest.partition_api import PartitionAPI
 
 TEXT_SUFFIXES = {".md", ".markdown", ".txt", ".html", ".htm", ".csv"}
 SUPPORTED_SUFFIXES = TEXT_SUFFIXES | {".pdf", ".docx", ".pptx", ".xlsx"}
@@ -23,7 +28,9 @@ QUESTION_COLUMNS = ("question", "questions", "q", "问题", "问", "提问", "�
 ANSWER_COLUMNS = ("answer", "answers", "a", "答案", "答", "回答", "解答")
 
 
-def load_document(path: Path, *, max_bytes: int) -> LoadedDocument:
+def load_document(path: Path, *, max_bytes: int, partition_api: PartitionAPI | None = None) -> LoadedDocument:
+    """One file → blocks or FAQ pairs; with ``partition_api`` the formats it handles are parsed by unstructured's
+    API (``ingest.partition_api``), the rest here."""
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
         raise DocumentError(
@@ -35,6 +42,10 @@ def load_document(path: Path, *, max_bytes: int) -> LoadedDocument:
     if size > max_bytes:
         raise DocumentError(f"file is {size / 1e6:.2f} MB, over the {max_bytes / 1e6:g} MB limit (KB_MAX_FILE_MB)")
     data = path.read_bytes()
+    if partition_api is not None and partition_api.handles(suffix):
+        from ingest.partition_api import partition_remote
+
+        return _blocks(partition_remote(path, data, partition_api), path, suffix)
     if suffix in TEXT_SUFFIXES:
         text = decode_text(data)
         if not text.strip():
@@ -246,6 +257,11 @@ def _load_with_unstructured(path: Path, suffix: str, text: str | None = None) ->
         if "Password" in name or "encrypt" in str(exc).lower():
             raise DocumentError("encrypted (password-protected) file: remove the password and ingest again") from None
         raise DocumentError(f"corrupt or unreadable {suffix[1:]} file ({name}: {exc})") from None
+    return _blocks(elements, path, suffix)
+
+
+def _blocks(elements: list, path: Path, suffix: str) -> LoadedDocument:
+    """unstructured's elements (a local partition's, or the partition API's) as blocks."""
     doc = LoadedDocument(title=path.stem)
     for el in elements:
         body = (el.text or "").strip()

@@ -1,4 +1,5 @@
-"""The ingest entry points: sync or forget sources of a KB under its lock, re-sync every KB, the bundled samples,
+"""The ingest entry points: sync or forget sources of a KB under its lock, exclude (and include again) single
+documents of a source, re-sync every KB, the bundled samples,
 and the job a server runs for a handed-off `kb ingest`.
 
 How a run works (scan, load in workers, embed, commit, publish) is ``ingest.indexer``'s; what it returns is
@@ -51,6 +52,23 @@ def forget_sources(
     refuse_if_served(settings)
     with kb_lock(settings, kb, wait=wait, say=say):
         return IncrementalIndexer(settings, kb).forget(roots)
+
+
+def exclude_documents(settings: Settings, kb: str, root: str, paths: list[str], note: str) -> IngestReport:
+    """Leave documents of a remembered source folder out of ``kb`` (files untouched), under the KB's lock; every
+    later sync skips them until ``include_documents``."""
+    check_kb_name(kb)
+    refuse_if_served(settings)
+    with kb_lock(settings, kb):
+        return IncrementalIndexer(settings, kb).exclude(root, paths, note)
+
+
+def include_documents(settings: Settings, kb: str, root: str, paths: list[str], *, embeddings=None) -> IngestReport:
+    """Undo ``exclude_documents``: the files still in the folder are synced back into ``kb``."""
+    check_kb_name(kb)
+    refuse_if_served(settings)
+    with kb_lock(settings, kb):
+        return IncrementalIndexer(settings, kb, embeddings=embeddings).include(root, paths)
 
 
 def sync_all(settings: Settings, **kwargs) -> list[IngestReport]:

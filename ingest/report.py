@@ -20,6 +20,7 @@ class IngestReport(BaseModel):
     updated: int = 0
     unchanged: int = 0
     deleted: int = 0
+    excluded: int = 0  # files of the synced sources skipped because an admin excluded them
     failed: list[FileFailure] = []
     chunks: int = 0  # chunks of the added and updated documents
     embedded: int = 0  # texts actually embedded (stored vectors reused and duplicates embedded once)

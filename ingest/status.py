@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 
 from ingest.ledger import Ledger
+from ingest.visibility import sidecar_groups
+from kb_assistant.kb_access import kb_groups
 from kb_assistant.settings import Settings
+from kb_assistant.store.publication import read_state
 
 
 def kb_status(settings: Settings, kb: str | None = None) -> list[dict]:
-    """One dict per KB: documents, chunks, failures, KB version, sources, last run (with its report)."""
+    """One dict per KB: documents, chunks, failures, documents an admin excluded, KB version, the groups the KB is
+    limited to, sources (each with its groups and the sub-folders whose ``.kb-groups`` file gives them their own),
+    last run (with its report)."""
     ledger = Ledger(settings)
     names = [kb] if kb else ledger.kbs()
     out = []
@@ -19,10 +23,10 @@ def kb_status(settings: Settings, kb: str | None = None) -> list[dict]:
         runs = ledger.runs(name, limit=1)
         if not docs and not runs and not ledger.sources(name):
             continue
-        state_file = settings.data_dir / "kb" / name / "state.json"
-        state = json.loads(state_file.read_text(encoding="utf-8")) if state_file.exists() else {}
+        state = read_state(settings, name)
         done = [d for d in docs if d.status == "done"]
         failed = [d for d in docs if d.status == "failed"]
+        excluded = [d for d in docs if d.status == "excluded"]
         last = runs[0] if runs else None
         out.append(
             {
@@ -31,8 +35,14 @@ def kb_status(settings: Settings, kb: str | None = None) -> list[dict]:
                 "chunks": len({cid for d in done for cid in d.chunk_ids}),
                 "failed": len(failed),
                 "failures": [{"path": f"{d.root}/{d.path}", "reason": d.error or ""} for d in failed],
+                "excluded": [{"path": f"{d.root}/{d.path}", "note": d.error or ""} for d in excluded],
                 "version": int(state.get("version", 0)),
+                "groups": sorted(kb_groups(settings, name)),
                 "sources": [s.root for s in ledger.sources(name)],
+                "source_groups": {
+                    s.root: {"groups": sorted(s.groups or []), "folders": sidecar_groups(s.root)}
+                    for s in ledger.sources(name)
+                },
                 "last_run": run_summary(last) if last else None,
             }
         )

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from ingest.chunking import chunk_document
 from ingest.loaders import DocumentError, load_document
+from ingest.partition_api import PartitionAPI, PartitionServiceError
 from kb_assistant.schema import Chunk
 from kb_assistant.store import keyword_tokens
 
@@ -29,6 +30,7 @@ class LoadTask:
     known_hash: str | None  # the ledger's hash: equal content means "unchanged", nothing else to do
     max_bytes: int
     chunk_size: int
+    partition_api: PartitionAPI | None = None  # unstructured's API parses the formats it handles
 
 
 @dataclass
@@ -39,6 +41,7 @@ class LoadedFile:
     content_hash: str = ""
     unchanged: bool = False
     error: str | None = None
+    service_error: str | None = None  # the partition API failed: the run stops (not this file's fault)
     chunks: list[Chunk] = field(default_factory=list)
     tokens: list[list[str]] = field(default_factory=list)
     seconds: float = 0.0
@@ -51,10 +54,13 @@ def _load_one(task: LoadTask) -> LoadedFile:
     return out
 
 
-def check_file(path: Path, source: str, *, max_bytes: int, chunk_size: int) -> str | None:
+def check_file(
+    path: Path, source: str, *, max_bytes: int, chunk_size: int, partition_api: PartitionAPI | None = None
+) -> str | None:
     """Load and chunk one file exactly as a sync would (same limits, same loaders): None when it would ingest,
     else the reason it would fail. The admin's upload checks each file with this before accepting it."""
-    return _load(LoadTask(str(path.parent), str(path), source, None, max_bytes, chunk_size)).error
+    loaded = _load(LoadTask(str(path.parent), str(path), source, None, max_bytes, chunk_size, partition_api))
+    return loaded.error or loaded.service_error
 
 
 def _load(task: LoadTask) -> LoadedFile:
@@ -68,13 +74,15 @@ def _load(task: LoadTask) -> LoadedFile:
             if out.content_hash == task.known_hash:
                 out.unchanged = True
                 return out
-        doc = load_document(path, max_bytes=task.max_bytes)
+        doc = load_document(path, max_bytes=task.max_bytes, partition_api=task.partition_api)
         out.chunks = chunk_document(doc, task.source, task.chunk_size)
         if not out.chunks:
             raise DocumentError("no text found in document")
         out.tokens = [keyword_tokens(c) for c in out.chunks]  # tokenizing (jieba) is CPU work: do it here
     except DocumentError as exc:
         out.error = str(exc)
+    except PartitionServiceError as exc:
+        out.service_error = str(exc)
     except OSError as exc:
         out.error = f"cannot read file: {exc.strerror or exc}"
     except Exception as exc:  # a loader library's bug must fail one file, not the run

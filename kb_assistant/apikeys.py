@@ -28,6 +28,7 @@ from pathlib import Path
 from pydantic import BaseModel, Field, ValidationError
 
 from kb_assistant.errors import KBError, QueueUnavailable
+from kb_assistant.schema import parse_groups
 from kb_assistant.settings import Settings, check_kb_name
 
 KEY_PREFIX = "kb_"
@@ -47,6 +48,7 @@ class ApiKey(BaseModel):
     hash: str = Field(description="sha256 hex digest of the key.")
     hint: str = Field(description="The key's first characters, to recognise it.")
     created_at: str
+    groups: list[str] = Field([], description="The access groups requests with this key ask as (none: no group).")
 
     def allows(self, kb: str) -> bool:
         return ALL_KBS in self.kbs or kb in self.kbs
@@ -153,15 +155,21 @@ class ApiKeyStore:
         return _key(row) if row is not None else None
 
     # --- writing ------------------------------------------------------------------------------------
-    def create(self, kbs: list[str], name: str = "") -> tuple[str, ApiKey]:
-        """A new key for ``kbs``; returns (the key, shown once; its stored record)."""
+    def create(self, kbs: list[str], name: str = "", groups=None) -> tuple[str, ApiKey]:
+        """A new key for ``kbs`` whose requests ask as a principal in ``groups``; returns (the key, shown once;
+        its stored record)."""
         if not kbs:
             raise KBError("an API key needs at least one knowledge base: --kb NAME (or --kb '*' for all)")
         kbs = sorted({k if k == ALL_KBS else check_kb_name(k) for k in kbs})
+        try:
+            groups = sorted(parse_groups(groups, what="--groups"))
+        except ValueError as exc:
+            raise KBError(str(exc)) from None
         key = KEY_PREFIX + secrets.token_urlsafe(32)
         record = ApiKey(
-            id=secrets.token_hex(4), name=name, kbs=kbs, hash=hash_key(key), hint=key[:8], created_at=_now()
-        )
+            id=secrets.token_hex(4), name=name, kbs=kbs, hash=hash_key(key), hint=key[:8], created_at=_now(),
+            groups=groups,
+        )  # fmt: skip
         from kb_assistant.queue.models import ApiKeyRow
 
         self._run(lambda c: c.execute(ApiKeyRow.__table__.insert().values(**record.model_dump())), write=True)
@@ -245,4 +253,7 @@ class ApiKeyStore:
 
 
 def _key(row) -> ApiKey:
-    return ApiKey(id=row.id, name=row.name, kbs=list(row.kbs), hash=row.hash, hint=row.hint, created_at=row.created_at)
+    return ApiKey(
+        id=row.id, name=row.name, kbs=list(row.kbs), hash=row.hash, hint=row.hint, created_at=row.created_at,
+        groups=list(getattr(row, "groups", None) or []),
+    )  # fmt: skip

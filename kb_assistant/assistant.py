@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 
+from kb_assistant.answer.confidence import assess
 from kb_assistant.answer.grounding import sentences
 from kb_assistant.errors import QuestionError, UnknownKnowledgeBase, UnknownTicket
 from kb_assistant.language import detect_language
 from kb_assistant.retrieval import hybrid_search
-from kb_assistant.schema import Answer, Candidate, Citation, Feedback, Query, StreamEvent, TicketView
+from kb_assistant.schema import Answer, Candidate, Citation, Feedback, Principal, Query, StreamEvent, TicketView
 from kb_assistant.settings import Settings, check_kb_name, load_settings
 from kb_assistant.store import KnowledgeBase, list_kbs
 
@@ -70,10 +71,24 @@ class Assistant:
             self._queue = TicketQueue(self.settings)
         return self._queue
 
-    def knowledge_bases(self) -> list[str]:
-        return list_kbs(self.settings)
+    def knowledge_bases(self, principal: Principal | None = None) -> list[str]:
+        """Every KB; with ``principal``, those it may use (a KB limited to groups: ``kb_assistant.kb_access``)."""
+        from kb_assistant.kb_access import may_use
 
-    def index(self, kb: str) -> KnowledgeBase:
+        names = list_kbs(self.settings)
+        return names if principal is None else [kb for kb in names if may_use(self.settings, kb, principal)]
+
+    def index(self, kb: str, principal: Principal | None = None) -> KnowledgeBase:
+        """The KB named ``kb``; with ``principal``, only if it may use it (else UnknownKnowledgeBase, as for a KB
+        that does not exist: a KB's name is not revealed to those it is closed to)."""
+        check_kb_name(kb)
+        if principal is not None:
+            from kb_assistant.kb_access import may_use
+
+            if kb not in self._indexes or not may_use(self.settings, kb, principal):
+                known = self.knowledge_bases(principal)  # only the KBs it may use are named
+                if kb not in known:
+                    raise UnknownKnowledgeBase(f"no knowledge base named {kb!r} (known: {', '.join(known) or 'none'})")
         if kb not in self._indexes:
             check_kb_name(kb)
             known = self.knowledge_bases()
@@ -124,8 +139,11 @@ class Assistant:
         kb: str = "default",
         session_id: str | None = None,
         user: str | None = None,
+        principal: Principal | None = None,
     ) -> Answer:
-        for event in self.stream(question, history=history, kb=kb, session_id=session_id, user=user):
+        for event in self.stream(
+            question, history=history, kb=kb, session_id=session_id, user=user, principal=principal
+        ):
             if event.type == "final":
                 return event.answer
         raise AssertionError("stream() ended without a final answer")  # our bug, not the user's
@@ -138,8 +156,12 @@ class Assistant:
         kb: str = "default",
         session_id: str | None = None,
         user: str | None = None,
+        principal: Principal | None = None,
     ) -> Iterator[StreamEvent]:
+        """``principal``: who asks (their groups decide which documents the answer may draw on); without one, a
+        principal ``user`` in no group, who sees only documents of sources without groups."""
         question = self._check_question(question)
+        principal = principal if principal is not None else Principal(user=user)
         history = self._bound_history(history)
         from kb_assistant.answer.llm import LLMBudget
 
@@ -147,9 +169,11 @@ class Assistant:
         timings: dict[str, float] = {}
         query = Query(
             text=question, kb=kb, language=detect_language(question), history=history, session_id=session_id,
-            user=user,
+            principal=principal,
         )  # fmt: skip
-        index = self.index(kb)
+        index = self.index(kb, principal)
+        index.refresh(force=True)  # one version check per question: a version another replica published is seen
+        view = index.view(principal)  # every stage reads the KB as the principal sees it
         s = self.settings
         if is_handoff_request(question, s.handoff_phrases):  # a person was asked for: no retrieval
             yield from self._hand_off(query)
@@ -159,7 +183,7 @@ class Assistant:
             standalone = self._condenser(budget).condense(question, history)
             if len(standalone) <= s.max_question_chars:  # history is context, not a way past the limit
                 query.standalone = standalone
-        evidence = Evidence(self, index, query, timings)  # retrieval, run once: checks a cache hit, or answers
+        evidence = Evidence(self, view, query, timings)  # retrieval, run once: checks a cache hit, or answers
         with _timed(timings, "cache"):  # keyed on the standalone question: a follow-up never hits another's entry
             cached = (
                 self.cache.lookup(index, query.standalone, query.language, agrees=evidence.agrees)
@@ -167,6 +191,8 @@ class Assistant:
                 else None
             )
         timings["cache"] = round(timings["cache"] - evidence.spent_ms, 2)  # the check's retrieval is its own stage
+        if cached is not None and cached.answer is not None and not view.visible(_drawn_on(cached.answer)):
+            cached.answer, cached.cacheable = None, False  # not for this principal: a miss that must not replace it
         if cached is not None and cached.answer is not None:
             answer = cached.answer.model_copy(update={"question": question, "standalone_question": query.standalone,
                                                       "session_id": session_id, "timings_ms": {}})  # fmt: skip
@@ -180,7 +206,7 @@ class Assistant:
         if cached is not None and query.vector is None:
             query.vector = cached.query_vector  # the cache check embedded the question: retrieval reuses it
         try:
-            yield from self._answer(query, index, evidence, timings, cached, budget=budget)
+            yield from self._answer(query, view, evidence, timings, cached, budget=budget)
         finally:
             if cached is not None:
                 cached.release()  # askers of the same question waiting on this answer look again
@@ -189,13 +215,14 @@ class Assistant:
         s = self.settings
         standalone, lang = query.standalone, query.language
         passages = evidence.candidates()[: s.top_k]
-        confidence = answer_confidence(passages, lang, missing_concepts=index.missing_concepts(standalone))
+        confidence, features = evidence.confidence()
 
         answer = Answer(
             question=query.text, standalone_question=standalone, text="", answered=False,
             confidence=confidence, language=lang, kb=index.name, timings_ms=timings, session_id=query.session_id,
             passages=[_citation(n, c) for n, c in enumerate(passages, 1)],
         )  # fmt: skip
+        answer._evidence = features  # what the confidence was computed from (eval.calibrate refits on it)
         fell_back = False  # the LLM was unavailable: the answer is not cached (the LLM may be back next time)
         if confidence < s.confidence_threshold:
             answer.escalation_reason = "low_confidence"
@@ -226,7 +253,8 @@ class Assistant:
         timings["total"] = round(sum(timings.values()), 2)
         answer.timings_ms = timings  # pydantic copied the dict at construction
         if cached is not None and cached.cacheable and not fell_back:
-            self.cache.store(index, standalone, lang, answer, full_ms=timings["total"], vector=query.vector)
+            self.cache.store(self.index(index.name), standalone, lang, answer, full_ms=timings["total"],
+                             vector=query.vector)  # fmt: skip
         yield StreamEvent(type="final", answer=answer)
 
     def _draft(self, standalone, passages, lang, index, budget, confidence):
@@ -300,7 +328,7 @@ class Assistant:
             embedding=embedding, access_hash=access_hash, cached=answer.cached, answer_ms=round(ms, 2),
             prompt_tokens=answer.usage.prompt_tokens if answer.usage else 0,
             completion_tokens=answer.usage.completion_tokens if answer.usage else 0,
-            cited=list(dict.fromkeys(c.source for c in answer.citations)),
+            cited=list(dict.fromkeys(c.source for c in answer.citations)), scope=query.principal.scope,
         )  # fmt: skip
         return self.queue.record(entry)
 
@@ -371,6 +399,11 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 _INVISIBLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u00ad\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]")
 
 
+def _drawn_on(answer: Answer) -> list[str]:
+    """Every chunk an answer shows: its citations and its passages."""
+    return [c.chunk_id for c in (*answer.citations, *answer.passages)]
+
+
 def _last_draft(items):
     draft = None
     for item in items:
@@ -387,6 +420,7 @@ class Evidence:
         self.assistant, self.index, self.query = assistant, index, query
         self.timings = timings
         self._candidates: list[Candidate] | None = None
+        self._confidence: tuple[float, dict[str, float] | None] | None = None
         self.spent_ms = 0.0
 
     def candidates(self, query_vector: list[float] | None = None) -> list[Candidate]:
@@ -404,14 +438,23 @@ class Evidence:
             self.spent_ms = round((time.perf_counter() - started) * 1000, 2)
         return self._candidates
 
+    def confidence(self) -> tuple[float, dict[str, float] | None]:
+        """(confidence, its features) for the top passages (``answer.confidence``; computed once)."""
+        if self._confidence is None:
+            s, question = self.assistant.settings, self.query.standalone
+            self._confidence = assess(
+                self.candidates()[: s.top_k], self.query.language, self.index.missing_concepts(question),
+                question=question, stats=self.index.stats, kb_size=self.index.count(), model=s.confidence_model,
+            )  # fmt: skip
+        return self._confidence
+
     def agrees(self, cited: list[str], query_vector: list[float] | None = None) -> str | None:
         """None when the top passage is one of ``cited`` and the confidence clears the answer threshold."""
         s = self.assistant.settings
         passages = self.candidates(query_vector)[: s.top_k]
         if not passages or passages[0].chunk.id not in set(cited):
             return "evidence: the question's top passage is not one the cached answer cited"
-        missing = self.index.missing_concepts(self.query.standalone)
-        confidence = answer_confidence(passages, self.query.language, missing_concepts=missing)
+        confidence, _ = self.confidence()
         if confidence < s.confidence_threshold:
             return f"evidence: confidence {confidence:.2f} < the answer threshold {s.confidence_threshold:.2f}"
         return None
@@ -448,43 +491,6 @@ def passage_record(n: int, c: Candidate) -> dict:
         "text": (c.chunk.text or "")[:1000], "score": round(float(c.score), 4), "dense": round(float(c.dense), 4),
         "keyword": round(float(c.keyword), 4),
     }  # fmt: skip
-
-
-MISSING_CONCEPT_FACTOR = 0.3  # confidence kept when the question names a workplace concept the KB never mentions
-# How far the best passage's score stands above the next one's: on real documents (policy_pdfs) the best single
-# sign that the answer step has the right passage; among neighbouring passages of one document that all share
-# the question's words, a near tie is a guess (eval/README.md, "Confidence").
-MARGIN_FULL = 0.15  # a lead this large counts in full
-# coverage, dense similarity, margin. The margin (0.6 for English) separated right from wrong on policy_pdfs, but
-# it rewards a small KB for being small: with few chunks the best passage leads by a lot whatever it says, and the
-# test KBs' unanswerable questions were answered. Until it is measured against KB size it carries no weight.
-EVIDENCE_WEIGHTS = {"en": (0.5, 0.5, 0.0), "zh": (0.85, 0.15, 0.0)}
-
-
-def answer_confidence(passages: list[Candidate], lang: str, missing_concepts: Sequence[str] = ()) -> float:
-    """0..1 from the evidence of the best passage: question coverage, dense similarity, its lead over the next
-    passage (``margin``), or the cross-encoder's score.
-
-    MiniLM similarities mean little for Chinese, so there coverage of the question's words carries the weight.
-    ``missing_concepts``: glossary concepts the question names and the KB never says in any wording
-    (``KnowledgeBase.missing_concepts``); the best passage then answers the rest of the question at most ("公司有
-    上下班班车吗" is well covered by a passage about 上下班 taxis), so the confidence is cut to 0.3 of itself.
-    """
-    if not passages:
-        return 0.0
-    top = passages[0]
-    lang = top.lang or lang  # "zh" when either side is Chinese: then MiniLM's similarity means little
-    coverage = top.coverage if top.coverage is not None else top.keyword
-    dense = min(1.0, max(0.0, (top.dense - 0.25) / 0.45))
-    margin = min(1.0, max(0.0, top.score - passages[1].score) / MARGIN_FULL) if len(passages) > 1 else 1.0
-    if top.cross_encoder is not None:
-        value = 0.5 * top.score + 0.3 * coverage + 0.2 * dense
-    else:
-        w_cov, w_dense, w_margin = EVIDENCE_WEIGHTS["zh" if lang == "zh" else "en"]
-        value = w_cov * coverage + w_dense * dense + w_margin * margin
-    if missing_concepts:
-        value *= MISSING_CONCEPT_FACTOR
-    return round(min(1.0, max(0.0, value)), 4)
 
 
 def cite(text: str, passages: list[Candidate]) -> list[Citation]:

@@ -7,7 +7,10 @@ half-way by another process's write.
 
 ``Migrations`` is a store's Alembic history (a folder of revisions, and the version table that records where a
 database stands): ``upgrade(engine)`` brings a database to the newest revision on first use, serialised across
-processes (SQLite's write lock, a Postgres advisory lock). The stores: the human queue (``kb_assistant/migrations/
+processes (SQLite's write lock, a Postgres advisory lock) and, within a process, one at a time: Alembic keeps the
+running migration's context in module globals (``alembic.context``, ``alembic.op``), so two threads migrating at
+once — the queue and the cache on a server's first requests — read each other's and fail (a ``KeyError`` when the
+second removes what the first already removed). The stores: the human queue (``kb_assistant/migrations/
 queue``), the semantic cache (``kb_assistant/migrations/cache``) and the ingest ledger (``ingest/migrations``).
 """
 
@@ -22,10 +25,19 @@ _ENGINES: dict[tuple, object] = {}
 _ENGINES_LOCK = threading.Lock()
 _UPGRADED: set[tuple[str, str, str]] = set()
 _UPGRADED_LOCK = threading.Lock()
+_ALEMBIC_LOCK = threading.RLock()  # Alembic's context is process-global: one migration at a time in a process
 
 
 def sqlite_url(path: Path) -> str:
     return f"sqlite:///{Path(path).resolve()}"
+
+
+def store_url(settings, default_file: str) -> str:
+    """Where a store lives: ``KB_DATABASE_URL`` when set (every store in that one database, shared by every
+    replica), else the store's own SQLite file in the data dir."""
+    if settings.database_url and settings.database_url.strip():
+        return settings.database_url.strip()
+    return sqlite_url(settings.data_dir / default_file)
 
 
 def _pragmas(dbapi_conn, busy_timeout_s: float) -> None:
@@ -125,10 +137,11 @@ class Migrations:
         return ScriptDirectory.from_config(self.config()).get_current_head()
 
     def upgrade(self, engine, revision: str = "head") -> None:
-        """Bring the database to ``revision``; several processes starting at once take turns."""
+        """Bring the database to ``revision``; several processes starting at once take turns, and so do threads
+        of one process (whatever database each migrates: Alembic's context is one per process)."""
         from alembic import command
 
-        with engine.execution_options(kb_write_lock=True).begin() as conn:
+        with _ALEMBIC_LOCK, engine.execution_options(kb_write_lock=True).begin() as conn:
             if conn.dialect.name == "postgresql":
                 lock_id = zlib.crc32(self.version_table.encode())  # one lock per history
                 conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({lock_id})")

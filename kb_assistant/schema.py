@@ -4,11 +4,13 @@ passages."""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 from uuid import uuid4
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, PrivateAttr
 
 
 class Chunk(BaseModel):
@@ -38,13 +40,57 @@ class Chunk(BaseModel):
         return meta
 
 
+GROUP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
+
+
+def parse_groups(value: str | Iterable[str] | None, *, what: str = "groups") -> frozenset[str]:
+    """Access group names from "a,b" (or an iterable of names): letters, digits, . _ @ -, at most 64 characters,
+    case kept. Raises ValueError naming ``what`` and the bad name."""
+    if value is None:
+        return frozenset()
+    parts = re.split(r"[,\s]+", value) if isinstance(value, str) else [str(v) for v in value]
+    names = [p.strip() for p in parts if p and p.strip()]
+    for name in names:
+        if not GROUP_NAME.match(name):
+            raise ValueError(
+                f"{what}: {name!r} is not a group name (letters, digits and . _ @ -, starting with a letter or "
+                "digit, at most 64 characters)"
+            )
+    return frozenset(names)
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who asks: a user id and the access groups they are in. Surfaces build it (``ui.principal`` for the server,
+    ``--user/--groups`` for the CLI); the core enforces it. A principal in no group sees only documents of
+    sources without groups; one in a group also sees the documents of the sources limited to that group."""
+
+    user: str | None = None
+    groups: frozenset[str] = frozenset()
+
+    @classmethod
+    def of(cls, user: str | None = None, groups: str | Iterable[str] | None = None) -> Principal:
+        return cls(user=user or None, groups=parse_groups(groups))
+
+    def may_see(self, groups: Iterable[str]) -> bool:
+        """Whether something limited to ``groups`` is visible (empty ``groups``: unrestricted)."""
+        groups = frozenset(groups)
+        return not groups or bool(groups & self.groups)
+
+    @property
+    def scope(self) -> str:
+        """The access scope as one string ("" for no group): tickets group only questions of the same scope."""
+        return ",".join(sorted(self.groups))
+
+
 @dataclass
 class Query:
     """One question as it travels through the stages; ``Assistant.stream`` builds it once.
 
-    ``filters`` is what every search must match (Chroma ``where`` syntax on chunk metadata); ``user`` is who asks,
-    the principal a filter is derived from. ``vector`` is the standalone question's embedding, set by the first
-    stage that computes it (the cache check or retrieval) and reused by the rest."""
+    ``principal`` is who asks: every stage reads the KB through ``KnowledgeBase.view(principal)``, which searches,
+    counts and fetches only the chunks the principal may see. ``filters`` is what every search must match besides
+    (Chroma ``where`` syntax on chunk metadata). ``vector`` is the standalone question's embedding, set by the
+    first stage that computes it (the cache check or retrieval) and reused by the rest."""
 
     text: str  # as asked, cleaned
     kb: str = "default"
@@ -52,12 +98,16 @@ class Query:
     language: str = "en"
     history: list[dict] = field(default_factory=list)
     session_id: str | None = None
-    user: str | None = None
+    principal: Principal = field(default_factory=Principal)
     filters: dict = field(default_factory=dict)
     vector: list[float] | None = None
 
     def __post_init__(self) -> None:
         self.standalone = self.standalone or self.text
+
+    @property
+    def user(self) -> str | None:
+        return self.principal.user
 
     @classmethod
     def of(cls, text: str, kb: str = "default", **fields) -> Query:
@@ -116,6 +166,7 @@ class Answer(BaseModel):
     )
     cached: bool = Field(False, description="Served from the semantic cache.")
     session_id: str | None = None
+    _evidence: dict | None = PrivateAttr(None)  # the features its confidence came from (not sent)
 
 
 class StreamEvent(BaseModel):

@@ -7,12 +7,29 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 KB_NAME_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9])?$")  # Chroma's collection-name rules
+
+
+CONFIDENCE_MODEL = Path(__file__).with_name("answer") / "confidence_model.json"
+WEIGHTED_THRESHOLD = 0.25  # the hand-weighted confidence's threshold (eval/README.md, "Confidence")
+
+
+def calibrated_threshold() -> float:
+    """The default answer threshold, as the confidence calibration chose it with the model it fitted."""
+    import json
+
+    try:
+        return float(json.loads(CONFIDENCE_MODEL.read_text(encoding="utf-8"))["threshold"])
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise SettingsError(
+            f"{CONFIDENCE_MODEL}: no threshold in the confidence model ({e}); set KB_CONFIDENCE_THRESHOLD or refit "
+            "with: python -m eval.calibrate"
+        ) from e
 
 
 class SettingsError(ValueError):
@@ -32,9 +49,23 @@ class Settings(BaseSettings):
     embedding_model: str | None = Field(
         None,
         description="sentence-transformers model directory, or all-mpnet-base-v2 (requirements-mpnet.txt); "
-        "unset = the bundled all-MiniLM-L6-v2.",
+        "unset = the bundled all-MiniLM-L6-v2. With KB_EMBEDDING_BASE_URL: the model name the service is asked "
+        "for (required; it tags every vector, so vectors of two models never mix).",
     )
-    embedding_batch_size: int = Field(64, ge=1, description="Texts per embedding batch.")
+    embedding_base_url: str | None = Field(
+        None,
+        description="An OpenAI-compatible embeddings service (its /v1 base: text-embeddings-inference, vLLM, "
+        "Infinity, Ollama, OpenAI) that embeds documents and questions instead of a local model; unset = local.",
+    )
+    embedding_api_key: str | None = Field(None, description="API key for KB_EMBEDDING_BASE_URL (if it needs one).")
+    embedding_timeout_s: float = Field(60.0, gt=0, description="The most one call to the embeddings service waits.")
+    embedding_max_retries: int = Field(
+        3, ge=0, le=10, description="Retries of a failed embeddings-service call (connection errors, 429, 5xx)."
+    )
+    embedding_batch_size: int = Field(
+        64, ge=1, description="Texts per embedding batch (per request to a service: at most what it accepts, "
+        "e.g. text-embeddings-inference's --max-client-batch-size, 32 by default).",
+    )  # fmt: skip
     embedding_device: str = Field(
         "cpu", pattern=r"^(cpu|auto|cuda(:\d+)?|mps)$",
         description="Where the embedding model runs: cpu, auto (a GPU when torch sees one), cuda, cuda:N or mps.",
@@ -70,6 +101,17 @@ class Settings(BaseSettings):
     # --- ingest --------------------------------------------------------------------------------
     chunk_size: int = Field(500, ge=100, description="Target chunk size in characters.")
     max_file_mb: float = Field(50.0, gt=0, description="Files larger than this are refused at ingest.")
+    unstructured_api_url: str | None = Field(
+        None,
+        description="unstructured's partition API, its base URL (https://api.unstructuredapp.io, or a self-hosted "
+        "unstructured-api such as http://unstructured:8000): it parses PDF, Word, PowerPoint and HTML files "
+        "instead of the local loaders; unset = local.",
+    )
+    unstructured_api_key: str | None = Field(None, description="API key for KB_UNSTRUCTURED_API_URL.")
+    unstructured_api_strategy: str = Field(
+        "auto", pattern=r"^(auto|fast|hi_res|ocr_only)$",
+        description="The API's partition strategy for PDFs and images: auto, fast, hi_res (layout model) or ocr_only.",
+    )  # fmt: skip
     ingest_workers: int | None = Field(
         None, ge=1, description="Processes that load and chunk files in parallel; unset = number of CPU cores."
     )
@@ -98,7 +140,18 @@ class Settings(BaseSettings):
         description="Your own glossary files, comma-separated: one concept per line, its synonyms and translations "
         "separated by tabs. Keyword search and question coverage treat a concept's terms as one.",
     )
-    confidence_threshold: float = Field(0.25, ge=0.0, le=1.0, description="Below it the question is not answered.")
+    confidence_model: Literal["weighted", "fitted"] = Field(
+        "weighted",
+        description="How sure an answer is: weighted = coverage and dense similarity of the best passage, "
+        "hand-weighted; fitted = the model `python -m eval.calibrate` fitted on real documents (eval/README.md).",
+    )
+    confidence_threshold: float | None = Field(
+        None,  # unset: filled in by _default_threshold, so always a number once the settings are read
+        ge=0.0,
+        le=1.0,
+        description="Below it the question is not answered; unset = 0.25 for the weighted confidence, the threshold "
+        "the fitted model was calibrated with for the fitted one (kb_assistant/answer/confidence_model.json).",
+    )
     max_question_chars: int = Field(4000, ge=1)
     max_history_messages: int = Field(
         20, ge=0, description="Earlier turns a question is condensed with (the newest); each cut to max_question_chars."
@@ -109,10 +162,15 @@ class Settings(BaseSettings):
     # --- human queue -------------------------------------------------------------------------
     database_url: str | None = Field(
         None,
-        description="SQLAlchemy URL of the queue database (tickets, answer log, agents) and of the semantic cache's "
-        "entries; unset = SQLite files queue.db and cache.sqlite3 in the data dir (WAL, busy timeout). "
+        description="SQLAlchemy URL of the one database every store shares (tickets, answer log, agents, API keys, "
+        "the ingest ledger, the published KB versions, the semantic cache's entries): what replicas share. Unset = "
+        "SQLite files in the data dir (queue.db, ingest.sqlite, published.sqlite, cache.sqlite3; WAL, busy timeout). "
         "Postgres: postgresql+psycopg://…",
     )
+    version_check_s: float = Field(
+        1.0, ge=0, description="How often a process asks the database whether a newer KB version was published "
+        "(besides once per question); a replica sees another's ingest within this.",
+    )  # fmt: skip
     database_busy_timeout_s: float = Field(10.0, gt=0, description="SQLite: how long a writer waits for the lock.")
     handoff_phrases: list[str] = Field(
         ["转人工", "人工客服", "找人工", "真人客服", "人工服务", "talk to a human", "speak to a human",
@@ -167,30 +225,74 @@ class Settings(BaseSettings):
         "browser (CORS), comma-separated; empty = same origin only; '*' = any origin.",
     )
 
+    sso_trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        [],
+        description="Addresses (IPs or CIDR networks, comma-separated) of the SSO proxies (oauth2-proxy and the "
+        "like) whose user and groups headers are believed; empty = no SSO headers are believed from anyone.",
+    )
+    sso_user_header: str = Field("X-Forwarded-User", description="The header a trusted SSO proxy names the user in.")
+    sso_groups_header: str = Field(
+        "X-Forwarded-Groups", description="The header a trusted SSO proxy lists the user's groups in (comma-separated)."
+    )
+
     api_keys_file: Path | None = Field(
         None,
         description="Legacy only: the JSON file earlier releases kept the API keys in, imported once into the queue "
         "database (KB_DATABASE_URL) and renamed <name>.imported; unset = apikeys.json in the data dir.",
     )
 
-    @field_validator("allowed_origins", "glossary_files", mode="before")
+    @model_validator(mode="after")
+    def _default_threshold(self):
+        """KB_CONFIDENCE_THRESHOLD unset: the weighted confidence's 0.25, or the fitted model's calibrated one."""
+        if self.confidence_threshold is None:
+            self.confidence_threshold = (
+                WEIGHTED_THRESHOLD if self.confidence_model == "weighted" else calibrated_threshold()
+            )
+        return self
+
+    @field_validator("sso_trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]):
+        import ipaddress
+
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"{item!r} is not an IP address or CIDR network (e.g. 10.0.0.5, 10.0.0.0/24)"
+                ) from None
+        return value
+
+    @field_validator("allowed_origins", "glossary_files", "sso_trusted_proxies", mode="before")
     @classmethod
     def _comma_separated(cls, value):
         if isinstance(value, str):
             return [o.strip().rstrip("/") for o in value.split(",") if o.strip()]
         return value
 
-    @field_validator("chroma_url", "llm_base_url", "llm_api_key", "embedding_model", "reranker_model", mode="before")
+    @field_validator(
+        "chroma_url", "llm_base_url", "llm_api_key", "embedding_model", "embedding_base_url", "embedding_api_key",
+        "reranker_model", "unstructured_api_url", "unstructured_api_key", mode="before",
+    )  # fmt: skip
     @classmethod
     def _blank_is_unset(cls, value):
         return None if isinstance(value, str) and not value.strip() else value
 
-    @field_validator("chroma_url", "llm_base_url")
+    @field_validator("chroma_url", "llm_base_url", "embedding_base_url", "unstructured_api_url")
     @classmethod
     def _must_be_http(cls, value: str | None):
         if value is not None and not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
         return value
+
+    @model_validator(mode="after")
+    def _service_needs_a_model_name(self):
+        if self.embedding_base_url and not self.embedding_model:
+            raise ValueError(
+                "KB_EMBEDDING_BASE_URL is set, so KB_EMBEDDING_MODEL must name the model the service is asked for"
+            )
+        return self
 
     @property
     def llm_enabled(self) -> bool:
@@ -225,5 +327,5 @@ def load_settings(**overrides) -> Settings:
         lines = []
         for err in exc.errors():
             field = ".".join(str(p) for p in err["loc"])
-            lines.append(f"KB_{field.upper()}: {err['msg']}")
+            lines.append(f"KB_{field.upper()}: {err['msg']}" if field else err["msg"].removeprefix("Value error, "))
         raise SettingsError("invalid settings:\n  " + "\n  ".join(lines)) from None

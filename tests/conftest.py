@@ -40,7 +40,7 @@ def _block_outbound_network():
 
 # --- the unit tier ----------------------------------------------------------------------------------------------
 HEAVY_FIXTURES = frozenset(
-    ["embeddings", "sample_data_dir", "sample_assistant", "postgres_url", "browser", "live_server"]
+    ["embeddings", "sample_data_dir", "sample_assistant", "postgres_url", "chroma_url", "browser", "live_server"]
 )
 HEAVY_MODULES = ("sentence_transformers", "chromadb")
 
@@ -158,6 +158,15 @@ def pg_url(postgres_url):
     with admin.begin() as conn:
         conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
     admin.dispose()
+
+
+@pytest.fixture
+def chroma_url(tmp_path):
+    """A real Chroma server (`chroma run`) for this test, storing under its tmp_path: its URL, for KB_CHROMA_URL."""
+    from engines import chroma_server
+
+    with chroma_server(tmp_path / "chroma-server") as url:
+        yield url
 
 
 # --- a real browser ----------------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 """Real engines for tests, started by the test run itself: a PostgreSQL cluster from Debian's postgresql server
-binaries, initialised into a temporary directory and listening on 127.0.0.1 only.
+binaries, initialised into a temporary directory, and a Chroma server (`chroma run`), both on 127.0.0.1 only.
 
 ``KB_TEST_POSTGRES_URL`` points the tests at a server you run instead. Without either, the Postgres tests are
 skipped on a developer's machine and fail under CI (``CI=true``): a test that skips because an engine is missing
@@ -13,7 +13,10 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
+import time
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -79,3 +82,31 @@ def postgres_server() -> Iterator[str]:
             )
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+@contextmanager
+def chroma_server(path: Path) -> Iterator[str]:
+    """A real `chroma run` storing into ``path``; yields its URL (for ``KB_CHROMA_URL``)."""
+    exe = shutil.which("chroma") or str(Path(sys.executable).parent / "chroma")
+    port = free_port()
+    proc = subprocess.Popen(
+        [exe, "run", "--path", str(path), "--host", "127.0.0.1", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(150):
+            try:
+                urllib.request.urlopen(f"{url}/api/v2/heartbeat", timeout=1)
+                break
+            except OSError:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"chroma run exited with {proc.returncode}") from None
+                time.sleep(0.2)
+        else:
+            raise RuntimeError("chroma server did not start within 30 s")
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

@@ -1,7 +1,8 @@
 """The admin pages in a real browser (Playwright + Debian's chromium, headless) against a real uvicorn server:
 an admin signs in, creates the KB, uploads a docx and a PDF (made here) with a bad file beside them, reads a
 document's chunks, sees a chat question answered from the new document and then on the dashboard, deletes the
-document and sees the chat stop answering from it; an agent cannot sign in to the admin pages.
+document and sees the chat stop answering from it; manages users and API keys (adds and disables an agent, creates
+a key shown once, revokes it); an agent cannot sign in to the admin pages.
 Screenshots go to test-artifacts/admin/ (the README's are copies of them, in docs/).
 """
 
@@ -132,6 +133,51 @@ def test_an_admin_uploads_reads_and_deletes_documents_and_sees_the_questions_on_
 
     after = ask_chat(chat, server, QUESTION)
     assert FACT not in after and "sabbatical.docx" not in after
+    context.close()
+
+
+def test_an_admin_adds_and_disables_a_user_and_creates_and_revokes_an_api_key(browser, server):
+    import httpx
+
+    context = browser.new_context(viewport={"width": 1280, "height": 1000})
+    page = context.new_page()
+    sign_in(page, f"{server}/admin/", ADMIN)
+    page.get_by_role("tab", name="Users and keys").click()
+    users = page.locator("#admin-users")
+    users.get_by_text("anna", exact=True).filter(visible=True).first.wait_for()
+    page.locator("#admin-user-name input, #admin-user-name textarea").first.fill("bob")
+    page.locator("#admin-user-password input").fill("bob password 1")
+    page.locator("#admin-user-add").click()
+    page.locator("#admin-users-message").get_by_text("Saved user bob (agent)").wait_for()
+    bob = {"username": "bob", "password": "bob password 1"}
+    assert httpx.post(f"{server}/console/login", data=bob).status_code == 200
+    page.locator("#admin-user-disable").click()
+    page.locator("#admin-users-message").get_by_text("Disabled bob").wait_for()
+    page.wait_for_function("() => document.querySelector('#admin-users').innerText.includes('disabled')")
+    assert httpx.post(f"{server}/console/login", data=bob).status_code >= 400
+    page.locator("#admin-user-name input, #admin-user-name textarea").first.fill(ADMIN[0])
+    page.locator("#admin-user-disable").click()  # an admin cannot lock themself out
+    page.locator("#admin-users-message").get_by_text("cannot disable your own account").wait_for()
+
+    page.locator("#admin-key-kbs input").click()
+    page.get_by_role("option", name="*").click()
+    page.locator("#admin-key-name input, #admin-key-name textarea").first.fill("intranet")
+    page.locator("#admin-key-create").click()
+    page.locator("#admin-users-message").get_by_text("Created key").wait_for()
+    key = page.locator("#admin-new-key input, #admin-new-key textarea").first.input_value()
+    assert key.startswith("kb_") and page.locator("#admin-keys").get_by_text("intranet").count()
+    assert key not in page.locator("#admin-keys").inner_text()  # listed by its first characters only
+    page.screenshot(path=ARTIFACTS / "users.png", full_page=True)
+    ask = {"question": QUESTION, "kb": "default"}
+    assert httpx.post(f"{server}/api/ask", json=ask, timeout=60).status_code == 401  # a key now guards the API
+    assert httpx.post(f"{server}/api/ask", json=ask, headers={"Authorization": f"Bearer {key}"},
+                      timeout=60).status_code == 200  # fmt: skip
+
+    page.locator("#admin-keys").get_by_text("intranet", exact=True).filter(visible=True).first.click()
+    page.wait_for_function("() => document.querySelector('#admin-key-id input, #admin-key-id textarea').value")
+    page.locator("#admin-key-revoke").click()
+    page.locator("#admin-users-message").get_by_text("Revoked key").wait_for()
+    page.wait_for_function("() => !document.querySelector('#admin-keys').innerText.includes('intranet')")
     context.close()
 
 

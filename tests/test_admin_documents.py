@@ -122,11 +122,51 @@ def test_a_remembered_source_is_re_synced_and_the_last_runs_keep_their_reports(a
     assert older["summary"].startswith("1 added")
     failed = next(d for d in library.documents("hr") if d.source == "notes.exe")
     assert failed.status == "failed" and failed.reason.startswith("unsupported file type")
-    leave = next(d for d in library.documents("hr") if d.source == "leave.md")
-    with pytest.raises(KBError, match="part of the source folder"):  # not ours to delete from the server's disk
-        library.delete("hr", leave.key)
     with pytest.raises(KBError, match="not a remembered source"):
         library.resync("hr", "/etc")
+
+
+def test_deleting_a_file_of_a_server_folder_excludes_it_for_every_later_sync_until_restored(assistant, tmp_path):
+    from ingest.pipeline import sync_all, sync_sources
+    from ingest.status import kb_status
+
+    folder = tmp_path / "handbook"
+    folder.mkdir()
+    (folder / "leave.md").write_text(LEAVE, encoding="utf-8")
+    (folder / "bike.md").write_text(BIKE, encoding="utf-8")
+    sync_sources(assistant.settings, [folder], "hr", embeddings=assistant.embeddings)  # as `kb ingest FOLDER` does
+    library = DocumentLibrary(assistant)
+    bike = next(d for d in library.documents("hr") if d.source == "bike.md")
+    assert assistant.ask(BIKE_QUESTION, kb="hr").answered
+    assert bike.groups == "everyone"
+    (folder / ".kb-groups").write_text("hr-staff\n", encoding="utf-8")  # access groups (issue 20) are shown
+    assert {d.groups for d in library.documents("hr")} == {"hr-staff"}
+    (folder / ".kb-groups").unlink()
+    version = assistant.index("hr").version
+
+    report = library.delete("hr", bike.key, by="ada")
+    assert report.deleted == 1 and report.kb_version == version + 1
+    assert (folder / "bike.md").read_text(encoding="utf-8") == BIKE  # the user's file is not touched
+    row = next(d for d in library.documents("hr") if d.source == "bike.md")
+    assert row.status == "excluded" and row.chunks == 0 and "excluded by ada" in row.reason
+    assert not any(c.source == "bike.md" for c in assistant.ask(BIKE_QUESTION, kb="hr").citations)
+
+    (folder / "bike.md").write_text(BIKE + "\nRepayments pause during parental leave.\n", encoding="utf-8")
+    [nightly] = sync_all(assistant.settings, embeddings=assistant.embeddings)  # `kb ingest --all`, the cron
+    assert nightly.excluded == 1 and nightly.added == nightly.updated == 0 and nightly.unchanged == 1
+    assert not any(c.source == "bike.md" for c in assistant.ask(BIKE_QUESTION, kb="hr").citations)
+    [status] = kb_status(assistant.settings, "hr")  # `kb status` names it
+    assert status["documents"] == 1 and status["excluded"][0]["path"].endswith("handbook/bike.md")
+    with pytest.raises(KBError, match="excluded"):
+        library.chunks("hr", bike.key)
+
+    restored = library.restore("hr", bike.key)  # undo: the file is read again
+    assert restored.added == 1 and restored.kb_version == nightly.kb_version + 1
+    assert next(d for d in library.documents("hr") if d.source == "bike.md").status == "ingested"
+    answer = assistant.ask(BIKE_QUESTION, kb="hr")
+    assert answer.answered and answer.citations[0].source == "bike.md"
+    with pytest.raises(KBError, match="not excluded"):
+        library.restore("hr", bike.key)
 
 
 def test_only_admins_pass_the_role_check(assistant):

@@ -237,8 +237,9 @@ def test_a_follow_up_without_an_llm_is_its_own_words_plus_the_topic_it_lacks_nev
 
 @pytest.mark.unit
 def test_confidence_does_not_reward_a_best_passage_for_leading_the_next_by_a_lot():
-    """A small KB's best passage leads by a lot whatever it says: the lead carries no weight (EVIDENCE_WEIGHTS)."""
-    from kb_assistant.assistant import answer_confidence
+    """A small KB's best passage leads by a lot whatever it says: the lead counts in proportion to the KB's size,
+    and for nothing when the size is not known (kb_assistant/answer/confidence.py)."""
+    from kb_assistant.answer.confidence import answer_confidence
     from kb_assistant.schema import Candidate, Chunk
 
     def passage(score: float) -> Candidate:

@@ -3,49 +3,8 @@
 
 from __future__ import annotations
 
-import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-from pathlib import Path
 
-import pytest
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture
-def chroma_server(tmp_path):
-    exe = shutil.which("chroma") or str(Path(sys.executable).parent / "chroma")
-    port = _free_port()
-    proc = subprocess.Popen(
-        [exe, "run", "--path", str(tmp_path / "chroma-server"), "--host", "127.0.0.1", "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(f"{url}/api/v2/heartbeat", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.2)
-        else:
-            pytest.fail("chroma server did not start")
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-
-
-def test_ingest_and_answer_through_a_chroma_server(chroma_server, tmp_path, embeddings):
+def test_ingest_and_answer_through_a_chroma_server(chroma_url, tmp_path, embeddings):
     from ingest.pipeline import ingest_paths
     from kb_assistant.assistant import Assistant
     from kb_assistant.settings import Settings
@@ -57,7 +16,7 @@ def test_ingest_and_answer_through_a_chroma_server(chroma_server, tmp_path, embe
         "Visitors park free for three hours in garage B2 with a code from reception.\n",
         encoding="utf-8",
     )
-    settings = Settings(data_dir=tmp_path / "data", chroma_url=chroma_server)
+    settings = Settings(data_dir=tmp_path / "data", chroma_url=chroma_url)
     report = ingest_paths(settings, [docs], "facilities")
     assert report.ok and report.chunks >= 1
     assert not (tmp_path / "data" / "chroma").exists(), "the embedded store must not be used"

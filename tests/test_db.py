@@ -33,7 +33,7 @@ def _record_a_document(ledger: Ledger, kb: str = "hr") -> None:
 def test_a_new_ledger_is_built_by_its_migrations_exactly_as_its_models_say(tmp_path):
     ledger = Ledger(Settings(data_dir=tmp_path / "d"))
     assert LEDGER_MIGRATIONS.drift(ledger.engine, LedgerBase.metadata) == []
-    assert LEDGER_MIGRATIONS.current(ledger.engine) == LEDGER_MIGRATIONS.head() == "ledger_0001"
+    assert LEDGER_MIGRATIONS.current(ledger.engine) == LEDGER_MIGRATIONS.head() == "ledger_0002_source_groups"
     _record_a_document(ledger)
     [doc] = ledger.documents("hr")
     assert (doc.size, doc.mtime_ns, doc.chunk_ids) == (5_000_000_000, BIG_MTIME_NS, ["c1", "c2"])
@@ -52,7 +52,7 @@ def test_a_ledger_written_before_it_had_migrations_is_adopted_with_its_rows(tmp_
     old.dispose()
     ledger = Ledger(Settings(data_dir=data))
     assert [(s.kb, s.root) for s in ledger.sources()] == [("hr", "/handbook")]
-    assert LEDGER_MIGRATIONS.current(ledger.engine) == "ledger_0001"
+    assert LEDGER_MIGRATIONS.current(ledger.engine) == LEDGER_MIGRATIONS.head()
     _record_a_document(ledger)  # and it goes on working
     assert [d.path for d in ledger.documents("hr")] == ["leave.md"]
 
@@ -126,24 +126,29 @@ def test_processes_starting_at_once_on_a_new_ledger_migrate_it_once_and_all_work
     errors = [p.communicate(timeout=120)[1].decode() for p in procs]
     assert [p.returncode for p in procs] == [0] * 4, errors
     with sqlite3.connect(data / "ingest.sqlite") as conn:
-        assert conn.execute("SELECT version_num FROM ledger_alembic_version").fetchall() == [("ledger_0001",)]
+        assert conn.execute("SELECT version_num FROM ledger_alembic_version").fetchall() == [
+            (LEDGER_MIGRATIONS.head(),)
+        ]
         assert sorted(r for (r,) in conn.execute("SELECT root FROM sources")) == [f"/root{i}" for i in range(4)]
 
 
 def test_the_stores_keep_their_revisions_apart_in_one_database(tmp_path):
-    """Queue, ledger and cache in one database (as on a shared Postgres): each history has its own version table."""
+    """Queue, ledger, cache and published KB state in one database (as on a shared Postgres): each history has its
+    own version table."""
     from kb_assistant.queue.database import MIGRATIONS as QUEUE_MIGRATIONS
+    from kb_assistant.store.published import MIGRATIONS as PUBLICATION_MIGRATIONS
 
     engine = db.engine(db.sqlite_url(tmp_path / "one.db"))
-    for migrations in (QUEUE_MIGRATIONS, LEDGER_MIGRATIONS, CACHE_MIGRATIONS):
+    histories = (QUEUE_MIGRATIONS, LEDGER_MIGRATIONS, CACHE_MIGRATIONS, PUBLICATION_MIGRATIONS)
+    for migrations in histories:
         migrations.upgrade(engine)
-    assert [m.current(engine) for m in (QUEUE_MIGRATIONS, LEDGER_MIGRATIONS, CACHE_MIGRATIONS)] == [
-        QUEUE_MIGRATIONS.head(), "ledger_0001", "cache_0001",
+    assert [m.current(engine) for m in histories] == [
+        QUEUE_MIGRATIONS.head(), LEDGER_MIGRATIONS.head(), "cache_0001", "publication_0001",
     ]  # fmt: skip
     from sqlalchemy import inspect
 
     tables = set(inspect(engine).get_table_names())
-    assert {"tickets", "answer_log", "documents", "runs", "cache_entries", "cache_counters"} <= tables
+    assert {"tickets", "answer_log", "documents", "runs", "cache_entries", "cache_counters", "published_kbs"} <= tables
 
 
 def test_the_ledger_runs_on_postgres_with_64_bit_sizes_and_times(tmp_path, pg_url):
@@ -157,3 +162,61 @@ def test_the_ledger_runs_on_postgres_with_64_bit_sizes_and_times(tmp_path, pg_ur
         assert Ledger(Settings(data_dir=tmp_path / "d"), url=pg_url).kbs() == ["hr"]  # a second process's view
     finally:
         ledger.engine.dispose()
+
+
+def test_two_stores_migrating_at_once_in_one_process_both_succeed(tmp_path):
+    """A server's first requests migrate the queue (a "转人工" opens a ticket) and the cache (a question) at the same
+    moment, in two threads. Alembic keeps the running migration's context in module globals: here the cache's
+    migration runs start to end while the queue's is half-way through, which, unserialised, fails one of them
+    (``KeyError`` from Alembic, a 500 for the user)."""
+    import threading
+
+    from sqlalchemy import event
+
+    from kb_assistant.queue.database import MIGRATIONS as QUEUE_MIGRATIONS
+
+    queue_engine = db.engine(db.sqlite_url(tmp_path / "queue.db"))
+    cache_engine = db.engine(db.sqlite_url(tmp_path / "cache.sqlite3"))
+    cache_done, errors = threading.Event(), []
+
+    def migrate(migrations, engine):
+        try:
+            migrations.upgrade(engine)
+        except Exception as exc:  # noqa: BLE001 - what the test reports
+            errors.append(exc)
+
+    def migrate_the_cache():
+        migrate(CACHE_MIGRATIONS, cache_engine)
+        cache_done.set()
+
+    cache_thread = threading.Thread(target=migrate_the_cache)
+
+    @event.listens_for(queue_engine, "before_cursor_execute")
+    def _in_the_middle(conn, cursor, statement, *args):  # the queue's migration has begun its first query
+        if not statement.startswith("BEGIN") and cache_thread.ident is None:
+            cache_thread.start()
+            # the cache's migration runs whole here, unless it has to wait for this one (then it runs after it)
+            cache_done.wait(timeout=3)
+
+    try:
+        migrate(QUEUE_MIGRATIONS, queue_engine)
+        cache_thread.join(timeout=60)
+    finally:
+        event.remove(queue_engine, "before_cursor_execute", _in_the_middle)
+        db.dispose(db.sqlite_url(tmp_path / "queue.db"))
+        db.dispose(db.sqlite_url(tmp_path / "cache.sqlite3"))
+    assert errors == []
+    assert QUEUE_MIGRATIONS.current(db.engine(db.sqlite_url(tmp_path / "queue.db"))) == QUEUE_MIGRATIONS.head()
+    assert CACHE_MIGRATIONS.current(db.engine(db.sqlite_url(tmp_path / "cache.sqlite3"))) == CACHE_MIGRATIONS.head()
+
+
+def test_a_server_migrates_the_queue_and_the_cache_before_its_first_request(tmp_path, embeddings):
+    """``kb serve`` warms up before it listens: the stores' migrations are not left to the first requests' threads."""
+    from kb_assistant.assistant import Assistant
+    from kb_assistant.queue.database import MIGRATIONS as QUEUE_MIGRATIONS
+    from ui.server import warm_up
+
+    settings = Settings(data_dir=tmp_path / "d")
+    warm_up(Assistant(settings, embeddings=embeddings))
+    assert QUEUE_MIGRATIONS.current(db.engine(db.sqlite_url(settings.path("queue.db")))) == QUEUE_MIGRATIONS.head()
+    assert CACHE_MIGRATIONS.current(db.engine(db.sqlite_url(settings.path("cache.sqlite3")))) == "cache_0001"

@@ -1,15 +1,17 @@
 """Crash safety and live reads: `kill -9` of a real `kb ingest` followed by a re-run gives the index a clean run
-gives; vectors not yet published are never seen; questions asked while an ingest runs all succeed."""
+gives (ledger and published state in the data dir's SQLite, or in Postgres); vectors not yet published are never
+seen; questions asked while an ingest runs all succeed."""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
+
+import pytest
 
 from ingest.ledger import Ledger
 from ingest.pipeline import sync_sources
@@ -18,6 +20,7 @@ from kb_assistant.retrieval import hybrid_search
 from kb_assistant.schema import Chunk
 from kb_assistant.settings import Settings
 from kb_assistant.store import KnowledgeBase
+from kb_assistant.store.publication import read_state
 
 REPO = Path(__file__).resolve().parents[1]
 TOPICS = ["parking", "lunch", "printers", "badges", "lockers", "showers", "mail", "visitors", "bikes", "plants"]
@@ -48,10 +51,14 @@ def wait_for(condition, timeout: float, what: str, proc: subprocess.Popen, log: 
         time.sleep(0.05)
 
 
-def test_kill_9_mid_ingest_then_rerun_equals_a_clean_run_without_redoing_finished_work(tmp_path, embeddings):
+@pytest.mark.parametrize("database", ["sqlite", "postgres"])
+def test_kill_9_mid_ingest_then_rerun_equals_a_clean_run_without_redoing_finished_work(
+    tmp_path, embeddings, database, request
+):
     corpus = tmp_path / "corpus"
     make_corpus(corpus, 16)
     data = tmp_path / "killed"
+    url = request.getfixturevalue("pg_url") if database == "postgres" else None  # ledger and published state
     env = {
         **os.environ,
         "PYTHONPATH": str(REPO),
@@ -59,23 +66,20 @@ def test_kill_9_mid_ingest_then_rerun_equals_a_clean_run_without_redoing_finishe
         "KB_INGEST_WORKERS": "2",
         "KB_INGEST_PUBLISH_CHUNKS": "4",
         "KB_INGEST_TEST_PAUSE_S": "0.2",
+        **({"KB_DATABASE_URL": url} if url else {}),
     }
     cmd = [sys.executable, "-m", "kb_assistant.cli", "ingest", str(corpus), "--kb", "crash", "--json"]
-    settings = Settings(data_dir=data)
-    state = data / "kb" / "crash" / "state.json"
+    settings = Settings(data_dir=data, database_url=url)
 
     def published() -> int:
-        try:
-            return json.loads(state.read_text())["version"]
-        except (OSError, ValueError):
-            return 0
+        return read_state(settings, "crash").get("version", 0)
 
     log = tmp_path / "ingest.log"
     ledger = None
 
     def committed() -> int:
         nonlocal ledger
-        if ledger is None and (data / "ingest.sqlite").exists():
+        if ledger is None and (url or (data / "ingest.sqlite").exists()):
             ledger = Ledger(settings)
         return ledger.latest_version("crash") if ledger else 0
 

@@ -119,6 +119,11 @@ def test_the_queue_from_the_command_line(hr, tmp_path):
     added = run(app, ["user", "add", "anna", "--role", "agent", "--password-stdin"], input="s3cret-passw0rd\n")
     assert added.exit_code == 0 and hr.queue.check_password("anna", "s3cret-passw0rd")
     assert run(app, ["user", "add", "bob", "--password-stdin"], input="short\n").exit_code == 1
+    anna = ("anna", "s3cret-passw0rd")
+    assert run(app, ["user", "disable", "anna"]).exit_code == 0 and not hr.queue.check_password(*anna)
+    assert "anna  agent  disabled" in run(app, ["user", "list"]).stdout
+    assert run(app, ["user", "enable", "anna"]).exit_code == 0 and hr.queue.check_password(*anna)
+    assert run(app, ["user", "remove", "zed"]).exit_code == 1  # no such user: the reason, not a traceback
 
     out = tmp_path / "gaps.csv"
     gaps = run(app, ["gaps", "--kb", "hr", "--since", "1d", "--csv", str(out)])

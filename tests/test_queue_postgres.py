@@ -65,3 +65,30 @@ def test_concurrent_escalations_on_postgres_are_neither_lost_nor_doubled(pg_queu
     assert len(ids) == 30 and all(i.startswith("T-") for i in ids)
     assert pg_queue.count_tickets() == 16  # 15 distinct + the one the 15 identical questions share
     assert len(set(ids)) == 16
+
+
+def test_the_dashboard_counts_and_the_gap_log_read_postgres_the_same_way(pg_queue, tmp_path):
+    from dataclasses import replace
+
+    from kb_assistant.queue.gaps import gap_clusters
+    from ui.dashboard import build_dashboard, period
+    from ui.dashboard_sql import read_figures
+
+    vec = [0.6, 0.8, 0.0]
+    pg_queue.record(_record(1, "Can I bring my dog to the office?", "s1", vec))
+    pg_queue.record(_record(2, "can I bring my dog to the office", "s2", vec))
+    answered = replace(_record(3, "How many days of leave?"), answered=True, reason=None, cached=True, answer_ms=12.0,
+                       cited=["leave.md"], prompt_tokens=0)  # fmt: skip
+    pg_queue.record(answered)
+    pg_queue.feedback("a3", "up", "clear answer")
+    since, until = period(1)
+    d = build_dashboard(read_figures(pg_queue, "default", since, until), pg_queue.settings, kb="default",
+                        since=since, until=until, documents=["leave.md", "visa.md"])  # fmt: skip
+    t = d.totals
+    assert (t["questions"], t["answered"], t["escalated"], t["cache_hits"], t["thumbs_up"]) == (3, 1, 2, 1, 1)
+    assert d.per_day["questions"].sum() == 3 and d.reasons.to_dict(orient="records") == [
+        {"reason": "low_confidence", "count": 2}]  # fmt: skip
+    assert d.most_cited.values.tolist() == [["leave.md", 1]] and d.never_cited["document"].tolist() == ["visa.md"]
+    assert d.comments[["rating", "comment"]].values.tolist() == [["👍 up", "clear answer"]]
+    [gap] = gap_clusters(pg_queue, None, kb="default")  # stored embeddings: no model needed
+    assert gap.count == 2 and gap.question.lower().startswith("can i bring my dog")

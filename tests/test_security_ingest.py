@@ -4,7 +4,6 @@ would. Real processes: the server runs in this test's process on 127.0.0.1, `kb 
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -13,9 +12,12 @@ import time
 from pathlib import Path
 
 import pytest
+from sqlalchemy import update
 
 from kb_assistant.assistant import Assistant
 from kb_assistant.settings import Settings
+from kb_assistant.store.publication import read_state
+from kb_assistant.store.published import PublishedKB, PublishedStore
 from ui.server import build_app, running, warm_up
 
 REPO = Path(__file__).resolve().parent.parent
@@ -80,8 +82,7 @@ def test_kb_ingest_refuses_naming_the_servers_pid_and_port_when_it_cannot_hand_o
     from ingest.handoff import ServerRunning, running_server
     from ingest.pipeline import sync_sources
 
-    state_file = data_dir / "kb" / "default" / "state.json"
-    version = json.loads(state_file.read_text())["version"]
+    version = read_state(Settings(data_dir=data_dir), "default")["version"]
     holder = subprocess.Popen(  # a server that holds the data dir but does not listen (port 9 is discard)
         [sys.executable, "-c", "import sys, time; from pathlib import Path; from kb_assistant.settings import "
          "Settings; from ingest.handoff import registered_server\n"
@@ -101,7 +102,7 @@ def test_kb_ingest_refuses_naming_the_servers_pid_and_port_when_it_cannot_hand_o
     finally:
         holder.kill()
         holder.wait()
-    assert json.loads(state_file.read_text())["version"] == version  # nothing was written
+    assert read_state(Settings(data_dir=data_dir), "default")["version"] == version  # nothing was written
     assert running_server(Settings(data_dir=data_dir)) is None  # a killed server's record is stale: ignored
 
 
@@ -111,10 +112,11 @@ def test_healthz_fails_when_a_kb_was_changed_behind_the_embedded_servers_back(da
     assistant = Assistant(Settings(data_dir=data_dir, cache_enabled=False), embeddings=embeddings)
     with TestClient(build_app(assistant, mount_ui=False)) as client:
         assert client.get("/healthz").status_code == 200
-        state_file = data_dir / "kb" / "sales" / "state.json"
-        state = json.loads(state_file.read_text())
-        state.update(writer_pid=1, published_at=time.time(), version=state["version"] + 1)  # another process
-        state_file.write_text(json.dumps(state))
+        store = PublishedStore(Settings(data_dir=data_dir))
+        state = store.head("sales").state
+        state.update(writer_pid=1, published_at=time.time())  # another process published
+        with store.engine.begin() as conn:
+            conn.execute(update(PublishedKB).where(PublishedKB.kb == "sales").values(state=state, stamp="other"))
         r = client.get("/healthz")
         assert r.status_code == 503
         assert "'sales'" in r.json()["error"] and "another process" in r.json()["error"]

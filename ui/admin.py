@@ -1,6 +1,7 @@
 """What the HR admin does with knowledge bases and documents, without a shell; and who may do it.
 
-Every action runs the ingest pipeline's own entry points (``ingest.pipeline.sync_sources`` / ``forget_sources``)
+Every action runs the ingest pipeline's own entry points (``ingest.pipeline.sync_sources`` / ``forget_sources`` /
+``exclude_documents`` / ``include_documents``)
 in this process (embedded Chroma has one writer: the server). Uploaded files live under
 ``DATA_DIR/uploads/KB/``, a remembered source of the KB, so ``kb ingest --all`` and a rebuild re-read them.
 
@@ -19,8 +20,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from ingest.ledger import Ledger
-from ingest.pipeline import forget_sources, sync_sources
+from ingest.ledger import EXCLUDED, Ledger
+from ingest.pipeline import exclude_documents, forget_sources, include_documents, sync_sources
 from ingest.report import IngestReport
 from kb_assistant.assistant import Assistant
 from kb_assistant.errors import KBError
@@ -35,17 +36,16 @@ class AdminOnly(KBError):
 
 
 def user_role(queue, name: str | None) -> str | None:
-    """The role of a console user (``kb user add NAME --role admin|agent``), None for no such user."""
-    if not name:
-        return None
-    return next((u.role for u in queue.users() if u.name == name), None)
+    """The role of a console user (``kb user add NAME --role admin|agent``), None for no such (or a disabled)
+    user: read per request, so a role changed or an account disabled counts from the next click on."""
+    return queue.role_of(name)
 
 
 def require_admin(queue, name: str | None) -> str:
     """Raise AdminOnly unless ``name`` is an admin; checked on the server for every admin action."""
     role = user_role(queue, name)
     if role != "admin":
-        who = f"user {name!r} is {'an ' + role if role else 'not signed in'}" if name else "not signed in"
+        who = f"user {name!r} is {'an ' + role if role else 'not an enabled user'}" if name else "not signed in"
         raise AdminOnly(f"{who}: only an admin may manage knowledge bases and see the dashboard "
                         "(an admin grants it with: kb user add NAME --role admin)")  # fmt: skip
     return name
@@ -92,6 +92,7 @@ class DocumentRow:
     synced: str  # when its source was last synced
     root: str
     uploaded: bool
+    groups: str = "everyone"  # the access groups its chunks are limited to (``ingest.visibility``)
 
 
 def _when(ts: float | None) -> str:
@@ -129,7 +130,8 @@ class DocumentLibrary:
             docs = ledger.documents(kb)
             done = [d for d in docs if d.status == "done"]
             out.append({
-                "kb": kb, "documents": len(done), "failed": len(docs) - len(done),
+                "kb": kb, "documents": len(done), "failed": sum(d.status == "failed" for d in docs),
+                "excluded": sum(d.status == EXCLUDED for d in docs),
                 "chunks": len({c for d in done for c in d.chunk_ids}), "version": self.assistant.index(kb).version,
                 "sources": len(ledger.sources(kb)),
             })  # fmt: skip
@@ -155,6 +157,7 @@ class DocumentLibrary:
         """Check each (name, temp path), move the good ones into the KB's upload folder, sync it incrementally.
 
         ``on_file(name, reason)`` is called as each file is settled (reason None: accepted / ingested)."""
+        from ingest.partition_api import PartitionAPI
         from ingest.worker import check_file  # the pipeline's own per-file load: the same limits and reasons
 
         kb = self._check_kb(kb)
@@ -163,6 +166,7 @@ class DocumentLibrary:
         staging.mkdir(parents=True)
         result = UploadResult(kb)
         max_bytes = int(self.settings.max_file_mb * 1e6)
+        parser = PartitionAPI.from_settings(self.settings)
         try:
             accepted = []
             for name, src in files:
@@ -172,7 +176,9 @@ class DocumentLibrary:
                 else:
                     tmp = staging / name
                     shutil.copyfile(src, tmp)
-                    reason = check_file(tmp, name, max_bytes=max_bytes, chunk_size=self.settings.chunk_size)
+                    reason = check_file(
+                        tmp, name, max_bytes=max_bytes, chunk_size=self.settings.chunk_size, partition_api=parser
+                    )
                 result.files.append(FileOutcome(name, reason is None, reason or ""))
                 if reason is None:
                     accepted.append(name)
@@ -195,21 +201,33 @@ class DocumentLibrary:
 
     # --- documents -----------------------------------------------------------------------------------
     def documents(self, kb: str) -> list[DocumentRow]:
+        from ingest.visibility import BadGroupsFile, GroupResolver
+
         kb = self._check_kb(kb)
         ledger = Ledger(self.settings)
-        synced = {s.root: s.last_synced_at for s in ledger.sources(kb)}
+        sources = ledger.sources(kb)
+        synced = {s.root: s.last_synced_at for s in sources}
+        resolver = GroupResolver({s.root: frozenset(s.groups or ()) for s in sources})
         uploads = str(self.uploads_dir(kb))
+
+        def groups(root: str, path: str) -> str:
+            try:
+                return ", ".join(sorted(resolver.groups(root, path))) or "everyone"
+            except BadGroupsFile as exc:
+                return f"hidden from everyone: {exc}"
+
         return [
             DocumentRow(
                 key=f"{d.root}{KEY_SEP}{d.path}",
                 source=d.path,
-                status="ingested" if d.status == "done" else "failed",
+                status={"done": "ingested", EXCLUDED: "excluded"}.get(d.status, "failed"),
                 reason=d.error or "",
                 chunks=len(d.chunk_ids) if d.status == "done" else 0,
                 changed=_when(d.updated_at),
                 synced=_when(synced.get(d.root)),
                 root=d.root,
                 uploaded=d.root == uploads,
+                groups=groups(d.root, d.path),
             )  # fmt: skip
             for d in sorted(ledger.documents(kb), key=lambda d: (d.root != uploads, d.root, d.path))
         ]
@@ -225,25 +243,37 @@ class DocumentLibrary:
         """The document's chunks as the KB holds them (in document order)."""
         kb = self._check_kb(kb)
         doc = self._document(kb, key)
+        if doc.status == EXCLUDED:
+            raise KBError(f"{doc.path!r} is excluded from the KB ({doc.error}): it has no chunks; restore it first")
         if doc.status != "done":
             raise KBError(f"{doc.path!r} was not ingested ({doc.error}): it has no chunks; fix the file and upload it")
         got = self.assistant.index(kb).get(list(doc.chunk_ids))
         return [got[c] for c in doc.chunk_ids if c in got]
 
-    def delete(self, kb: str, key: str) -> IngestReport:
-        """Remove a document: its chunks leave the KB in one new version (the cache drops answers citing them)."""
+    def delete(self, kb: str, key: str, by: str = "") -> IngestReport:
+        """Remove a document: its chunks leave the KB in one new version (the cache drops answers citing them).
+
+        An upload's file is deleted. A file of a server folder (``kb ingest FOLDER``) is not ours to delete: it is
+        excluded — remembered in the ledger with the source, skipped by every later sync (``kb ingest --all``, the
+        cron), listed as "excluded" and undone by ``restore``."""
         kb = self._check_kb(kb)
         doc = self._document(kb, key)
         root = Path(doc.root)
+        if doc.status == EXCLUDED:
+            raise KBError(f"{doc.path!r} is already excluded from knowledge base {kb!r} (restore brings it back)")
         if doc.root == str(self.uploads_dir(kb)):
             (root / doc.path).unlink(missing_ok=True)
             return self._sync(kb, [root / doc.path])  # a file gone from its source: its rows go, in one version
         if not root.is_dir():  # the document is a source of its own (kb ingest FILE)
             return forget_sources(self.settings, [root], kb)
-        raise KBError(
-            f"{doc.path!r} is part of the source folder '{doc.root}' on the server: remove it there and re-sync "
-            f"the source, or forget the whole source (kb ingest --forget '{doc.root}' --kb {kb})"
-        )
+        note = f"excluded by {by or 'an admin'} on {datetime.now().isoformat(sep=' ', timespec='seconds')}"
+        return exclude_documents(self.settings, kb, doc.root, [doc.path], note)
+
+    def restore(self, kb: str, key: str) -> IngestReport:
+        """Undo the exclusion of a server folder's file: it is synced back in (if it is still there)."""
+        kb = self._check_kb(kb)
+        doc = self._document(kb, key)
+        return include_documents(self.settings, kb, doc.root, [doc.path], embeddings=self.assistant.embeddings)
 
     def sources(self, kb: str) -> list[str]:
         kb = self._check_kb(kb)

@@ -1,5 +1,8 @@
 """The admin's HTTP API at /admin/api: the same actions as the admin pages, for scripts.
 
+Users and API keys (``ui.admin_accounts``): ``GET|POST /users``, ``PATCH|DELETE /users/{name}``, ``GET|POST
+/keys``, ``DELETE /keys/{id}``.
+
 HTTP Basic with a console user's name and password (``kb user add NAME --role admin``): no or wrong credentials
 401, an agent 403 — the role is checked here, on the server, for every endpoint. Errors are the server's JSON
 ``{"error": {"message", "type"}}``.
@@ -17,10 +20,27 @@ from pydantic import BaseModel, Field
 
 from kb_assistant.errors import KBError
 from ui.admin import AdminOnly, DocumentLibrary, require_admin
+from ui.admin_accounts import Accounts
 
 
 class NewKnowledgeBase(BaseModel):
     name: str = Field(min_length=1, max_length=63)
+
+
+class NewUser(BaseModel):
+    name: str = Field(min_length=1, max_length=100)
+    password: str = Field(min_length=1, max_length=200)
+    role: str = Field("agent", description="agent or admin")
+
+
+class UserChange(BaseModel):
+    role: str | None = Field(None, description="agent or admin")
+    disabled: bool | None = Field(None, description="true: sign-in refused; false: enabled again")
+
+
+class NewApiKey(BaseModel):
+    kbs: list[str] = Field(min_length=1, max_length=100, description="Knowledge bases the key may use; ['*'] = all.")
+    name: str = Field("", max_length=100)
 
 
 class SyncRequest(BaseModel):
@@ -29,6 +49,7 @@ class SyncRequest(BaseModel):
 
 def admin_router(assistant) -> APIRouter:
     library = DocumentLibrary(assistant)
+    accounts = Accounts(assistant)
     basic = HTTPBasic(auto_error=False, realm="kb-assistant admin")
     router = APIRouter(prefix="/admin/api", tags=["admin"])
 
@@ -85,7 +106,12 @@ def admin_router(assistant) -> APIRouter:
 
     @router.delete("/kbs/{kb}/documents")
     def delete(kb: str, key: str = Query(..., max_length=8000), user: str = Depends(admin)):
-        return run(lambda: library.delete(kb, key)).model_dump(mode="json")
+        return run(lambda: library.delete(kb, key, by=user)).model_dump(mode="json")
+
+    @router.post("/kbs/{kb}/documents/restore")
+    def restore(kb: str, key: str = Query(..., max_length=8000), user: str = Depends(admin)):
+        """Undo a delete of a file in a server folder: it is synced again."""
+        return run(lambda: library.restore(kb, key)).model_dump(mode="json")
 
     @router.get("/kbs/{kb}/sources")
     def sources(kb: str, user: str = Depends(admin)):
@@ -98,6 +124,44 @@ def admin_router(assistant) -> APIRouter:
     @router.get("/kbs/{kb}/runs")
     def runs(kb: str, limit: int = Query(10, ge=1, le=100), user: str = Depends(admin)):
         return run(lambda: library.runs(kb, limit))
+
+    # --- users and API keys ---------------------------------------------------------------------------
+    @router.get("/users")
+    def users(user: str = Depends(admin)):
+        return [vars(u) for u in run(accounts.users)]
+
+    @router.post("/users", status_code=201)
+    def add_user(body: NewUser, user: str = Depends(admin)):
+        return vars(run(lambda: accounts.add_user(body.name, body.password, body.role, acting=user)))
+
+    @router.patch("/users/{name}")
+    def change_user(name: str, body: UserChange, user: str = Depends(admin)):
+        def change():
+            row = None
+            if body.role is not None:
+                row = accounts.set_role(name, body.role, acting=user)
+            if body.disabled is not None:
+                row = (accounts.disable if body.disabled else accounts.enable)(name, acting=user)
+            return row or accounts.user(name)
+
+        return vars(run(change))
+
+    @router.delete("/users/{name}")
+    def remove_user(name: str, user: str = Depends(admin)):
+        return {"removed": run(lambda: accounts.remove(name, acting=user))}
+
+    @router.get("/keys")
+    def keys(user: str = Depends(admin)):
+        return [vars(k) for k in run(accounts.api_keys)]
+
+    @router.post("/keys", status_code=201)
+    def create_key(body: NewApiKey, user: str = Depends(admin)):
+        key, row = run(lambda: accounts.create_key(body.kbs, body.name))
+        return {"key": key, **vars(row), "note": "the key is shown only now: send it as 'Authorization: Bearer KEY'"}
+
+    @router.delete("/keys/{key_id}")
+    def revoke_key(key_id: str, user: str = Depends(admin)):
+        return {"revoked": run(lambda: accounts.revoke_key(key_id))}
 
     @router.get("/dashboard.csv")
     def dashboard_csv(kb: str | None = None, days: float = Query(30, gt=0, le=3660), user: str = Depends(admin)):
@@ -112,8 +176,9 @@ def admin_router(assistant) -> APIRouter:
         from ui.dashboard import dashboard_for
 
         d = run(lambda: dashboard_for(assistant, kb or None, days))
-        return {"kb": kb, "totals": d.totals, "per_day": d.per_day.to_dict(orient="records"),
-                "top_questions": d.top_questions.to_dict(orient="records"),
-                "top_gaps": d.top_gaps.to_dict(orient="records")}  # fmt: skip
+        tables = ("per_day", "outcomes", "reasons", "top_questions", "top_gaps", "most_cited", "never_cited",
+                  "comments")  # fmt: skip
+        return {"kb": kb, "since": d.since.isoformat(), "until": d.until.isoformat(), "totals": d.totals,
+                **{name: getattr(d, name).to_dict(orient="records") for name in tables}}  # fmt: skip
 
     return router

@@ -1,4 +1,5 @@
-"""The admin pages (Gradio, at /admin): knowledge bases and documents, ingest runs, the dashboard.
+"""The admin pages (Gradio, at /admin): knowledge bases and documents, ingest runs, the dashboard, and the users and
+API keys tab (``ui.admin_users_page``).
 
 Only admins sign in here (``admin_login``: password *and* role); every handler checks the role again on the
 server (``require_admin`` on the request's user), so an agent calling an endpoint directly is refused too.
@@ -20,12 +21,13 @@ import gradio as gr  # at module level: Gradio resolves the `gr.Request` annotat
 from kb_assistant.assistant import Assistant
 from kb_assistant.errors import KBError
 from ui.admin import DocumentLibrary, admin_login, report_line, require_admin
+from ui.admin_users_page import users_tab
 
-DOC_COLUMNS = ["document", "status", "reason", "chunks", "changed", "last synced", "source"]
+DOC_COLUMNS = ["document", "status", "reason", "chunks", "groups", "changed", "last synced", "source"]
 CHUNK_COLUMNS = ["#", "section", "page", "text"]
 RUN_COLUMNS = ["run", "started", "finished", "status", "summary", "failed files"]
 ALL = "(all)"
-DAY_AXIS = {"x": "day", "x_label_angle": -45, "height": 250}
+DAY_AXIS = {"x": "day", "x_label_angle": -45, "height": 250, "y_lim": [0, None]}  # counts start at zero
 
 
 def _e(text) -> str:
@@ -34,7 +36,7 @@ def _e(text) -> str:
 
 def doc_rows(library: DocumentLibrary, kb: str) -> list[list]:
     return [
-        [d.source, d.status, d.reason, d.chunks, d.changed, d.synced, "upload" if d.uploaded else d.root]
+        [d.source, d.status, d.reason, d.chunks, d.groups, d.changed, d.synced, "upload" if d.uploaded else d.root]
         for d in library.documents(kb)
     ]
 
@@ -85,6 +87,7 @@ def build_admin_app(assistant: Assistant):
                 key = gr.Textbox(label="Document (click a row)", scale=3, elem_id="admin-doc-key")
                 show = gr.Button("Show chunks", scale=0)
                 delete = gr.Button("Delete document", variant="stop", scale=0, elem_id="admin-delete")
+                restore = gr.Button("Restore", scale=0, elem_id="admin-restore")
             chunk_title = gr.Markdown()
             chunks = gr.Dataframe(headers=CHUNK_COLUMNS, interactive=False, wrap=True, elem_id="admin-chunks")
             gr.Markdown("### Sources and ingest runs")
@@ -110,16 +113,19 @@ def build_admin_app(assistant: Assistant):
                 cache_plot = gr.BarPlot(**DAY_AXIS, y="cache_hits", title="Cache hits per day")
                 reasons_plot = gr.BarPlot(x="reason", y="count", title="Escalations by reason", height=250,
                                           y_lim=[0, None])  # fmt: skip
-            with gr.Row():
-                top_q = gr.Dataframe(label="Top questions", interactive=False, wrap=True, elem_id="dash-top")
-                with gr.Column():
-                    gaps = gr.Dataframe(label="Top unanswered", interactive=False, wrap=True)
-                    gr.Markdown("Grouped by meaning, and worked, in the [agent console's Gaps tab](/console).")
+            top_q = gr.Dataframe(label="Top questions", interactive=False, wrap=True, elem_id="dash-top")
+            gaps = gr.Dataframe(label="Top unanswered gaps, grouped by meaning", interactive=False, wrap=True,
+                                elem_id="dash-gaps")  # fmt: skip
+            gr.Markdown("The gap log of `kb gaps`, with the other wordings of each gap: work them in the "
+                        "[agent console › Gaps](/console) — answer once, add the answer to the KB.")  # fmt: skip
             with gr.Row():
                 cited = gr.Dataframe(label="Most cited documents", interactive=False)
                 never = gr.Dataframe(label="Never cited documents", interactive=False)
             comments = gr.Dataframe(label="👍/👎 comments", interactive=False, wrap=True)
             csv_file = gr.File(label="CSV export")
+
+        accounts_load = users_tab(assistant, admin_of)
+        app.load(**accounts_load)
 
         # --- documents ------------------------------------------------------------------------------------
         def listing(kb_name, request: gr.Request):
@@ -209,15 +215,26 @@ def build_admin_app(assistant: Assistant):
         key.submit(do_show, [kb, key], [chunk_title, chunks])
 
         def do_delete(kb_name, doc_key, request: gr.Request):
-            admin_of(request)
+            admin = admin_of(request)
             try:
-                report = library.delete(kb_name, doc_key)
+                report = library.delete(kb_name, doc_key, by=admin)
             except KBError as exc:
                 return f"⚠️ {_e(exc)}", gr.update(), gr.update()
             name = doc_key.rpartition("::")[2]
             return f"Deleted **{_e(name)}**. {_e(report_line(report))}", doc_rows(library, kb_name), ""
 
         delete.click(do_delete, [kb, key], [message, docs, key]).then(**refresh_docs)
+
+        def do_restore(kb_name, doc_key, request: gr.Request):
+            admin_of(request)
+            try:
+                report = library.restore(kb_name, doc_key)
+            except KBError as exc:
+                return f"⚠️ {_e(exc)}", gr.update()
+            name = doc_key.rpartition("::")[2]
+            return f"Restored **{_e(name)}**. {_e(report_line(report))}", doc_rows(library, kb_name)
+
+        restore.click(do_restore, [kb, key], [message, docs]).then(**refresh_docs)
 
         def do_resync(kb_name, root, request: gr.Request):
             admin_of(request)

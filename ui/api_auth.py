@@ -13,6 +13,7 @@ from fastapi import Request
 from kb_assistant.apikeys import ApiKey, ApiKeyStore
 from kb_assistant.assistant import Assistant
 from kb_assistant.errors import KBError, QueueUnavailable
+from kb_assistant.schema import Principal
 from ui.api_errors import ApiError
 
 log = logging.getLogger("kb_assistant.server")
@@ -56,5 +57,6 @@ def check_scope(key: ApiKey | None, kb: str) -> None:
                        "permission_error", "kb_not_allowed")  # fmt: skip
 
 
-def visible_kbs(assistant: Assistant, key: ApiKey | None) -> list[str]:
-    return [kb for kb in assistant.knowledge_bases() if key is None or key.allows(kb)]
+def visible_kbs(assistant: Assistant, key: ApiKey | None, principal: Principal | None = None) -> list[str]:
+    """The KBs offered: those the principal may use (``kb access``; None: every KB) that the key allows."""
+    return [kb for kb in assistant.knowledge_bases(principal) if key is None or key.allows(kb)]

@@ -50,6 +50,11 @@ def api_error_for(exc: Exception, settings: Settings, question: str | None = Non
 
 
 def _api_error_for(exc: Exception, settings: Settings, question: str | None = None) -> ApiError:
+    from kb_assistant.embedding_service import EmbeddingServiceError
+    from kb_assistant.embeddings import EmbeddingModelError
+
+    if isinstance(exc, EmbeddingServiceError | EmbeddingModelError):  # the server's setup, not the question
+        return ApiError(503, f"cannot embed the question: {exc}", "server_error", "embeddings_unavailable")
     if isinstance(exc, QueueUnavailable):
         return ApiError(503, "the ticket database is busy or unavailable: try again in a minute", "server_error",
                         "queue_unavailable")  # fmt: skip

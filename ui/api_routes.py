@@ -26,6 +26,7 @@ from ui.answer_stream import SSE_HEADERS, chain, drain, first_event, sse
 from ui.api_auth import check_scope
 from ui.api_errors import ApiError, api_error_for, error_body, in_band_error
 from ui.metrics import Metrics
+from ui.principal import principal_of_request
 
 _TICKET_ID = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
 
@@ -65,13 +66,13 @@ def add_api_routes(app: FastAPI, assistant: Assistant, settings: Settings, metri
     sse_doc = {200: {"content": {"text/event-stream": {}}, "description": "The Answer, or events if stream"}}
 
     @app.post("/api/ask", tags=["api"], response_model=Answer, responses=sse_doc)
-    def ask(body: AskRequest, key: ApiKey | None = Depends(api_key)):
+    def ask(body: AskRequest, request: Request, key: ApiKey | None = Depends(api_key)):
         """Ask a question. With ``stream: true`` the reply is server-sent events: ``delta`` ({text}) as the answer
         is written, then ``citations`` (the list), then ``answer`` (the whole Answer, with id and ticket_id)."""
         check_scope(key, body.kb)
         events = assistant.stream(
             body.question, history=[m.model_dump() for m in body.history], kb=body.kb,
-            session_id=body.session_id, user=key.id if key else None,
+            session_id=body.session_id, principal=principal_of_request(settings, request, key),
         )  # fmt: skip
         first = first_event(events, settings, body.question)  # question and KB errors surface here, as 4xx
         if not body.stream:

@@ -19,8 +19,9 @@ from kb_assistant.assistant import Assistant
 from kb_assistant.errors import KBError, public_message
 from kb_assistant.language import is_cjk
 from kb_assistant.queue.access import chat_session_id, new_session_secret
-from kb_assistant.schema import Answer, TicketView
+from kb_assistant.schema import Answer, Principal, TicketView
 from kb_assistant.settings import Settings
+from ui.principal import principal_of_request
 
 EXAMPLES = {
     "default": [
@@ -131,13 +132,19 @@ def render_sources(answer: Answer) -> str:
 
 
 def respond(
-    assistant: Assistant, message: str, history: list, kb: str | None, session_id: str | None = None
+    assistant: Assistant,
+    message: str,
+    history: list,
+    kb: str | None,
+    session_id: str | None = None,
+    principal: Principal | None = None,
 ) -> Iterator[str]:
     text = ""
     try:
         for event in assistant.stream(
-            message_text(message), history=to_history(history), kb=kb or "default", session_id=session_id
-        ):
+            message_text(message), history=to_history(history), kb=kb or "default", session_id=session_id,
+            principal=principal or Principal(),
+        ):  # fmt: skip
             if event.type == "delta":
                 text += event.text
                 yield as_answer_text(text)
@@ -196,18 +203,34 @@ def _browser_secret(settings: Settings) -> str:
 def build_chat_app(assistant: Assistant):
     import gradio as gr
 
-    kbs = assistant.knowledge_bases() or ["default"]
+    # The page itself names only the KBs open to everyone; on load the picker offers the KBs the visitor may use
+    # (``ui.principal``: SSO headers from a trusted proxy), and every question is asked as that principal.
+    kbs = assistant.knowledge_bases(Principal()) or ["default"]
     default_kb = "default" if "default" in kbs else kbs[0]
-    kb_picker = gr.Dropdown(choices=kbs, value=default_kb, label="Knowledge base / 知识库", visible=len(kbs) > 1)
+    # allow_custom_value: the choices a visitor is offered differ per visitor; Assistant.stream decides what they
+    # may ask (a KB closed to them reads as one that does not exist)
+    kb_picker = gr.Dropdown(
+        choices=kbs, value=default_kb, label="Knowledge base / 知识库", visible=len(kbs) > 1, allow_custom_value=True
+    )
     session = gr.BrowserState(
         {"secret": "", "shown": []}, storage_key="kb-assistant-chat", secret=_browser_secret(assistant.settings)
     )
+    settings = assistant.settings
 
-    def fn(message, history, kb, state):
+    def fn(message, history, kb, state, request: gr.Request = None):
         state, fresh = unseen_replies(assistant, state)
         prefix = render_replies(fresh) + "\n\n---\n\n" if fresh else ""
-        for text in respond(assistant, message, history, kb, session_id=session_id(state)):
+        principal = principal_of_request(settings, request)
+        for text in respond(assistant, message, history, kb, session_id=session_id(state), principal=principal):
             yield prefix + text, state
+
+    def offer_kbs(kb, request: gr.Request = None):
+        mine = assistant.knowledge_bases(principal_of_request(settings, request)) or ["default"]
+        value = kb if kb in mine else ("default" if "default" in mine else mine[0])
+        return gr.update(choices=mine, value=value, visible=len(mine) > 1)
+
+    for handler in (fn, offer_kbs):  # Gradio injects the request by the annotation's class, not its name
+        handler.__annotations__["request"] = gr.Request
 
     def show_replies(state, panel):
         state, fresh = unseen_replies(assistant, state)
@@ -236,6 +259,7 @@ def build_chat_app(assistant: Assistant):
     with chat:
         replies_panel = gr.Markdown(visible=False, sanitize_html=True, latex_delimiters=[])
         chat.load(show_replies, [session, replies_panel], [session, replies_panel])
+        chat.load(offer_kbs, [kb_picker], [kb_picker])
         gr.Timer(30).tick(show_replies, [session, replies_panel], [session, replies_panel])
     return chat
 

@@ -29,9 +29,9 @@ STATUSES = ["open", "claimed", "answered", "closed", "all"]
 AGES = {"any age": (None, None), "older than 1 hour": (timedelta(hours=1), None),
         "older than 1 day": (timedelta(days=1), None), "older than 1 week": (timedelta(weeks=1), None),
         "last 24 hours": (None, timedelta(days=1))}  # fmt: skip
-TICKET_COLUMNS = ["ticket", "status", "kb", "reason", "age", "asked", "question"]
+TICKET_COLUMNS = ["ticket", "status", "kb", "reason", "age", "asked", "question", "groups"]
 PAGE_SIZE = 100  # tickets per console page
-GAP_COLUMNS = ["rank", "count", "kb", "question", "also asked as", "tickets"]
+GAP_COLUMNS = ["rank", "count", "kb", "question", "also asked as", "tickets", "groups"]
 
 
 def console_auth(queue: TicketQueue):
@@ -75,7 +75,7 @@ def ticket_page(
     tickets = queue.list_tickets(**filters, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
     rows = [
         [format_ticket_id(t.id), t.status + (f" @{t.claimed_by}" if t.status == "claimed" else ""), t.kb, t.reason,
-         _age(t.created_at), len(t.requests), t.question]
+         _age(t.created_at), len(t.requests), t.question, t.scope or "-"]
         for t in tickets
     ]  # fmt: skip
     first = (page - 1) * PAGE_SIZE + 1
@@ -97,6 +97,8 @@ def render_ticket_html(ticket) -> str:
         + (f" · claimed by {_e(ticket.claimed_by)}" if ticket.claimed_by else "")
         + "</p>",
         f"<p><b>Question:</b> {_e(ticket.question)}</p>",
+        f"<p><b>Asked by groups:</b> {_e(ticket.scope or 'no group')} (your answer reaches only askers of these "
+        "groups; adding it to the KB makes it visible to them unless you widen it)</p>",
     ]
     if ticket.standalone_question and ticket.standalone_question != ticket.question:
         parts.append(f"<p><b>Standalone form:</b> {_e(ticket.standalone_question)}</p>")
@@ -139,7 +141,7 @@ def gap_rows(assistant: Assistant, kb: str = ALL, since_days: float | None = Non
     clusters = gap_clusters(assistant.queue, assistant.embeddings, kb=None if kb in (ALL, "", None) else kb,
                             since=since)  # fmt: skip
     rows = [
-        [rank, c.count, c.kb, c.question, " | ".join(c.examples[1:]), " ".join(c.tickets)]
+        [rank, c.count, c.kb, c.question, " | ".join(c.examples[1:]), " ".join(c.tickets), ",".join(c.groups) or "-"]
         for rank, c in enumerate(clusters, start=1)
     ]
     return rows, clusters
@@ -213,7 +215,7 @@ def build_console_app(assistant: Assistant):
                 page = gr.Number(1, label="Page", minimum=1, precision=0, scale=0)
                 refresh = gr.Button("Refresh", scale=0)
             count = gr.Markdown()
-            table = gr.Dataframe(headers=TICKET_COLUMNS, datatype=["str"] * 7, interactive=False, wrap=True)
+            table = gr.Dataframe(headers=TICKET_COLUMNS, datatype=["str"] * 8, interactive=False, wrap=True)
             with gr.Row():
                 ticket_id = gr.Textbox(label="Ticket", placeholder="T-000123 (or click a row)", scale=1)
                 claim = gr.Button("Claim", scale=0)

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 from uuid import uuid4
 
-from fastapi import Depends, FastAPI
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -26,6 +26,7 @@ from ui.answer_stream import SSE_HEADERS, chain, drain, first_event
 from ui.api_auth import check_scope, visible_kbs
 from ui.api_errors import ApiError, error_body, in_band_error
 from ui.metrics import Metrics
+from ui.principal import principal_of_request
 
 SOURCES_TITLE = {"zh": "来源：", "en": "Sources:"}
 
@@ -83,16 +84,16 @@ def add_openai_routes(
     """GET /v1/models and POST /v1/chat/completions; ``api_key`` is the API-key dependency."""
 
     @app.get("/v1/models", tags=["openai"])
-    def models(key: ApiKey | None = Depends(api_key)):
-        """Each knowledge base is a model."""
+    def models(request: Request, key: ApiKey | None = Depends(api_key)):
+        """Each knowledge base the caller may use is a model."""
         data = [
             {"id": kb, "object": "model", "created": 0, "owned_by": "kb-assistant"}
-            for kb in visible_kbs(assistant, key)
+            for kb in visible_kbs(assistant, key, principal_of_request(settings, request, key))
         ]
         return {"object": "list", "data": data}
 
     @app.post("/v1/chat/completions", tags=["openai"])
-    def chat_completions(body: ChatCompletionRequest, key: ApiKey | None = Depends(api_key)):
+    def chat_completions(body: ChatCompletionRequest, request: Request, key: ApiKey | None = Depends(api_key)):
         """The last user message is the question, earlier user/assistant messages the history. The reply text
         ends with the numbered sources; ``choices[0].message.citations`` carries them as data, ``kb_answer`` the
         answer id (for /api/feedback), whether the KB answered, and the ticket."""
@@ -105,7 +106,8 @@ def add_openai_routes(
                            "invalid_request_error", "no_question")  # fmt: skip
         question = turns[last_user][1]
         history = [{"role": r, "content": strip_sources(t)} for r, t in turns[:last_user] if r in ("user", "assistant")]
-        events = assistant.stream(question, history=history, kb=kb, user=body.user or (key.id if key else None))
+        principal = principal_of_request(settings, request, key, user=body.user)
+        events = assistant.stream(question, history=history, kb=kb, principal=principal)
         first = first_event(events, settings, question)
         created = int(time.time())
         if not body.stream:

@@ -177,11 +177,15 @@ def probe_kb(assistant: Assistant, kb: str) -> None:
 
 
 def warm_up(assistant: Assistant) -> None:
-    """Load the model and every KB's indexes before the first user waits (and before threads race to)."""
+    """Load the model and every KB's indexes, and open (migrate) the queue's and the cache's databases, before the
+    first user waits (and before threads race to)."""
     assistant.embeddings  # noqa: B018
     assistant.chat_model  # noqa: B018 - the LLM client, when one is configured
     for kb in assistant.knowledge_bases():
         assistant.index(kb)
+    assistant.queue.available()  # an unreachable queue database is not fatal: escalations are spooled
+    if assistant.settings.cache_enabled:
+        assistant.cache  # noqa: B018
 
 
 def serve(settings: Settings) -> None:
@@ -198,7 +202,9 @@ def serve(settings: Settings) -> None:
         app.state.local_token = local_token
         print(f"kb-assistant on http://{settings.host}:{settings.port}  (API docs: /api/docs, widget demo: "
               "/widget/demo)", flush=True)  # fmt: skip
-        uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", timeout_graceful_shutdown=5)
+        # proxy_headers off: the peer address is the TCP peer's, which ui/principal checks against the SSO proxies
+        uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", timeout_graceful_shutdown=5,
+                    proxy_headers=False)  # fmt: skip
 
 
 @contextmanager

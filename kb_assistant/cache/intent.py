@@ -7,7 +7,7 @@ leave does a full-time employee accrue" and the part-time question beside it. So
 - **the answer type**: who / when / where / why / how many or how much / how long / how often / how / yes-no, read
   from the question word that opens the question; "what" and "which" name their answer by the words after them, so
   they agree with any type but yes-no (a yes-no question is answered by a verdict, a wh-question by a thing);
-- **numbers and negation** (``cache_guard``'s detectors);
+- **numbers and negation** (``cache.detectors``);
 - **the content words**: every content word (stemmed) one question has and the other lacks needs a counterpart in
   the other's unshared words — one concept of the glossary, one name spelled out and abbreviated, the same word
   stem, or a near neighbour by word embedding (cosine ≥ ``word_similarity``). What is left without a counterpart

@@ -168,7 +168,7 @@ class SemanticCache(CacheAdmin):
         # it is computed once, here.
         if vector is None:
             vector = embedder.embed_query(question)
-        if model == "default":
+        if embedder is self.embeddings:
             out.query_vector = vector  # retrieval embeds with the same model: reuse it
         threshold = self.threshold(lang)
         if not space.ids or threshold >= 1.0:  # nothing to compare with, or no embedding layer for this language

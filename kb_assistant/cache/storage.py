@@ -52,8 +52,11 @@ class CacheStorage:
 
     # --- embeddings ------------------------------------------------------------------------------------------
     def embedder(self, lang: str) -> tuple[str, Embeddings]:
-        """(model name, Embeddings) of a language's similarity layer; one model for both languages today."""
-        return "default", self.embeddings
+        """(model tag, Embeddings) of a language's similarity layer; one model for both languages today, the
+        retrieval model, whose tag keeps the vectors of two models apart (``embeddings.embedder_id``)."""
+        from kb_assistant.embeddings import embedder_id
+
+        return embedder_id(self.settings), self.embeddings
 
     # --- freshness -------------------------------------------------------------------------------------------
     def _fresh(self, row: dict, index: KnowledgeBase) -> bool:
@@ -108,7 +111,7 @@ class CacheStorage:
         if self.db.is_refused(kb, lang, key, json.dumps(chunk_ids)):
             return False  # this very answer got a 👎: don't cache it again until its sources change
         model, embedder = self.embedder(lang)
-        if vector is None or model != "default":
+        if vector is None or embedder is not self.embeddings:
             vector = embedder.embed_query(question)
         vec = np.asarray(vector, dtype=np.float32)
         vec = vec / (np.linalg.norm(vec) or 1.0)

@@ -22,6 +22,9 @@ def _store():
 def create(
     kb: Annotated[list[str], typer.Option("--kb", help="A knowledge base the key may use (repeat; '*' = all).")],
     name: Annotated[str, typer.Option("--name", help="A label, e.g. the intranet page using it.")] = "",
+    groups: Annotated[
+        str, typer.Option("--groups", help="Access groups its requests ask as, e.g. managers,hr-team (none: no group).")
+    ] = "",
 ):
     """Create a key and print it once (only its hash is stored)."""
     from kb_assistant.errors import KBError
@@ -29,12 +32,14 @@ def create(
 
     store = _store()
     try:
-        key, record = store.create(kb, name=name)
+        key, record = store.create(kb, name=name, groups=groups)
     except (KBError, SettingsError) as exc:
         _fail(str(exc))
     typer.echo(key)
     typer.echo(
-        f"key {record.id} for {', '.join(record.kbs)} saved (hashed) in {store.where}; "
+        f"key {record.id} for {', '.join(record.kbs)}"
+        + (f" (groups {', '.join(record.groups)})" if record.groups else "")
+        + f" saved (hashed) in {store.where}; "
         "it is shown only now: send it as 'Authorization: Bearer KEY'",
         err=True,
     )
@@ -52,7 +57,8 @@ def list_keys():
     if not keys:
         typer.echo("no API keys: the API is open to anyone who can reach it", err=True)
     for k in keys:
-        typer.echo(f"{k.id}  {k.name or '-':<20} {','.join(k.kbs):<24} {k.hint}…  {k.created_at}")
+        groups = ",".join(k.groups) or "-"
+        typer.echo(f"{k.id}  {k.name or '-':<20} {','.join(k.kbs):<24} {groups:<20} {k.hint}…  {k.created_at}")
 
 
 @app.command()

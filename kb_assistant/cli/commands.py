@@ -43,6 +43,16 @@ def ingest(
     forget: Annotated[
         bool, typer.Option("--forget", help="Forget the remembered sources PATH…: remove their chunks from --kb.")
     ] = False,
+    groups: Annotated[
+        str | None,
+        typer.Option(
+            "--groups",
+            help="Limit the sources PATH… to these access groups (e.g. managers,hr-team); remembered for --all.",
+        ),
+    ] = None,
+    no_groups: Annotated[
+        bool, typer.Option("--no-groups", help="Make the sources PATH… visible to everyone who may use the KB.")
+    ] = False,
 ):
     """Sync documents into a KB: only new and changed files are loaded and embedded, deleted ones removed.
 
@@ -64,6 +74,17 @@ def ingest(
         _fail("give PATH… to sync into --kb, or --all to re-sync every remembered source (not both)")
     if forget and (all_sources or full):
         _fail("--forget takes the remembered sources to forget as PATH… (not --all or --full)")
+    if groups is not None or no_groups:
+        if all_sources or forget or (groups is not None and no_groups):
+            _fail("--groups / --no-groups set the groups of the sources PATH… (not with --all, --forget or each other)")
+        if groups is not None and not groups.replace(",", " ").strip():
+            _fail("--groups names no group: give the groups (e.g. managers,hr-team), or --no-groups")
+        from ingest.visibility import set_source_groups
+
+        try:  # remembered before the sync, which publishes the documents with them
+            set_source_groups(settings, paths, kb, "" if no_groups else groups)
+        except KBError as exc:
+            _fail(str(exc))
     server = running_server(settings)  # embedded Chroma has one writer: a running server ingests for us
     handed = None
     if server is not None:
@@ -133,15 +154,25 @@ def ask(
     kb: KbOption = "default",
     as_json: Annotated[bool, typer.Option("--json", help="Print the whole Answer as JSON.")] = False,
     session: Annotated[str | None, typer.Option(help="Chat session id (see `kb replies`).")] = None,
+    user: Annotated[str | None, typer.Option("--user", help="Ask as this user (logged with the answer).")] = None,
+    groups: Annotated[
+        str | None,
+        typer.Option("--groups", help="Ask as a member of these access groups (none: sees unrestricted documents)."),
+    ] = None,
 ):
     """Ask one question and print the cited answer."""
     from kb_assistant.assistant import Assistant
     from kb_assistant.errors import KBError
+    from kb_assistant.schema import Principal
 
     settings = _settings()
+    try:
+        principal = Principal.of(user, groups)
+    except ValueError as exc:
+        _fail(f"--groups: {exc}")
     _ensure_sample(settings)
     try:
-        answer = Assistant(settings).ask(question, kb=kb, session_id=session)
+        answer = Assistant(settings).ask(question, kb=kb, session_id=session, principal=principal)
     except KBError as exc:
         _fail(str(exc))
     if as_json:
@@ -251,6 +282,36 @@ queue.register(app)  # kb queue|user|gaps|feedback|replies|console
 
 
 @app.command()
+def access(
+    kb: Annotated[str | None, typer.Argument(help="The knowledge base (none: list every KB's groups).")] = None,
+    groups: Annotated[
+        str | None, typer.Option("--groups", help="Offer the KB only to principals in these groups, e.g. hr-team.")
+    ] = None,
+    everyone: Annotated[bool, typer.Option("--everyone", help="Offer the KB to everyone.")] = False,
+):
+    """Which principals may use a KB at all (its documents' own groups: kb ingest --groups, .kb-groups files)."""
+    from kb_assistant.kb_access import kb_groups, set_kb_groups
+    from kb_assistant.store import list_kbs
+
+    settings = _settings()
+    if kb is None:
+        for name in list_kbs(settings):
+            typer.echo(f"{name}: {', '.join(sorted(kb_groups(settings, name))) or 'everyone'}")
+        return
+    if kb not in list_kbs(settings):
+        _fail(f"no knowledge base named {kb!r} in {settings.data_dir}")
+    if (groups is None) == (not everyone):
+        _fail("give --groups a,b (offer the KB only to them) or --everyone")
+    if not everyone and not groups.replace(",", " ").strip():
+        _fail("--groups names no group: give the groups (e.g. hr-team), or --everyone")
+    try:
+        now = set_kb_groups(settings, kb, "" if everyone else groups)
+    except ValueError as exc:
+        _fail(f"--groups: {exc}")
+    typer.echo(f"{kb}: offered to {', '.join(sorted(now)) or 'everyone'}")
+
+
+@app.command()
 def status(
     kb: Annotated[str | None, typer.Option("--kb", help="Only this knowledge base.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
@@ -274,8 +335,13 @@ def status(
             f"{r['kb']}: {r['documents']} documents, {r['chunks']} chunks, {r['failed']} failed, "
             f"KB version {r['version']}"
         )
-        for src in r["sources"]:
-            typer.echo(f"  source: {src}")
+        if r.get("groups"):
+            typer.echo(f"  KB limited to groups: {', '.join(r['groups'])}")
+        for root in r["sources"]:
+            src = r["source_groups"][root]
+            typer.echo(f"  source: {root}  groups: {', '.join(src['groups']) or 'none (everyone)'}")
+            for folder, folder_groups in src["folders"].items():
+                typer.echo(f"    {folder}/  groups: {', '.join(folder_groups)}")
         run = r["last_run"]
         if run:
             typer.echo(
@@ -283,6 +349,8 @@ def status(
             )
         for f in r["failures"]:
             typer.echo(f"  failed: {f['path']}: {f['reason']}")
+        for e in r.get("excluded", []):
+            typer.echo(f"  excluded: {e['path']} ({e['note']}; undo it in the admin console)")
 
 
 def main():

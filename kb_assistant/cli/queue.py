@@ -38,10 +38,10 @@ def _assistant():
     return Assistant(_settings())
 
 
-def _promote(ticket_id: str, question: str | None = None) -> str:
+def _promote(ticket_id: str, question: str | None = None, groups: str | None = None) -> str:
     from ingest.promote import promote
 
-    return promote(_assistant(), ticket_id, question)
+    return promote(_assistant(), ticket_id, question, groups)
 
 
 def parse_duration(text: str, option: str) -> timedelta:
@@ -73,11 +73,17 @@ def _run(fn):
         _fail(str(exc), 1)
 
 
+def scope_groups(scope: str | None) -> list[str]:
+    """A ticket's scope as its askers' groups (empty: askers in no group)."""
+    return [g for g in (scope or "").split(",") if g]
+
+
 def ticket_dict(t) -> dict:
     from kb_assistant.queue.models import format_ticket_id
 
     return {
-        "id": format_ticket_id(t.id), "kb": t.kb, "status": t.status, "resolution": t.resolution, "reason": t.reason,
+        "id": format_ticket_id(t.id), "kb": t.kb, "groups": scope_groups(t.scope), "status": t.status,
+        "resolution": t.resolution, "reason": t.reason,
         "question": t.question, "standalone_question": t.standalone_question, "language": t.language,
         "asked": len(t.requests), "requests": [
             {"question": r.question, "session_id": r.session_id, "user": r.user, "reason": r.reason,
@@ -148,7 +154,7 @@ def queue_list(
         times = f" ×{len(t.requests)}" if len(t.requests) > 1 else ""
         typer.echo(
             f"{format_ticket_id(t.id)}  {t.status:<8}{who}  {t.kb:<10} {t.reason:<15} {_age(t.created_at):>4}"
-            f"{times}  {_one_line(t.question)}"
+            f"{times}  {_one_line(t.question)}" + (f"  [groups {t.scope}]" if t.scope else "")
         )
     typer.echo(footer)
 
@@ -162,6 +168,7 @@ def queue_show(ticket_id: str, as_json: JsonOption = False):
         typer.echo(json.dumps(d, ensure_ascii=False, indent=2))
         return
     typer.echo(f"{d['id']}  [{d['status']}]  KB {d['kb']}  reason: {d['reason']}  opened {d['created_at']}")
+    typer.echo(f"asked by: {', '.join(d['groups']) or 'no group'} (the answer reaches only askers of these groups)")
     typer.echo(f"question: {d['question']}")
     if d["standalone_question"] != d["question"]:
         typer.echo(f"standalone: {d['standalone_question']}")
@@ -232,9 +239,16 @@ def queue_close(
 def queue_promote(
     ticket_id: str,
     question: Annotated[str | None, typer.Option(help="The FAQ question, if not the ticket's wording.")] = None,
+    groups: Annotated[
+        str | None, typer.Option(help="Visible to these access groups instead of the ticket's askers' (a,b).")
+    ] = None,
+    everyone: Annotated[bool, typer.Option("--everyone", help="Visible to everyone who may use the KB.")] = False,
 ):
-    """Add an answered ticket to its knowledge base as a curated FAQ entry, searchable at once."""
-    source = _run(lambda: _promote(ticket_id, question))
+    """Add an answered ticket to its knowledge base as a curated FAQ entry, searchable at once. It is visible to
+    the access groups of the ticket's askers unless --groups or --everyone widens it."""
+    if groups is not None and everyone:
+        _fail("give --groups or --everyone, not both")
+    source = _run(lambda: _promote(ticket_id, question, "" if everyone else groups))
     typer.echo(f"added to the knowledge base as {source}")
 
 
@@ -256,9 +270,33 @@ def user_add(
 
 @user_app.command("list")
 def user_list():
-    """The agents."""
+    """Console users: name, role, enabled or disabled, since when."""
+    from kb_assistant.queue.agents import is_disabled
+
     for u in _run(lambda: _queue().users()):
-        typer.echo(f"{u.name}  {u.role}  since {_iso(u.created_at)}")
+        state = "disabled" if is_disabled(u) else "enabled"
+        typer.echo(f"{u.name}  {u.role}  {state}  since {_iso(u.created_at)}")
+
+
+@user_app.command("disable")
+def user_disable(name: str):
+    """Refuse a user's sign-in and role from the next request on (kb user enable NAME undoes it)."""
+    _run(lambda: _queue().disable_user(name))
+    typer.echo(f"user {name} disabled")
+
+
+@user_app.command("enable")
+def user_enable(name: str):
+    """Let a disabled user sign in again, with the password they had."""
+    _run(lambda: _queue().enable_user(name))
+    typer.echo(f"user {name} enabled")
+
+
+@user_app.command("remove")
+def user_remove(name: str):
+    """Delete a console user (the last enabled admin is kept)."""
+    _run(lambda: _queue().remove_user(name))
+    typer.echo(f"user {name} removed")
 
 
 # --- top-level commands --------------------------------------------------------------------------------
@@ -284,7 +322,8 @@ def gaps(
         typer.echo("no unanswered questions")
         return
     for rank, c in enumerate(clusters[:limit], start=1):
-        typer.echo(f"{rank:>3}. ×{c.count:<3} [{c.kb}] {c.question}")
+        groups = f" (groups {', '.join(c.groups)})" if c.groups else ""
+        typer.echo(f"{rank:>3}. ×{c.count:<3} [{c.kb}]{groups} {c.question}")
         for ex in c.examples[1:4]:
             typer.echo(f"         also: {ex}")
         if c.tickets:

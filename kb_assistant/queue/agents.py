@@ -1,5 +1,9 @@
 """What agents do with tickets — claim, answer, close, mark as promoted into the KB — and the agents themselves:
 their accounts, roles and passwords (bcrypt).
+
+A disabled account keeps its row and its password hash behind a ``!`` (what ``passwd -l`` does to a shadow
+entry): no password matches it, no role is granted to it, and enabling it (or a new password) restores it.
+The last enabled admin cannot be disabled, removed or made an agent, so the console is never left without one.
 """
 
 from __future__ import annotations
@@ -11,6 +15,16 @@ from kb_assistant.queue.models import OPEN_STATUSES, AgentUser, Ticket, format_t
 from kb_assistant.queue.reading import TicketReader
 
 _USER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,99}$")
+ROLES = ("agent", "admin")
+LOCKED = "!"  # prefix of a disabled account's password hash
+
+
+class UnknownUser(KBError):
+    pass
+
+
+def is_disabled(user: AgentUser) -> bool:
+    return user.password_hash.startswith(LOCKED)
 
 
 class AgentDesk(TicketReader):
@@ -87,8 +101,7 @@ class AgentDesk(TicketReader):
 
         if not _USER_NAME.match(name or ""):
             raise KBError(f"user name {name!r}: use letters, digits, '.', '_', '@' or '-' (at most 100)")
-        if role not in ("agent", "admin"):
-            raise KBError(f"role {role!r} is not one of: agent, admin")
+        _check_role(role)
         if len(password.encode()) < 8 or len(password.encode()) > 72:
             raise KBError("the password must be 8 to 72 bytes long")
         hashed = bcrypt.hashpw(password.encode(), bcrypt.gensalt()).decode()
@@ -97,14 +110,16 @@ class AgentDesk(TicketReader):
             if user is None:
                 s.add(AgentUser(name=name, role=role, password_hash=hashed))
             else:
-                user.role, user.password_hash = role, hashed
+                if role != "admin":
+                    self._keep_an_admin(s, user, f"make {name!r} an agent")
+                user.role, user.password_hash = role, hashed  # a new password also enables a disabled account
 
     def check_password(self, name: str, password: str) -> bool:
         import bcrypt
 
         with self._session() as s:
             user = s.query(AgentUser).filter_by(name=name).first()
-        if user is None or not password:
+        if user is None or not password or is_disabled(user):
             return False
         try:
             return bcrypt.checkpw(password.encode(), user.password_hash.encode())
@@ -114,3 +129,63 @@ class AgentDesk(TicketReader):
     def users(self) -> list[AgentUser]:
         with self._session() as s:
             return list(s.query(AgentUser).order_by(AgentUser.name).all())
+
+    def role_of(self, name: str | None) -> str | None:
+        """The role of an enabled account, None for no such (or a disabled) account."""
+        if not name:
+            return None
+        with self._session() as s:
+            user = s.query(AgentUser).filter_by(name=name).first()
+        return user.role if user is not None and not is_disabled(user) else None
+
+    def set_role(self, name: str, role: str) -> AgentUser:
+        _check_role(role)
+
+        def change(s, user):
+            if role != "admin":
+                self._keep_an_admin(s, user, f"make {name!r} an agent")
+            user.role = role
+
+        return self._change_user(name, change)
+
+    def disable_user(self, name: str) -> AgentUser:
+        """Sign-in refused and no role granted from the next request on; the row (and its hash) stays."""
+
+        def change(s, user):
+            if not is_disabled(user):
+                self._keep_an_admin(s, user, f"disable {name!r}")
+                user.password_hash = LOCKED + user.password_hash
+
+        return self._change_user(name, change)
+
+    def enable_user(self, name: str) -> AgentUser:
+        def change(s, user):
+            user.password_hash = user.password_hash.removeprefix(LOCKED)
+
+        return self._change_user(name, change)
+
+    def remove_user(self, name: str) -> AgentUser:
+        """Delete the account (tickets keep the name that claimed or answered them)."""
+        return self._change_user(name, lambda s, user: (self._keep_an_admin(s, user, f"remove {name!r}"),
+                                                        s.delete(user)))  # fmt: skip
+
+    def _change_user(self, name: str, change) -> AgentUser:
+        with self._session() as s, s.begin():
+            user = s.query(AgentUser).filter_by(name=name).with_for_update().first()
+            if user is None:
+                raise UnknownUser(f"no console user named {name!r} (see: kb user list)")
+            change(s, user)
+        return user
+
+    @staticmethod
+    def _keep_an_admin(s, user: AgentUser, action: str) -> None:
+        if user.role != "admin" or is_disabled(user):
+            return
+        others = [u for u in s.query(AgentUser).filter_by(role="admin").all() if u.id != user.id and not is_disabled(u)]
+        if not others:
+            raise KBError(f"cannot {action}: it is the last enabled admin; make another user an admin first")
+
+
+def _check_role(role: str) -> None:
+    if role not in ROLES:
+        raise KBError(f"role {role!r} is not one of: {', '.join(ROLES)}")

@@ -12,7 +12,6 @@ import re
 import threading
 
 from kb_assistant import db
-from kb_assistant.db import sqlite_url
 from kb_assistant.errors import QueueUnavailable
 from kb_assistant.queue.models import QueueLock
 from kb_assistant.queue.spool import Spool
@@ -22,9 +21,9 @@ MIGRATIONS = db.Migrations(db.MIGRATIONS_HOME / "queue")  # version table "alemb
 
 
 def database_url(settings: Settings) -> str:
-    if settings.database_url and settings.database_url.strip():
-        return settings.database_url.strip()
-    return sqlite_url(settings.path("queue.db"))
+    """``KB_DATABASE_URL``, else ``queue.db`` in the data dir: the rule every store follows (``db.store_url``)."""
+    settings.path("queue.db")  # the data dir exists before SQLite opens a file in it
+    return db.store_url(settings, "queue.db")
 
 
 def make_engine(url: str, busy_timeout_s: float = 10.0):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from kb_assistant.errors import UnknownTicket
@@ -52,6 +52,8 @@ class Ticket(Base):
     answer: Mapped[str | None] = mapped_column(Text)
     answered_by: Mapped[str | None] = mapped_column(String(100))
     promoted_source: Mapped[str | None] = mapped_column(String(200))
+    # the askers' access groups, "a,b" ("": none): only questions of one scope share a ticket (migration 0006)
+    scope: Mapped[str] = mapped_column(String(1000), default="", server_default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     claimed_at: Mapped[datetime | None] = mapped_column()
     answered_at: Mapped[datetime | None] = mapped_column()
@@ -87,6 +89,10 @@ class AnswerLog(Base):
     """Every answer given (one insert per question): what 👍/👎 and the gap log read."""
 
     __tablename__ = "answer_log"
+    # what the dashboard counts, in one index (migration 0007): its GROUP BYs never read the rows, whose passages
+    # and embeddings make them long (in SQLite the later columns sit behind them, in overflow pages)
+    __table_args__ = (Index("ix_answer_log_dashboard", "created_at", "kb", "answered", "reason", "cached", "rating",
+                            "answer_ms", "prompt_tokens", "completion_tokens"),)  # fmt: skip
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)  # Answer.id
     kb: Mapped[str] = mapped_column(String(63), index=True)
@@ -112,6 +118,7 @@ class AnswerLog(Base):
     prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
     completion_tokens: Mapped[int] = mapped_column(Integer, default=0)
     cited: Mapped[list | None] = mapped_column()  # the sources its citations name
+    scope: Mapped[str] = mapped_column(String(1000), default="", server_default="")  # the asker's groups (0006)
 
 
 class AgentUser(Base):
@@ -145,6 +152,7 @@ class ApiKeyRow(Base):
     hash: Mapped[str] = mapped_column(String(64), unique=True, index=True)  # sha256 hex of the key
     hint: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[str] = mapped_column(String(40))  # ISO 8601 text, as apikeys.json kept it
+    groups: Mapped[list | None] = mapped_column(nullable=True)  # the access groups its callers ask as (0006)
 
 
 def format_ticket_id(number: int) -> str:

@@ -149,11 +149,21 @@ class TicketReader(QueueDatabase):
             q = q.where(Ticket.created_at >= now - newer_than)
         return q
 
-    def unanswered(self, *, kb: str | None = None, since: datetime | None = None) -> list[AnswerLog]:
-        """The gap log: questions the KB could not answer (handoff requests are not gaps)."""
+    def reading(self):
+        """A connection for reads on the migrated database that never takes SQLite's write lock, so a long read
+        (the dashboard, the gap log) does not hold up the answers being logged meanwhile."""
+        self._session().close()  # migrated, the spool replayed
+        return self.engine.execution_options(kb_write_lock=False).connect()
+
+    def unanswered(self, *, kb: str | None = None, since: datetime | None = None) -> list:
+        """The gap log: questions the KB could not answer (handoff requests are not gaps), oldest first. Rows with
+        every column but the heavy ones (answer text, passages, conversation, cited sources; the embedding is
+        ``embeddings_of``)."""
         from sqlalchemy import or_, select
 
-        q = select(AnswerLog).where(
+        heavy = ("text", "passages", "conversation", "embedding", "cited")
+        light = [c for c in AnswerLog.__table__.c if c.name not in heavy]
+        q = select(*light).where(
             or_(AnswerLog.answered.is_(False), AnswerLog.rating == "down"),
             or_(AnswerLog.reason.is_(None), AnswerLog.reason != "handoff"),
         )
@@ -161,8 +171,20 @@ class TicketReader(QueueDatabase):
             q = q.where(AnswerLog.kb == kb)
         if since:
             q = q.where(AnswerLog.created_at >= since)
-        with self._session() as s:
-            return list(s.scalars(q.order_by(AnswerLog.created_at)).all())
+        with self.reading() as conn:
+            return list(conn.execute(q.order_by(AnswerLog.created_at)).all())
+
+    def embeddings_of(self, ids: list[str]) -> dict[str, list[float]]:
+        """The stored question embeddings of these answer-log rows (rows without one are left out)."""
+        from sqlalchemy import select
+
+        out: dict[str, list[float]] = {}
+        with self.reading() as conn:
+            for start in range(0, len(ids), 500):
+                batch = ids[start : start + 500]
+                rows = conn.execute(select(AnswerLog.id, AnswerLog.embedding).where(AnswerLog.id.in_(batch)))
+                out.update((i, e) for i, e in rows if e)
+        return out
 
     def answer_log(self, answer_id: str) -> AnswerLog | None:
         with self._session() as s:

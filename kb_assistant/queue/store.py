@@ -44,6 +44,7 @@ class AnswerRecord:
     completion_tokens: int = 0
     cited: list[str] = field(default_factory=list)
     access_hash: str | None = None  # SHA-256 of the token the asker reads the ticket with (queue/access.py)
+    scope: str = ""  # the asker's access groups, "a,b": only questions of one scope share a ticket
 
 
 def normalize_question(text: str) -> str:
@@ -112,7 +113,7 @@ class TicketQueue(AgentDesk):
                 answered=entry.answered, confidence=entry.confidence, reason=entry.reason, passages=entry.passages,
                 conversation=entry.conversation, embedding=None if entry.answered else entry.embedding,
                 cached=entry.cached, answer_ms=entry.answer_ms, prompt_tokens=entry.prompt_tokens,
-                completion_tokens=entry.completion_tokens, cited=entry.cited,
+                completion_tokens=entry.completion_tokens, cited=entry.cited, scope=entry.scope,
             )  # fmt: skip
             s.add(row)
             if entry.answered:
@@ -121,7 +122,7 @@ class TicketQueue(AgentDesk):
                 s, kb=entry.kb, question=entry.question, standalone=entry.standalone_question,
                 language=entry.language, reason=entry.reason or "low_confidence", conversation=entry.conversation,
                 passages=entry.passages, embedding=entry.embedding, session_id=entry.session_id, user=entry.user,
-                answer_id=entry.id, ref=ref, access_hash=entry.access_hash,
+                answer_id=entry.id, ref=ref, access_hash=entry.access_hash, scope=entry.scope,
             )  # fmt: skip
             row.ticket_id = ticket.id
             return format_ticket_id(ticket.id)
@@ -143,27 +144,27 @@ class TicketQueue(AgentDesk):
                 s, kb=row.kb, question=row.question, standalone=row.standalone_question, language=row.language,
                 reason="downvote", conversation=row.conversation, passages=row.passages, embedding=row.embedding,
                 session_id=session_id or row.session_id, user=row.user, answer_id=row.id, ref=ref, comment=comment,
-                bad_answer=row.text if row.answered else None, access_hash=access_hash,
+                bad_answer=row.text if row.answered else None, access_hash=access_hash, scope=row.scope or "",
             )  # fmt: skip
             row.ticket_id = row.ticket_id or ticket.id
             return format_ticket_id(ticket.id)
 
     def _escalate(self, s, *, kb, question, standalone, language, reason, conversation, passages, embedding,
                   session_id, user, answer_id, ref=None, comment=None, bad_answer=None,
-                  access_hash=None) -> Ticket:  # fmt: skip
+                  access_hash=None, scope="") -> Ticket:  # fmt: skip
         from sqlalchemy import update
 
         # the lock row first: grouping (read) and opening a ticket (write) must not interleave with another's
         s.execute(update(QueueLock).where(QueueLock.id == 1).values(counter=QueueLock.counter + 1))
         normalized = normalize_question(standalone or question)
-        ticket = self._open_group(s, kb, normalized, standalone or question, embedding)
+        ticket = self._open_group(s, kb, normalized, standalone or question, embedding, scope)
         if ticket is None:
             # a bare "转人工" is not the question: the one it refers to (kept as the standalone form) is
             title = standalone if reason == "handoff" and standalone else question
             ticket = Ticket(
                 kb=kb, question=title, standalone_question=standalone or question, normalized=normalized,
                 language=language, reason=reason, status="open", conversation=conversation, passages=passages,
-                embedding=embedding, bad_answer=bad_answer,
+                embedding=embedding, bad_answer=bad_answer, scope=scope,
             )  # fmt: skip
             s.add(ticket)
             s.flush()
@@ -175,12 +176,15 @@ class TicketQueue(AgentDesk):
         )  # fmt: skip
         return ticket
 
-    def _open_group(self, s, kb: str, normalized: str, text: str, embedding: list[float] | None) -> Ticket | None:
-        """An open ticket asking the same thing: equal normalised text, or a near-identical meaning (embedding
+    def _open_group(
+        self, s, kb: str, normalized: str, text: str, embedding: list[float] | None, scope: str = ""
+    ) -> Ticket | None:
+        """An open ticket asking the same thing, asked with the same access groups (``scope``: an agent's answer
+        reaches only askers it was written for): equal normalised text, or a near-identical meaning (embedding
         cosine over the threshold, most words shared, and the same numbers — 'form 17' is not 'form 18')."""
         from sqlalchemy import select
 
-        open_in_kb = select(Ticket).where(Ticket.kb == kb, Ticket.status.in_(OPEN_STATUSES))
+        open_in_kb = select(Ticket).where(Ticket.kb == kb, Ticket.scope == scope, Ticket.status.in_(OPEN_STATUSES))
         same = s.scalars(open_in_kb.where(Ticket.normalized == normalized).order_by(Ticket.id).limit(1)).first()
         if same is not None or not embedding:
             return same

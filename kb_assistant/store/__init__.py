@@ -1,6 +1,7 @@
 """A KB's state behind small interfaces, composed by ``KnowledgeBase``:
 
-- ``publication``: the published KB version and the live chunk set (is this chunk live?).
+- ``publication``: the published KB version and the live chunk set (is this chunk live?), as this process serves it.
+- ``published``: that state in the database (``KB_DATABASE_URL``, else ``published.sqlite``), shared by replicas.
 - ``vectors``: the Chroma collection per KB; dense search over the live set, with a ``where`` filter.
 - ``keyword``: the ``KeywordSearch`` interface; BM25 (bm25s) is its implementation.
 - ``stats``: the ``CorpusStats`` interface (idf, df, does the KB say this concept), over the BM25 index.

@@ -29,7 +29,8 @@ def keyword_tokens(chunk: Chunk) -> list[str]:
 
 class KeywordSearch(Protocol):
     def search(self, query: str, k: int, filters: dict | None = None) -> list[tuple[str, float]]:
-        """(chunk id, raw score) best first, at most ``k``; empty when nothing in the KB matches."""
+        """(chunk id, raw score) best first, at most ``k``; empty when nothing in the KB matches. (A principal's
+        view of the KB, ``store.visibility``, searches only the chunks it may see.)"""
         ...
 
 
@@ -63,13 +64,20 @@ class BM25Search:
             self._loaded = True
         return self._bm25
 
-    def search(self, query: str, k: int, filters: dict | None = None) -> list[tuple[str, float]]:
+    def search(
+        self, query: str, k: int, filters: dict | None = None, *, visible=None, known=None, idf_scale=None
+    ) -> list[tuple[str, float]]:
+        """``visible``: a boolean mask over the rows (``ids``): only those are ranked, so the top ``k`` are k
+        visible chunks. ``known(token)``: how many of them hold a token (a word only hidden chunks hold counts as
+        unknown, for the question's own words and the glossary's choice between them and their expansions).
+        ``idf_scale(token)``: what a token's score is multiplied by (its IDF over the visible chunks over its IDF
+        over all: bm25s bakes the IDF of the whole index into each score)."""
         if filters:
-            raise NotImplementedError("BM25Search takes no filters yet")
+            raise NotImplementedError("BM25Search takes no metadata filters (visibility is the mask ``visible``)")
         bm25 = self.bm25
         if bm25 is None:
             return []
-        vocab = bm25.vocab_dict
+        vocab = bm25.vocab_dict if known is None else _Known(bm25.vocab_dict, known)
         own = [t for t in dict.fromkeys(query_terms(query)) if t in vocab]
         # The other wordings of the glossary concepts the question uses. When the KB never uses a word of the
         # question's own term ("office" in a Chinese handbook, 老婆), they stand in for it at full weight; when it
@@ -80,9 +88,38 @@ class BM25Search:
         )
         if not own and not strong and not weak:
             return []
-        scores = bm25.get_scores(own) if own else 0.0
+        scores = self._scores(own, idf_scale) if own else 0.0
         for extra, weight in ((strong, 1.0), (weak, EXPANSION_WEIGHT)):
             if extra:
-                scores = scores + weight * bm25.get_scores(extra)
+                scores = scores + weight * self._scores(extra, idf_scale)
+        if visible is not None:
+            import numpy as np
+
+            scores = np.where(visible, scores, 0.0)
         top = scores.argsort()[::-1][: min(k, len(self.ids))]
         return [(self.ids[i], float(scores[i])) for i in top if scores[i] > 0]
+
+    def _scores(self, tokens: list[str], idf_scale=None):
+        if idf_scale is None:
+            return self.bm25.get_scores(tokens)
+        total = 0.0
+        for token in tokens:
+            factor = idf_scale(token)
+            if factor:
+                total = total + factor * self.bm25.get_scores([token])
+        return total
+
+
+class _Known:
+    """A vocabulary limited to the tokens ``count`` says some visible chunk holds."""
+
+    def __init__(self, vocab: dict, count):
+        self.vocab, self.count = vocab, count
+
+    def __contains__(self, token: object) -> bool:
+        return token in self.vocab and self.count(token) > 0
+
+    def __getitem__(self, token: str) -> int:
+        if token not in self:
+            raise KeyError(token)
+        return self.vocab[token]

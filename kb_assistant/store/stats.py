@@ -37,11 +37,19 @@ class BM25Stats:
     chunks' keyword tokens (stopwords left out), for the in-a-row check of a many-word wording."""
 
     def __init__(
-        self, search: BM25Search, glossary: Glossary, tokens: Callable[[list[str]], list[list[str]]] | None = None
+        self,
+        search: BM25Search,
+        glossary: Glossary,
+        tokens: Callable[[list[str]], list[list[str]]] | None = None,
+        *,
+        visible=None,
     ):
+        """``visible``: a boolean mask over the index's rows; then every figure counts only those chunks (a
+        principal's view: ``store.visibility``)."""
         self.search = search
         self.glossary = glossary
         self.tokens = tokens
+        self.visible = visible
         self._df: dict[int, int] | None = None
         self._said_memo: dict[tuple[Term, bool], bool] = {}  # fixed for this version
 
@@ -53,13 +61,24 @@ class BM25Stats:
             import numpy as np
 
             # bm25s keeps a token-major sparse matrix: a token's document count is the length of its row
-            self._df = dict(enumerate(np.diff(bm25.scores["indptr"]).tolist()))
+            indptr = bm25.scores["indptr"]
+            if self.visible is None:
+                self._df = dict(enumerate(np.diff(indptr).tolist()))
+            else:  # visible documents only: a running count of visible entries, read at the rows' bounds
+                held = np.concatenate([[0], np.cumsum(self.visible[bm25.scores["indices"]], dtype=np.int64)])
+                self._df = dict(enumerate((held[indptr[1:]] - held[indptr[:-1]]).tolist()))
         return self._df.get(bm25.vocab_dict[token], 0)
+
+    @property
+    def n_docs(self) -> int:
+        return len(self.search.ids) if self.visible is None else int(self.visible.sum())
 
     def idf(self, token: str) -> float:
         if self.search.bm25 is None or token not in self.search.bm25.vocab_dict:
             return 0.0
-        n_docs, df = len(self.search.ids), self.df(token)
+        n_docs, df = self.n_docs, self.df(token)
+        if not df:
+            return 0.0
         return math.log(1 + (n_docs - df + 0.5) / (df + 0.5))
 
     def missing_concepts(self, query: str, tokens: Callable[[list[str]], list[list[str]]] | None = None) -> list[str]:
@@ -96,13 +115,18 @@ class BM25Stats:
         if not term.tokens or any(t not in vocab for t in term.tokens):
             return False
         indptr, indices = bm25.scores["indptr"], bm25.scores["indices"]
-        rows = sorted((indices[indptr[vocab[t]] : indptr[vocab[t] + 1]] for t in term.tokens), key=len)
+        rows = [indices[indptr[vocab[t]] : indptr[vocab[t] + 1]] for t in term.tokens]
+        if self.visible is not None:
+            rows = [r[self.visible[r]] for r in rows]
+        rows = sorted(rows, key=len)
+        if not len(rows[0]):
+            return False
         common = rows[0]  # rarest first
         for row in rows[1:]:
             common = np.intersect1d(common, row)
             if not len(common):
                 return False
-        n = len(ids)
+        n = self.n_docs
         chance = n * math.prod(len(r) / n for r in rows)  # chunks expected to hold them all if words fell at random
         if len(rows) == 1 or tokens is None or 1 - math.exp(-chance) < CHANCE_MEETING:
             return True

@@ -4,11 +4,17 @@ Each FAQ chunk is stored twice — its question alone (id ``<chunk>::q``) and qu
 of the question finds it even when the answer text is long; search folds both back into one hit. Ids are
 content-addressed, so a vector already stored by the same model is reused, not re-embedded. Which vectors are
 live is not this module's business: search takes the live set (``store.publication``) and drops the rest.
+
+Every vector is tagged with the model that made it (``embeddings.embedder_id``). A model served by an embeddings
+service (``KB_EMBEDDING_BASE_URL``) gets a collection of its own, ``kb_<name>.<model>-<hash>``: switching models
+there re-embeds into a fresh collection, whatever the new model's dimension, while the old one keeps serving
+whoever still asks with the old model.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 import threading
 import time
 from collections.abc import Collection, Iterable
@@ -57,8 +63,36 @@ def chroma_client(settings: Settings):
 
 
 def list_kbs(settings: Settings) -> list[str]:
+    """Every KB with a collection, whichever model made it."""
     names = [c.name if hasattr(c, "name") else str(c) for c in chroma_client(settings).list_collections()]
-    return sorted(n[len(COLLECTION_PREFIX) :] for n in names if n.startswith(COLLECTION_PREFIX))
+    return sorted({n[len(COLLECTION_PREFIX) :].split(".", 1)[0] for n in names if n.startswith(COLLECTION_PREFIX)})
+
+
+def collection_name(settings: Settings, kb: str) -> str:
+    """``kb_<name>`` for a local model; ``kb_<name>.<model>-<hash>`` for a service's (KB names hold no dot)."""
+    if not settings.embedding_base_url:
+        return COLLECTION_PREFIX + kb
+    model = str(settings.embedding_model)
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", model).strip("-")[-40:].strip("-")
+    return f"{COLLECTION_PREFIX}{kb}.{slug}-{hashlib.sha1(model.encode()).hexdigest()[:8]}".replace(".-", ".")
+
+
+def _raise_if_dimension(exc: Exception, settings: Settings, kb: str) -> None:
+    """Chroma's "expecting embedding with dimension of N" raised again as a message naming the setting."""
+    from kb_assistant.embeddings import EmbeddingModelError, embedder_id
+
+    if "dimension" not in str(exc):
+        return
+    fix = (
+        "the service changed the model behind that name: give each model its own KB_EMBEDDING_MODEL name"
+        if settings.embedding_base_url
+        else "local models share one collection per KB, so one of another dimension needs a new KB (--kb) or a "
+        "service (KB_EMBEDDING_BASE_URL, where each model gets a collection of its own)"
+    )
+    raise EmbeddingModelError(
+        f"KB {kb!r}: the vectors of {embedder_id(settings)} (KB_EMBEDDING_MODEL) do not fit the ones stored in its "
+        f"collection {collection_name(settings, kb)} ({exc}): {fix}."
+    ) from exc
 
 
 def vector_ids(chunk_ids: Iterable[str]) -> list[str]:
@@ -90,7 +124,7 @@ class Vectors:
     def collection(self):
         if self._collection is None:
             self._collection = chroma_client(self.settings).get_or_create_collection(
-                COLLECTION_PREFIX + self.name, metadata={"hnsw:space": "cosine", "kb": self.name}
+                collection_name(self.settings, self.name), metadata={"hnsw:space": "cosine", "kb": self.name}
             )
         return self._collection
 
@@ -100,7 +134,9 @@ class Vectors:
 
     def embedder_id(self) -> str:
         """Which model made a stored vector (kept in its metadata): a vector of another model is never reused."""
-        return self.settings.embedding_model or "bundled-minilm"
+        from kb_assistant.embeddings import embedder_id
+
+        return embedder_id(self.settings)
 
     # --- writing -------------------------------------------------------------------------------------
     def write(
@@ -154,12 +190,28 @@ class Vectors:
             cache.update(zip(order, np.asarray(vectors, dtype=np.float32), strict=True))
         for start in range(0, len(ids), WRITE_BATCH):
             sl = slice(start, start + WRITE_BATCH)
-            self.collection.upsert(
-                ids=ids[sl], embeddings=[cache[k] for k in keys[sl]], documents=texts[sl], metadatas=metas[sl]
-            )
+            try:
+                self.collection.upsert(
+                    ids=ids[sl], embeddings=[cache[k] for k in keys[sl]], documents=texts[sl], metadatas=metas[sl]
+                )
+            except Exception as exc:
+                _raise_if_dimension(exc, self.settings, self.name)
+                raise
         timings["embed_s"] = timings.get("embed_s", 0.0) + embed_s
         timings["store_s"] = timings.get("store_s", 0.0) + time.perf_counter() - started - embed_s
         return len(todo)
+
+    def set_groups(self, changes: dict[str, frozenset[str]]) -> None:
+        """Give chunks' vectors (main and FAQ question) their access groups in the metadata the dense filter reads
+        (``store.visibility``); no vector is re-embedded."""
+        if not changes:
+            return
+        ids = vector_ids(changes)
+        stored = self.stored(ids)
+        ids = [vid for vid in ids if vid in stored]
+        for start in range(0, len(ids), WRITE_BATCH):
+            part = ids[start : start + WRITE_BATCH]
+            self.collection.update(ids=part, metadatas=[chroma_metadata(changes[chunk_of(vid)]) for vid in part])
 
     def delete(self, chunk_ids: Iterable[str]) -> None:
         """Remove chunks' vectors (main and FAQ question)."""
@@ -228,10 +280,14 @@ class Vectors:
             return []
         asked = min(k * 2, n)
         while True:
-            res = self.collection.query(
-                query_embeddings=[query_vector], n_results=asked, where=where,
-                include=["documents", "metadatas", "distances"],
-            )  # fmt: skip
+            try:
+                res = self.collection.query(
+                    query_embeddings=[query_vector], n_results=asked, where=where,
+                    include=["documents", "metadatas", "distances"],
+                )  # fmt: skip
+            except Exception as exc:
+                _raise_if_dimension(exc, self.settings, self.name)
+                raise
             best: dict[str, Hit] = {}
             for vid, doc, meta, dist in zip(
                 res["ids"][0], res["documents"][0], res["metadatas"][0], res["distances"][0], strict=True
@@ -254,6 +310,15 @@ class Vectors:
                 if h.chunk.text is None and h.chunk.id in full:
                     h.chunk = full[h.chunk.id]
         return hits
+
+
+RESTRICTED, GROUPS = "restricted", "groups"  # the metadata keys of a vector limited to access groups
+
+
+def chroma_metadata(groups) -> dict:
+    """The metadata update that gives a vector its groups (none: unrestricted; None deletes a key in Chroma)."""
+    groups = sorted(groups)
+    return {RESTRICTED: True, GROUPS: groups} if groups else {RESTRICTED: None, GROUPS: None}
 
 
 def to_chunk(cid: str, text: str | None, meta: dict) -> Chunk:
