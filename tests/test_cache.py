@@ -353,7 +353,7 @@ def test_a_paraphrase_is_served_only_when_its_own_top_passage_is_one_the_cached_
     assert len(runs) == 1, "the retrieval of the check answers the question: one retrieval"
     assert kb_assistant.cache.stats().evidence_disagreed == 1
     # the fresh answer was stored; a rewording of it is backed by its own retrieval
-    reworded = kb_assistant.ask("What is the number of paid sick leave days per calendar year?")
+    reworded = kb_assistant.ask("How many paid sick leave days are there per year?")
     assert reworded.cached and reworded.citations[0].chunk_id == right.citations[0].chunk_id
     assert kb_assistant.ask("How many days of paid sick leave do I get per year?").cached  # exact: no check
 

@@ -10,19 +10,15 @@ from test_cache import write_kb
 
 @pytest.fixture
 def replicas(tmp_path, pg_url, embeddings):
-    """Two assistants over one KB folder and one Postgres database, as two replicas behind a load balancer; each has
-    its own data dir (their Chroma indexes are built from the same documents)."""
+    """Two assistants over one Postgres database, as two replicas behind a load balancer: each has its own cache
+    object (its own in-memory similarity index); the KB is published once, in the shared database."""
     from ingest.pipeline import ingest_paths
     from kb_assistant.assistant import Assistant
     from kb_assistant.settings import Settings
 
-    docs = write_kb(tmp_path / "docs")
-    out = []
-    for name in ("a", "b"):
-        settings = Settings(data_dir=tmp_path / name, database_url=pg_url)
-        assert ingest_paths(settings, [docs], "default").ok
-        out.append(Assistant(settings, embeddings=embeddings))
-    return out
+    settings = Settings(data_dir=tmp_path / "data", database_url=pg_url)
+    assert ingest_paths(settings, [write_kb(tmp_path / "docs")], "default").ok
+    return [Assistant(settings.model_copy(), embeddings=embeddings) for _ in range(2)]
 
 
 def test_the_cache_lives_in_postgres_and_its_schema_is_what_the_migrations_build(replicas):
