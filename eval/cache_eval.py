@@ -14,7 +14,7 @@ of the file (pairs grouped by their first question, so a question's rewordings s
 rate with wrong hits within the target, 1% in English, 10% in Chinese) and its figures on the other half, over
 all pairs and over the pairs without a personal question (the ones the cache decides on). The
 decision is the cache's own: exact key, or the same wording key, or similarity ≥ threshold (below 1.0), and for
-the last two ``near_miss_reason`` is None.
+the last two the guard passes (``guard_reason``: ``near_miss_reason`` and, in English, ``intent_reason``).
 """
 
 from __future__ import annotations
@@ -106,6 +106,7 @@ def evaluate_pairs(
     glossary=None,
     evidence: dict[str, Evidence] | None = None,
     confidence_threshold: float = 0.25,
+    max_unmatched: float | None = None,
 ) -> tuple[list[Row], dict]:
     """Rows per threshold plus details: guard rejections by reason, personal share, examples, the held-out check.
 
@@ -118,8 +119,9 @@ def evaluate_pairs(
 
     import numpy as np
 
-    from kb_assistant.cache.guard import near_miss_reason
+    from kb_assistant.cache.intent import WordVectors
     from kb_assistant.cache.keys import is_personal, normalize_question, wording_key
+    from kb_assistant.language import tokenize
 
     dropped = 0
     if evidence is not None:
@@ -133,7 +135,9 @@ def evaluate_pairs(
     exact = np.array([normalize_question(p.q1) == normalize_question(p.q2) for p in pairs])
     reworded = np.array([wording_key(p.q1) == wording_key(p.q2) for p in pairs])
     answers = answers or {}
-    reasons = [near_miss_reason(p.q2, p.q1, idf, answer=answers.get(p.q1, ""), glossary=glossary) for p in pairs]
+    words = WordVectors(embeddings)
+    words.vectors(sorted({t for text in texts for t in tokenize(text)}))  # in one batch, not one call per pair
+    reasons = [guard_reason(p.q2, p.q1, idf, answers.get(p.q1, ""), glossary, words, max_unmatched) for p in pairs]
     passed = np.array([r is None for r in reasons])
     own = ~np.array([is_personal(p.q1) or is_personal(p.q2) for p in pairs])
     agree = np.ones_like(same)
@@ -187,6 +191,17 @@ def evaluate_pairs(
         "disagreed": int(((reworded | (sims >= min(thresholds))) & passed & ~agree).sum()),
     }
     return rows, details
+
+
+def guard_reason(question: str, cached: str, idf, answer: str, glossary, words, max_unmatched=None) -> str | None:
+    """What the cache's lookup asks of a paraphrase candidate besides similarity and evidence: the near-miss guard,
+    then (English) that it asks what the cached question asked (``cache.intent``)."""
+    from kb_assistant.cache.guard import near_miss_reason
+    from kb_assistant.cache.intent import MAX_UNMATCHED, intent_reason
+
+    reason = near_miss_reason(question, cached, idf, answer=answer, glossary=glossary)
+    limit = MAX_UNMATCHED if max_unmatched is None else max_unmatched
+    return reason or intent_reason(question, cached, idf, words=words, glossary=glossary, max_unmatched=limit)
 
 
 def _rates(hit, same) -> tuple[float, float]:
@@ -248,7 +263,7 @@ def run(
         rows, details = evaluate_pairs(
             pairs, embeddings, idf, max_wrong=MAX_WRONG.get(lang, 0.01), answers=answers,
             glossary=kb.glossary if kb else glossary, evidence=evidence,
-            confidence_threshold=settings.confidence_threshold,
+            confidence_threshold=settings.confidence_threshold, max_unmatched=settings.cache_max_unmatched_en,
         )  # fmt: skip
         details["evidence"] = evidence is not None
         say(report(path.name, lang, rows, details, similarity_threshold(settings, lang)))
@@ -259,7 +274,7 @@ def run(
     for name, kb in kbs.items():
         others = [q for other, okb in kbs.items() if other != name for q in okb.sample_questions(off_kb, seed)]
         if others:
-            say(kb.off_kb_report(others, embeddings, settings.confidence_threshold))
+            say(kb.off_kb_report(others, embeddings, settings.confidence_threshold, settings.cache_max_unmatched_en))
     return results
 
 
@@ -356,16 +371,20 @@ class EvidenceKB:
         qs = self.questions
         return random.Random(seed).sample(qs, min(n, len(qs)))
 
-    def off_kb_report(self, foreign: list[str], embeddings, confidence_threshold: float) -> str:
+    def off_kb_report(self, foreign: list[str], embeddings, confidence_threshold: float, max_unmatched=None) -> str:
         """Questions of other KBs asked of a cache holding every answered question of this one: hits per threshold
         (every one is a question this KB has no entry for)."""
         import numpy as np
 
-        from kb_assistant.cache.guard import near_miss_reason
+        from kb_assistant.cache.intent import WordVectors
         from kb_assistant.cache.keys import normalize_question, wording_key
+        from kb_assistant.language import tokenize
+
+        words = WordVectors(embeddings)
 
         own = self.evidence(set(self.questions))
         stored = [q for q in self.questions if own[q].cited]
+        words.vectors(sorted({t for q in [*stored, *foreign] for t in tokenize(q)}))  # in one batch
         theirs = self.evidence(set(foreign))
         sv = np.asarray(embeddings.embed_documents(stored), dtype=np.float32)
         fv = np.asarray(embeddings.embed_documents(foreign), dtype=np.float32)
@@ -387,9 +406,8 @@ class EvidenceKB:
                 ev = theirs[q]
                 for j in sorted(near, key=lambda j: -sims[i, j])[:5]:
                     agrees = ev.top in own[stored[j]].cited and ev.confidence >= confidence_threshold
-                    guard = near_miss_reason(
-                        q, stored[j], self.idf, answer=own[stored[j]].answer, glossary=self.glossary
-                    )
+                    guard = guard_reason(q, stored[j], self.idf, own[stored[j]].answer, self.glossary, words,
+                                         max_unmatched)  # fmt: skip
                     if agrees and guard is None:
                         hits += 1
                         break

@@ -163,8 +163,9 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         None,
         description="SQLAlchemy URL of the one database every store shares (tickets, answer log, agents, API keys, "
-        "the ingest ledger, the published KB versions): what replicas share. Unset = SQLite files in the data dir "
-        "(queue.db, ingest.sqlite, published.sqlite; WAL, busy timeout). Postgres: postgresql+psycopg://…",
+        "the ingest ledger, the published KB versions, the semantic cache's entries): what replicas share. Unset = "
+        "SQLite files in the data dir (queue.db, ingest.sqlite, published.sqlite, cache.sqlite3; WAL, busy timeout). "
+        "Postgres: postgresql+psycopg://…",
     )
     version_check_s: float = Field(
         1.0, ge=0, description="How often a process asks the database whether a newer KB version was published "
@@ -202,6 +203,14 @@ class Settings(BaseSettings):
         le=1.0,
         description="Similarity (0..1) a Chinese question needs to a cached one; 1.0 = no embedding layer (repeats "
         "and rewordings in other function words only: the default embedding cannot tell Chinese questions apart).",
+    )
+    cache_max_unmatched_en: float = Field(
+        0.1,
+        ge=0.0,
+        le=1.0,
+        description="Share of an English question's content weight (IDF) that may lack a counterpart in the cached "
+        "question it is served for (same stem, one glossary concept, a near-neighbour word); 1.0 = compare answer "
+        "types, numbers and negation only (an FAQ-table KB, where one entry answers one question).",
     )
     cache_ttl_s: float = Field(7 * 86400, ge=0, description="Entries older than this are dropped; 0 = no limit.")
     cache_max_entries: int = Field(10000, ge=1, description="Entries per KB; the least recently used go first.")

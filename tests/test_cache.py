@@ -353,7 +353,7 @@ def test_a_paraphrase_is_served_only_when_its_own_top_passage_is_one_the_cached_
     assert len(runs) == 1, "the retrieval of the check answers the question: one retrieval"
     assert kb_assistant.cache.stats().evidence_disagreed == 1
     # the fresh answer was stored; a rewording of it is backed by its own retrieval
-    reworded = kb_assistant.ask("What is the number of paid sick leave days per calendar year?")
+    reworded = kb_assistant.ask("How many paid sick leave days are there per year?")
     assert reworded.cached and reworded.citations[0].chunk_id == right.citations[0].chunk_id
     assert kb_assistant.ask("How many days of paid sick leave do I get per year?").cached  # exact: no check
 
@@ -394,15 +394,36 @@ def test_near_miss_questions_get_their_own_answer(kb_assistant):
     assert kb_assistant.cache.stats().near_misses_rejected >= 1
 
 
-def test_a_paraphrase_adding_a_word_is_served_only_when_the_cached_answer_says_that_word(kb_assistant):
+def test_a_question_that_asks_something_more_or_else_is_not_served_the_cached_answer(kb_assistant, monkeypatch):
+    from kb_assistant.cache.semantic import SemanticCache
+
+    kb_assistant.settings.cache_threshold_en = 0.70  # the embedding layer, off by default, switched on
+    first = kb_assistant.ask("How many days of paid sick leave do I get per year?")
+    assert first.answered and not first.cached
+    rejected, real = [], SemanticCache.lookup
+
+    def lookup(self, *args, **kwargs):
+        found = real(self, *args, **kwargs)
+        rejected.extend(reason for _, reason in found.rejected)
+        return found
+
+    monkeypatch.setattr(SemanticCache, "lookup", lookup)
+    assert not kb_assistant.ask("How many days of paid sick leave do I get per year, and who approves them?").cached
+    assert not kb_assistant.ask("Can I get paid sick leave every year?").cached  # a yes-no question, not how many
+    assert any(r.startswith("asks amount+who / amount") for r in rejected), rejected
+    assert any(r.startswith("asks yes-no / amount") for r in rejected), rejected
+    assert kb_assistant.ask("How many days of paid sick leave can I get per year?").cached  # asks the same
+
+
+def test_a_question_adding_a_content_word_is_not_served_even_when_the_cached_answer_says_it(kb_assistant):
+    # The added word has no counterpart in the cached question: "per calendar year" may narrow what is asked, and an
+    # answer's passage says many words other questions ask about (eval/README.md, "what the questions ask").
     kb_assistant.settings.cache_threshold_en = 0.70  # the embedding layer, off by default, switched on
     first = kb_assistant.ask("How many days of paid sick leave do I get per year?")
     assert first.answered and "calendar year" in first.text
-    said = kb_assistant.ask("How many days of paid sick leave do I get per calendar year?")
-    assert said.cached and said.text == first.text
-    unsaid = kb_assistant.ask("How many days of paid sick leave do I get per fiscal year?")
-    assert not unsaid.cached
-    assert kb_assistant.cache.stats().near_misses_rejected >= 1
+    assert not kb_assistant.ask("How many days of paid sick leave do I get per calendar year?").cached
+    assert not kb_assistant.ask("How many days of paid sick leave do I get per fiscal year?").cached
+    assert kb_assistant.cache.stats().near_misses_rejected >= 2
 
 
 def test_personal_questions_are_never_cached(kb_assistant):
@@ -635,8 +656,8 @@ def test_the_pair_evaluation_counts_a_paraphrase_hit_only_where_its_evidence_agr
     from eval.cache_eval import Evidence, Pair, evaluate_pairs
 
     cached = "How many days of paid sick leave do I get per year?"
-    paraphrase = "What is the number of paid sick leave days per year?"
-    elsewhere = "What is the number of paid sick leave days per year for interns?"  # tops another passage
+    paraphrase = "How many days of paid sick leave are there per year?"
+    elsewhere = "How many paid sick leave days are there per year?"  # asks the same, but tops another passage
     pairs = [Pair(cached, paraphrase, True), Pair(cached, elsewhere, False)]
     evidence = {
         cached: Evidence(frozenset({"sick"}), "sick", 0.9, "Every employee receives 12 days of paid sick leave."),

@@ -12,8 +12,8 @@ from ingest.ledger import MIGRATIONS as LEDGER_MIGRATIONS
 from ingest.ledger import Base as LedgerBase
 from ingest.ledger import DocumentChange, Ledger, commit_version
 from kb_assistant import db
+from kb_assistant.cache.database import MIGRATIONS as CACHE_MIGRATIONS
 from kb_assistant.cache.semantic import SemanticCache
-from kb_assistant.cache.storage import MIGRATIONS as CACHE_MIGRATIONS
 from kb_assistant.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -96,7 +96,7 @@ def test_a_cache_file_written_before_it_had_migrations_keeps_its_entries(tmp_pat
         [entry] = cache.entries("hr")
         assert (entry.question, entry.answer, entry.hits) == ("How long is annual leave?", answer.text, 3)
         assert cache.stats("hr").lookups == 7
-        assert CACHE_MIGRATIONS.current(db.engine(db.sqlite_url(cache.path))) == "cache_0001"
+        assert CACHE_MIGRATIONS.current(cache.db.engine) == CACHE_MIGRATIONS.head()
     finally:
         cache.close()
 
@@ -143,7 +143,7 @@ def test_the_stores_keep_their_revisions_apart_in_one_database(tmp_path):
     for migrations in histories:
         migrations.upgrade(engine)
     assert [m.current(engine) for m in histories] == [
-        QUEUE_MIGRATIONS.head(), LEDGER_MIGRATIONS.head(), "cache_0001", "publication_0001",
+        QUEUE_MIGRATIONS.head(), LEDGER_MIGRATIONS.head(), CACHE_MIGRATIONS.head(), "publication_0001",
     ]  # fmt: skip
     from sqlalchemy import inspect
 
@@ -219,4 +219,4 @@ def test_a_server_migrates_the_queue_and_the_cache_before_its_first_request(tmp_
     settings = Settings(data_dir=tmp_path / "d")
     warm_up(Assistant(settings, embeddings=embeddings))
     assert QUEUE_MIGRATIONS.current(db.engine(db.sqlite_url(settings.path("queue.db")))) == QUEUE_MIGRATIONS.head()
-    assert CACHE_MIGRATIONS.current(db.engine(db.sqlite_url(settings.path("cache.sqlite3")))) == "cache_0001"
+    assert CACHE_MIGRATIONS.current(db.engine(db.sqlite_url(settings.path("cache.sqlite3")))) == CACHE_MIGRATIONS.head()

@@ -60,34 +60,16 @@ class CacheAdmin(CacheStorage):
     # --- eviction --------------------------------------------------------------------------------------------
     def evict(self, answer_id: str) -> bool:
         """A 👎 on an answer: drop the entry it was stored as or served from, and never re-store that answer."""
-        with self._lock:
-            row = None
-            served = self._db.execute("SELECT entry_id FROM cache_served WHERE answer_id=?", (answer_id,)).fetchone()
-            if served:
-                row = self._db.execute("SELECT * FROM cache_entries WHERE id=?", (served["entry_id"],)).fetchone()
-            if row is None:
-                row = self._db.execute(
-                    "SELECT * FROM cache_entries WHERE json_extract(answer, '$.id')=?", (answer_id,)
-                ).fetchone()
-            if row is None:
-                return False
-            self._db.execute(
-                "INSERT OR IGNORE INTO cache_refused VALUES (?, ?, ?, ?)",
-                (row["kb"], row["language"], row["key"], row["chunk_ids"]),
-            )
+        row = self.db.for_answer(answer_id)
+        if row is None:
+            return False
+        self.db.refuse(row)
         self._delete([row["id"]], row["kb"], "evicted_feedback")
         return True
 
     def entries(self, kb: str | None = None, *, limit: int = 100) -> list[CacheEntry]:
         """The entries (of one KB), the most recently used first, with the answers served from each."""
-        where, args = ("WHERE kb=?", (kb,)) if kb else ("", ())
-        with self._lock:
-            rows = self._db.execute(
-                f"SELECT * FROM cache_entries {where} ORDER BY last_hit_at DESC, id DESC LIMIT ?", (*args, limit)
-            ).fetchall()
-            served: dict[int, list[str]] = {}
-            for r in self._db.execute("SELECT answer_id, entry_id FROM cache_served ORDER BY rowid DESC"):
-                served.setdefault(r["entry_id"], []).append(r["answer_id"])
+        rows, served = self.db.listing(kb, limit)
         out = []
         for r in rows:
             answer = Answer.model_validate_json(r["answer"])
@@ -112,8 +94,7 @@ class CacheAdmin(CacheStorage):
 
     def drop(self, entry_id: int) -> bool:
         """Delete one entry (an admin found it wrong); a later answer to its question may be stored again."""
-        with self._lock:
-            row = self._db.execute("SELECT kb FROM cache_entries WHERE id=?", (entry_id,)).fetchone()
+        row = self.db.by_ids([entry_id]).get(entry_id)
         if row is None:
             return False
         self._delete([entry_id], row["kb"], "dropped")
@@ -121,23 +102,15 @@ class CacheAdmin(CacheStorage):
 
     def clear(self, kb: str | None = None) -> int:
         """Delete every entry (of one KB); counters restart. Returns the number of entries removed."""
-        where, args = ("WHERE kb=?", (kb,)) if kb else ("", ())
-        with self._tx():
-            n = self._db.execute(f"DELETE FROM cache_entries {where}", args).rowcount
-            self._db.execute("DELETE FROM cache_served WHERE entry_id NOT IN (SELECT id FROM cache_entries)")
-            self._db.execute(f"DELETE FROM cache_counters {where}", args)
-            self._db.execute(f"DELETE FROM cache_refused {where}", args)
+        n, generation = self.db.clear(kb)
+        with self._lock:
             self._spaces = {k: v for k, v in self._spaces.items() if kb and k[0] != kb}
+            self._wrote(generation)
         return n
 
     # --- stats -----------------------------------------------------------------------------------------------
     def stats(self, kb: str | None = None) -> CacheStats:
-        where, args = ("WHERE kb=?", (kb,)) if kb else ("", ())
-        with self._lock:
-            (entries,) = self._db.execute(f"SELECT COUNT(*) FROM cache_entries {where}", args).fetchone()
-            counts = dict(
-                self._db.execute(f"SELECT name, SUM(value) FROM cache_counters {where} GROUP BY name", args).fetchall()
-            )
+        entries, counts = self.db.totals(kb)
         c = {name: counts.get(name, 0) or 0 for name in COUNTERS}
         hits = int(c["exact_hits"] + c["wording_hits"] + c["semantic_hits"])
         return CacheStats(

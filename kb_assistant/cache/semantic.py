@@ -24,6 +24,7 @@ from uuid import uuid4
 
 from kb_assistant.cache.admin import CacheAdmin
 from kb_assistant.cache.guard import near_miss_reason
+from kb_assistant.cache.intent import WordVectors, intent_reason
 from kb_assistant.cache.keys import is_personal, normalize_question, wording_key
 from kb_assistant.schema import Answer
 
@@ -94,6 +95,13 @@ class SemanticCache(CacheAdmin):
     def threshold(self, lang: str) -> float:
         return similarity_threshold(self.settings, lang)
 
+    @property
+    def words(self) -> WordVectors:
+        """Single-word vectors of the cache's model, for ``intent_reason``'s counterparts (memoised)."""
+        if getattr(self, "_words", None) is None:
+            self._words = WordVectors(self.embeddings)
+        return self._words
+
     # --- lookup ----------------------------------------------------------------------------------------------
     def lookup(
         self,
@@ -119,7 +127,7 @@ class SemanticCache(CacheAdmin):
         found = self._find(index, question, lang, agrees=agrees)
         if found.answer is None and wait:
             # Per process, not per instance: two Assistants over one data dir share the flight.
-            flight_key = (str(self.path), kb, lang, normalize_question(question))
+            flight_key = (self.db.url, kb, lang, normalize_question(question))
             with _FLIGHTS_LOCK:
                 flight = _FLIGHTS.get(flight_key)
                 if flight is None:
@@ -133,9 +141,11 @@ class SemanticCache(CacheAdmin):
                 if found.answer is not None:
                     found.release()
         disagreed = sum(reason.startswith(EVIDENCE) for _, reason in found.rejected)  # counted once per lookup
-        self._count(kb, lookups=1, near_misses=len(found.rejected) - disagreed, disagreed=disagreed)
+        counts = {"lookups": 1, "near_misses": len(found.rejected) - disagreed, "disagreed": disagreed}
         if found.answer is not None:
-            self._record_hit(kb, found, (time.perf_counter() - started) * 1000)
+            self._record_hit(kb, found, (time.perf_counter() - started) * 1000, counts)
+        else:
+            self._count(kb, **counts)
         return found
 
     def _find(self, index: KnowledgeBase, question: str, lang: str, vector=None, agrees=None) -> Lookup:
@@ -144,10 +154,7 @@ class SemanticCache(CacheAdmin):
         kb = index.name
         self._sweep_if_changed(index)
         key = normalize_question(question)
-        with self._lock:
-            row = self._db.execute(
-                "SELECT * FROM cache_entries WHERE kb=? AND language=? AND key=?", (kb, lang, key)
-            ).fetchone()
+        row = self.db.by_key(kb, lang, key)
         if row is not None and self._fresh(row, index):
             cached = Answer.model_validate_json(row["answer"])
             return Lookup(self._serve(cached), "exact", True, entry_id=row["id"], full_ms=row["full_ms"])
@@ -177,23 +184,33 @@ class SemanticCache(CacheAdmin):
     ) -> bool:
         """Serve the first candidate entry that passes the near-miss guard, is fresh and that the question's own
         retrieval agrees with; record the rejected."""
-        if not ids or agrees is None:  # a paraphrase is served only on the evidence of its own retrieval
+        if not ids:
             return False
-        with self._lock:
-            rows = {
-                r["id"]: r
-                for r in self._db.execute(
-                    f"SELECT * FROM cache_entries WHERE id IN ({','.join('?' * len(ids))})", ids
-                ).fetchall()
-            }
+        rows, key = self.db.by_ids(ids), normalize_question(question)
         for entry_id in ids:
             row = rows.get(entry_id)
             if row is None or any(q == row["question"] for q, _ in out.rejected):
                 continue
             cached = Answer.model_validate_json(row["answer"])
+            if row["key"] == key:  # another asker of this very question stored it meanwhile: an exact repeat
+                if self._fresh(row, index):
+                    out.answer, out.kind, out.entry_id, out.full_ms = (
+                        self._serve(cached),
+                        "exact",
+                        row["id"],
+                        row["full_ms"],
+                    )
+                    return True
+                continue
+            if agrees is None:  # a paraphrase is served only on the evidence of its own retrieval
+                continue
             reason = near_miss_reason(  # a swapped word the cached answer itself says may pass
                 question, row["question"], index.stats.idf, answer=cached.text, glossary=index.glossary
             )
+            if reason is None:  # and it must ask what the cached question asked
+                reason = intent_reason(question, row["question"], index.stats.idf, words=self.words,
+                                       glossary=index.glossary,
+                                       max_unmatched=self.settings.cache_max_unmatched_en)  # fmt: skip
             if reason is not None:
                 out.rejected.append((row["question"], reason))
                 continue
@@ -210,13 +227,7 @@ class SemanticCache(CacheAdmin):
     def _serve(self, cached: Answer) -> Answer:
         return cached.model_copy(update={"id": uuid4().hex, "cached": True, "ticket_id": None, "session_id": None})
 
-    def _record_hit(self, kb: str, found: Lookup, elapsed_ms: float) -> None:
+    def _record_hit(self, kb: str, found: Lookup, elapsed_ms: float, counts: dict[str, float]) -> None:
         answer, entry_id = found.answer, found.entry_id
         saved = max(0.0, float(found.full_ms) - elapsed_ms)
-        with self._tx():
-            self._db.execute(
-                "UPDATE cache_entries SET hits=hits+1, last_hit_at=?, saved_ms=saved_ms+? WHERE id=?",
-                (time.time(), saved, entry_id),
-            )
-            self._db.execute("INSERT OR REPLACE INTO cache_served VALUES (?, ?)", (answer.id, entry_id))
-            self._bump(kb, {f"{found.kind}_hits": 1, "saved_ms": saved})
+        self.db.record_hit(kb, entry_id, answer.id, saved, found.kind, counts)
