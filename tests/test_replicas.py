@@ -198,10 +198,6 @@ def test_two_replicas_serve_one_kb_version_and_share_the_human_queue(cluster):
 
 @pytest.mark.slow
 @pytest.mark.timeout(1200)
-@pytest.mark.xfail(
-    strict=True, raises=AssertionError,
-    reason="needs the semantic cache in the shared database (another branch, s20-cache, moves it there)",
-)  # fmt: skip
 def test_a_thumbs_down_on_one_replica_reaches_the_other_replicas_cache(cluster):
     c = cluster
     question = "On which floor is the canteen?"  # asked nowhere before: neither replica has cached it
