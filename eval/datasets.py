@@ -199,7 +199,7 @@ def load_squad(path: Path) -> EvalSet:
 
 YES_NO = frozenset({"yes", "no"})
 # The files whose code shapes the chunks: a loader change must rebuild a cached eval KB, not reuse the old one.
-_INGEST_CODE = ("loaders.py", "pdf.py", "document.py", "chunking.py")
+_INGEST_CODE = ("loaders.py", "pdf.py", "pdf_text.py", "document.py", "chunking.py")
 
 
 def load_token_presence(path: Path) -> EvalSet:

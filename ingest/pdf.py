@@ -21,13 +21,13 @@ from __future__ import annotations
 
 import re
 import statistics
-import unicodedata
 from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from ingest.document import Block, DocumentError, LoadedDocument, row_lines
+from ingest.document import Block, DocumentError, LoadedDocument
+from ingest.pdf_text import clean, join_lines, table_cells, table_rows, vocabulary
 
 MIN_CHAR_PT = 2.0  # characters set smaller than this are not readable: hidden text, not content
 MARGIN = 0.1  # the top and bottom tenth of a page: where running headers and footers live
@@ -39,9 +39,6 @@ _ALWAYS_ITEM = re.compile(r"^(?:\(?[a-zA-Z]\)|\(?[ivxlcdmIVXLCDM]{1,6}\)|[•●
 _NUMBERED_TITLE = re.compile(r"^(\d{1,3}(?:\.\d{1,3})*)\.?\s+(\S.*)$")
 _PAGE_NUMBER = re.compile(r"^(?:page\s*)?[-–—]?\s*\d{1,4}\s*[-–—]?(?:\s*(?:of|/)\s*\d{1,4})?$", re.IGNORECASE)
 _LEADER = re.compile(r"\.{4,}|…{2,}|(?:\. ){4,}")
-_NOT_CJK_PUNCT = re.compile("[^\u3000-\u303f\uff00-\uffef]+")
-_PRIVATE_USE = re.compile("[\ue000-\uf8ff]")
-_PRIVATE_USE_MARK = re.compile("(?:^|(?<=\\s))[\ue000-\uf8ff](?=\\s|$)")
 # characters on one line when their tops are this close (pt): a faux small-caps heading sets each word's initial
 # larger than the rest ("MANAGING" as a 24-pt M and a 19-pt ANAGING), its top ~4 pt higher on the same baseline;
 # pdfplumber's default (3) read such a heading as two lines, "M F" over "ANAGING INANCIAL"
@@ -186,7 +183,7 @@ def _read_page(page, page_no: int, lines: list[_Line], tables: list[_Table]) -> 
     top0 = float(page.bbox[1])
     boxes = []
     for found in page.find_tables():
-        rows = _table_cells(found.extract())
+        rows = table_cells(found.extract())
         filled = [r for r in rows if sum(bool(c) for c in r) >= 2]
         if len(filled) >= 2 and len(filled) >= 0.5 * len(rows):  # a real table, not a box drawn around text
             first = page.within_bbox(found.rows[0].bbox, strict=False).chars if found.rows else []
@@ -195,7 +192,7 @@ def _read_page(page, page_no: int, lines: list[_Line], tables: list[_Table]) -> 
             boxes.append(found.bbox)
     for line in page.extract_text_lines(return_chars=True, strip=True, y_tolerance=Y_TOLERANCE):
         chars = [c for c in line["chars"] if c["text"].strip()]
-        text = _clean(line["text"])
+        text = clean(line["text"])
         if not chars or not text:
             continue
         cx, cy = (line["x0"] + line["x1"]) / 2, (line["top"] + line["bottom"]) / 2
@@ -282,7 +279,7 @@ def _blocks(lines: list[_Line], tables: list[_Table]) -> list[Block]:
     pitches = [b.top - a.top for a, b in zip(lines, lines[1:], strict=False) if a.page == b.page and b.top > a.top]
     # the line pitch inside a paragraph: the most common one (paragraph gaps and headings are rarer)
     pitch = Counter(round(p * 2) / 2 for p in pitches).most_common(1)[0][0] if pitches else body * 1.2
-    vocab = _vocabulary(lines)
+    vocab = vocabulary(ln.text for ln in lines)
 
     # One pass to classify: a line is standalone when the next one does not continue its paragraph.
     def breaks(prev: _Line, ln: _Line) -> bool:
@@ -321,7 +318,7 @@ def _blocks(lines: list[_Line], tables: list[_Table]) -> list[Block]:
 
     def flush():
         if para:
-            blocks.append(Block(_join_lines([ln.text for ln in para], vocab), "text", page=para[0].page))
+            blocks.append(Block(join_lines([ln.text for ln in para], vocab), "text", page=para[0].page))
             para.clear()
 
     for _, _, _, (what, n) in items:
@@ -339,7 +336,7 @@ def _blocks(lines: list[_Line], tables: list[_Table]) -> list[Block]:
             header = last_table.rows[0] if continued else rows[0]
             body_rows = rows[1:] if not continued or rows[0] == header else rows
             bold = last_table.bold_header if continued else table.bold_header
-            blocks += [Block(line, "table", page=table.page) for line in _table_rows(header, body_rows, bold)]
+            blocks += [Block(line, "table", page=table.page) for line in table_rows(header, body_rows, bold)]
             last_table = table if not continued else _Table(table.page, table.top, [header, *body_rows], bold)
             continue
         ln, kind = lines[n], kinds[n]
@@ -391,73 +388,3 @@ def _starts_item(prev: _Line, ln: _Line) -> bool:
         return False
     # "3 days" can wrap to a line start: a bare number opens an item only where a reader sees one begin
     return prev.text.endswith((*_SENTENCE_END, " and", " or")) or abs(ln.x0 - prev.x0) > 3
-
-
-def _vocabulary(lines: list[_Line]) -> Counter:
-    """The document's words, leaving out the halves of words broken at a line end."""
-    words = Counter()
-    broken = False
-    for ln in lines:
-        text = re.sub(r"^[A-Za-z]+", "", ln.text) if broken else ln.text
-        broken = bool(re.search(r"[A-Za-z]-$", text))
-        if broken:
-            text = re.sub(r"[A-Za-z]+-$", "", text)
-        for w in re.findall(r"[A-Za-z]+(?:-[A-Za-z]+)*", text):
-            words[w.lower()] += 1
-    return words
-
-
-def _join_lines(texts: list[str], vocab: Counter) -> str:
-    out = texts[0]
-    for text in texts[1:]:
-        m = re.search(r"([A-Za-z]+)-$", out)
-        head = re.match(r"[a-z]+", text)
-        if m and head and not out.endswith("--"):
-            a, b = m.group(1).lower(), head.group()
-            # a compound keeps its hyphen ("in-" + "charge"); a word broken at the line end loses it ("estab-lished")
-            compound = vocab[f"{a}-{b}"] or (a in vocab and b in vocab and not vocab[a + b])
-            out = out + text if compound else out[:-1] + text
-        elif out and text and _is_cjk(out[-1]) and _is_cjk(text[0]):
-            out = out + text
-        else:
-            out = f"{out} {text}"
-    return out
-
-
-def _is_cjk(ch: str) -> bool:
-    return "\u3000" <= ch <= "\u9fff" or "\uff00" <= ch <= "\uffef"
-
-
-def _clean(text: str) -> str:
-    """NFKC (ligatures ﬁ → fi, compatibility forms) except on CJK and full-width punctuation, which Chinese text
-    keeps ("，" is not ","); whitespace collapsed; a private-use glyph standing alone (a Symbol-font bullet,
-    U+F0B7) is a bullet and other private-use glyphs, which no reader can decode, are dropped."""
-    text = _NOT_CJK_PUNCT.sub(lambda m: unicodedata.normalize("NFKC", m.group()), text)
-    text = _PRIVATE_USE_MARK.sub("• ", text)
-    return " ".join(_PRIVATE_USE.sub("", text).split())
-
-
-def _table_cells(raw: list[list[str | None]]) -> list[list[str]]:
-    """Cell texts; a cell under a vertically merged first-column cell (None) repeats the value above, so each
-    row keeps its key; a short second row that only continues header cells is joined into the header."""
-    rows: list[list[str]] = []
-    for raw_row in raw:
-        row = [_clean(cell or "") for cell in raw_row]
-        if rows and raw_row and raw_row[0] is None:
-            row[0] = rows[-1][0]
-        if any(row):
-            rows.append(row)
-    if len(rows) > 2:
-        head, second = rows[0], rows[1]
-        filled = [i for i, c in enumerate(second) if c]
-        if filled and len(filled) < len(second) / 2 and all(head[i] and len(second[i]) <= 30 for i in filled):
-            rows[0] = [_join_lines([h, c], Counter()) if c else h for h, c in zip(head, second, strict=True)]
-            del rows[1]
-    return rows
-
-
-def _table_rows(header: list[str], rows: list[list[str]], bold_header: bool) -> list[str]:
-    """Rows that name their columns; a two-column table without a header row is "key: value" lines."""
-    if len(header) == 2 and not bold_header and not (all(header) and all(len(h) <= 60 for h in header)):
-        return [f"{k}: {v}" if k and v else k or v for k, v in [header, *rows] if k or v]
-    return row_lines(header, rows) or [" | ".join(c for c in header if c)]

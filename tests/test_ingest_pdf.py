@@ -278,7 +278,7 @@ def test_each_chunk_names_the_chunk_that_follows_it_in_its_section_and_none_acro
 
 
 def test_nfkc_folds_ligatures_but_keeps_chinese_full_width_punctuation():
-    from ingest.pdf import _clean
+    from ingest.pdf_text import clean as _clean
 
     text = "报销审批通过后，每周四（财务部）转账：\ufb01le  o\ufb03ce"
     assert _clean(text) == "报销审批通过后，每周四（财务部）转账：file office"
