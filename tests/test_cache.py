@@ -316,15 +316,15 @@ def test_chinese_is_served_only_for_repeats_and_rewordings_by_default(settings, 
 
 
 def counting_retrievals(monkeypatch) -> list[str]:
-    import kb_assistant.assistant as assistant_module
+    import kb_assistant.evidence as evidence_module
 
-    runs, real = [], assistant_module.hybrid_search
+    runs, real = [], evidence_module.hybrid_search
 
     def counting(index, question, **kwargs):
         runs.append(question.standalone)
         return real(index, question, **kwargs)
 
-    monkeypatch.setattr(assistant_module, "hybrid_search", counting)
+    monkeypatch.setattr(evidence_module, "hybrid_search", counting)
     return runs
 
 
@@ -551,15 +551,15 @@ def test_ttl_and_size_limit(kb_assistant):
 
 
 def test_a_hundred_concurrent_identical_questions_cost_one_full_answer(kb_assistant, monkeypatch):
-    import kb_assistant.assistant as assistant_module
+    import kb_assistant.evidence as evidence_module
 
-    runs, real = [], assistant_module.hybrid_search
+    runs, real = [], evidence_module.hybrid_search
 
     def counting(*args, **kwargs):
         runs.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(assistant_module, "hybrid_search", counting)
+    monkeypatch.setattr(evidence_module, "hybrid_search", counting)
     answers, start = [], threading.Barrier(100)
 
     def ask():
