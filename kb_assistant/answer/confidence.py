@@ -112,18 +112,9 @@ def evidence_features(
     }
 
 
-def answer_confidence(
-    passages: Sequence[Candidate],
-    lang: str,
-    missing_concepts: Sequence[str] = (),
-    *,
-    question: str | None = None,
-    stats=None,
-    kb_size: int | None = None,
-    model: str = "weighted",
-) -> float:
-    """0..1 (see the module); ``model``: "weighted" (the default) or "fitted"."""
-    return assess(passages, lang, missing_concepts, question=question, stats=stats, kb_size=kb_size, model=model)[0]
+def answer_confidence(passages: Sequence[Candidate], lang: str, missing_concepts: Sequence[str] = (), **how) -> float:
+    """0..1 (see the module): ``assess`` without the features; ``how``: question, stats, kb_size, model."""
+    return assess(passages, lang, missing_concepts, **how)[0]
 
 
 def assess(
