@@ -35,6 +35,7 @@ DEFAULT_FILES = [
     (SHARED / "afqmc" / "train.csv", "zh"),
 ]
 THRESHOLDS = [0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 1.0]
+FAQ_THRESHOLDS = [0.5, 0.55, *THRESHOLDS]  # answers drawn from one FAQ entry: the evidence is stronger
 MAX_WRONG = {"en": 0.01, "zh": 0.10}  # the issue's targets: the held-out check keeps wrong hits at most this
 
 
@@ -56,6 +57,7 @@ class Evidence:
     top: str | None
     confidence: float
     answer: str = ""
+    faq: str | None = None  # the FAQ entry the answer was drawn from (its first citation, when an FAQ entry)
 
 
 @dataclass
@@ -107,6 +109,7 @@ def evaluate_pairs(
     evidence: dict[str, Evidence] | None = None,
     confidence_threshold: float = 0.25,
     max_unmatched: float | None = None,
+    faq_threshold: float = 1.0,
 ) -> tuple[list[Row], dict]:
     """Rows per threshold plus details: guard rejections by reason, personal share, examples, the held-out check.
 
@@ -114,7 +117,10 @@ def evaluate_pairs(
     answer says it); ``glossary``: the KB's synonym sets (the cache uses the KB's). ``evidence``: each question's
     outcome in the KB (``Evidence``); with it only pairs whose question 1 the pipeline answers (so the cache holds
     an entry) are scored, and a paraphrase is served only when question 2's top passage is one question 1's answer
-    cited and its confidence clears ``confidence_threshold`` — the cache's evidence check."""
+    cited and its confidence clears ``confidence_threshold`` — the cache's evidence check. ``faq_threshold``
+    (``cache_threshold_faq_en``): below the threshold, a pair whose question 1 was answered from one FAQ entry is
+    served at this similarity when question 2's top passage is that entry and the answer types, numbers and negation
+    agree; ``details["faq_curve"]`` varies it (the general threshold at ``thresholds``' last value, 1.0)."""
     import zlib
 
     import numpy as np
@@ -141,15 +147,24 @@ def evaluate_pairs(
     passed = np.array([r is None for r in reasons])
     own = ~np.array([is_personal(p.q1) or is_personal(p.q2) for p in pairs])
     agree = np.ones_like(same)
+    faq_served = np.zeros_like(same)  # may be served by the FAQ path: guard (types, numbers, negation) + evidence
     if evidence is not None:
         agree = np.array(
             [evidence[p.q2].top in evidence[p.q1].cited and evidence[p.q2].confidence >= confidence_threshold
              for p in pairs]
         )  # fmt: skip
+        faq_served = np.array(
+            [evidence[p.q1].faq is not None and evidence[p.q2].top == evidence[p.q1].faq
+             and evidence[p.q2].confidence >= confidence_threshold
+             and guard_reason(p.q2, p.q1, idf, answers.get(p.q1, ""), glossary, words, 1.0) is None
+             for p in pairs]
+        )  # fmt: skip
 
-    def decided(t: float):
+    def decided(t: float, ft: float = faq_threshold):
         similar = sims >= t if t < 1.0 else np.zeros_like(same)
-        return exact | ((reworded | similar) & passed & agree), exact | reworded | similar
+        faq_similar = (sims >= ft) & ~similar if ft < 1.0 else np.zeros_like(same)
+        served = exact | ((reworded | similar) & passed & agree) | (faq_similar & faq_served)
+        return served, exact | reworded | similar | faq_similar
 
     rows = []
     for t in thresholds:
@@ -175,6 +190,14 @@ def evaluate_pairs(
             ok = [r for r in scored if r[2] <= max_wrong] or scored[-1:]
             t = max(ok, key=lambda r: (r[1], -r[0]))[0]
             out[name] = (t, *_rates(decided(t)[0][check], same[check]), int(check.sum()))
+    faq_curve = {}  # half -> [(FAQ threshold, hit rate, wrong-hit rate, hits, wrong)], general threshold 1.0
+    for name, pick in (("all", np.ones_like(own)), ("first", half), ("second", ~half)):
+        rows_half = pick & own
+        faq_curve[name] = [
+            (ft, *_rates(d[rows_half], same[rows_half]), int(d[rows_half].sum()), int((d & ~same)[rows_half].sum()))
+            for ft in FAQ_THRESHOLDS
+            for d in [decided(1.0, ft)[0]]
+        ]
     rejected = [(p.q1, p.q2, r, float(s)) for p, r, s in zip(pairs, reasons, sims, strict=True) if r and not p.same]
     rejected.sort(key=lambda x: -x[3])
     details = {
@@ -187,6 +210,7 @@ def evaluate_pairs(
         "held_out_own": held_out_own,
         "max_wrong": max_wrong,
         "curves": curves,
+        "faq_curve": faq_curve if evidence is not None and faq_served.any() else {},
         "dropped": dropped,  # pairs whose question 1 the KB does not answer: the cache holds nothing to serve
         "disagreed": int(((reworded | (sims >= min(thresholds))) & passed & ~agree).sum()),
     }
@@ -225,7 +249,7 @@ def run(
     ``<data>/eval/cache-*/evidence.json``), the threshold is chosen on one half of every such file at once and
     checked on the other halves, and ``off_kb`` questions of each of the other KBs are asked of a cache holding
     every answered question of this one (a question the KB has no entry for must never hit)."""
-    from kb_assistant.cache.semantic import similarity_threshold
+    from kb_assistant.cache.semantic import faq_threshold, similarity_threshold
     from kb_assistant.embeddings import make_embeddings
     from kb_assistant.glossary import load_glossary
     from kb_assistant.settings import Settings
@@ -264,6 +288,7 @@ def run(
             pairs, embeddings, idf, max_wrong=MAX_WRONG.get(lang, 0.01), answers=answers,
             glossary=kb.glossary if kb else glossary, evidence=evidence,
             confidence_threshold=settings.confidence_threshold, max_unmatched=settings.cache_max_unmatched_en,
+            faq_threshold=faq_threshold(settings, lang),
         )  # fmt: skip
         details["evidence"] = evidence is not None
         say(report(path.name, lang, rows, details, similarity_threshold(settings, lang)))
@@ -274,7 +299,8 @@ def run(
     for name, kb in kbs.items():
         others = [q for other, okb in kbs.items() if other != name for q in okb.sample_questions(off_kb, seed)]
         if others:
-            say(kb.off_kb_report(others, embeddings, settings.confidence_threshold, settings.cache_max_unmatched_en))
+            say(kb.off_kb_report(others, embeddings, settings.confidence_threshold, settings.cache_max_unmatched_en,
+                                 faq_threshold(settings, "en")))  # fmt: skip
     return results
 
 
@@ -335,7 +361,9 @@ class EvidenceKB:
     def evidence(self, questions) -> dict[str, Evidence]:
         import json
 
-        todo = [q for q in sorted(questions) if q not in self._memo]
+        from kb_assistant.cache.semantic import faq_entry
+
+        todo = [q for q in sorted(questions) if "faq" not in self._memo.get(q, {})]  # (older memos lack "faq")
         memo = getattr(self.assistant.embeddings, "_memo", None)  # the model's query memo (QueryMemo)
         for i, q in enumerate(todo):
             if memo is not None and i % 256 == 0:  # one question at a time the model is ~10x slower than batched
@@ -344,6 +372,7 @@ class EvidenceKB:
             a = self.assistant.ask(q, kb="eval")
             self._memo[q] = {
                 "cited": sorted({c.chunk_id for c in a.citations}) if a.answered and a.citations else None,
+                "faq": faq_entry(self.index, a) if a.answered else None,
                 "top": a.passages[0].chunk_id if a.passages else None,
                 "confidence": a.confidence,
                 "answer": a.text if a.answered else "",
@@ -351,7 +380,7 @@ class EvidenceKB:
             if i % 100 == 99 or i == len(todo) - 1:
                 self._memo_path.write_text(json.dumps(self._memo, ensure_ascii=False), encoding="utf-8")
         return {
-            q: Evidence(frozenset(m["cited"]) if m["cited"] else None, m["top"], m["confidence"], m["answer"])
+            q: Evidence(frozenset(m["cited"]) if m["cited"] else None, m["top"], m["confidence"], m["answer"], m["faq"])
             for q, m in self._memo.items()
             if q in questions
         }
@@ -371,7 +400,9 @@ class EvidenceKB:
         qs = self.questions
         return random.Random(seed).sample(qs, min(n, len(qs)))
 
-    def off_kb_report(self, foreign: list[str], embeddings, confidence_threshold: float, max_unmatched=None) -> str:
+    def off_kb_report(
+        self, foreign: list[str], embeddings, confidence_threshold: float, max_unmatched=None, faq_threshold=1.0
+    ) -> str:
         """Questions of other KBs asked of a cache holding every answered question of this one: hits per threshold
         (every one is a question this KB has no entry for)."""
         import numpy as np
@@ -412,6 +443,17 @@ class EvidenceKB:
                         hits += 1
                         break
             lines.append(f"  threshold {t:.2f}: {hits} hits (a similar entry without guard and evidence: {raw})")
+        if faq_threshold < 1.0:  # the FAQ path on its own (general threshold 1.0)
+            hits = 0
+            for i, q in enumerate(foreign):
+                ev = theirs[q]
+                for j in np.nonzero(sims[i] >= faq_threshold)[0]:
+                    entry = own[stored[j]]
+                    backed = entry.faq and ev.top == entry.faq and ev.confidence >= confidence_threshold
+                    if backed and guard_reason(q, stored[j], self.idf, entry.answer, self.glossary, words, 1.0) is None:
+                        hits += 1
+                        break
+            lines.append(f"  FAQ answers at cache_threshold_faq_en {faq_threshold:.2f}: {hits} hits")
         return "\n".join(lines)
 
 
@@ -546,6 +588,20 @@ def report(name: str, lang: str, rows: list[Row], details: dict, default: float)
                 f"hits <= {details['max_wrong']:.0%}) gives on the {other} half ({n} pairs) hit rate {hit:.1%}, "
                 f"wrong-hit rate {wrong:.1%}"
             )
+    curve = details.get("faq_curve") or {}
+    if curve:
+        lines.append("answers drawn from one FAQ entry, general threshold 1.00, FAQ threshold (cache_threshold_faq_en) "
+                     "on the pairs without a personal question: hit rate, wrong-hit rate (hits, wrong)")  # fmt: skip
+        for i, row in enumerate(curve["all"]):
+            halves = "; ".join(f"{h} half {curve[h][i][1]:.1%}, {curve[h][i][2]:.1%} ({curve[h][i][3]}, "
+                               f"{curve[h][i][4]})" for h in ("first", "second"))  # fmt: skip
+            lines.append(f"   {row[0]:.2f}: {row[1]:.1%}, {row[2]:.1%} ({row[3]}, {row[4]}); {halves}")
+        for tune, check in (("first", "second"), ("second", "first")):
+            ok = [r for r in curve[tune] if r[2] <= details["max_wrong"]] or curve[tune][-1:]
+            t = max(ok, key=lambda r: (r[1], -r[0]))[0]
+            held = {r[0]: r for r in curve[check]}[t]
+            lines.append(f"held out (FAQ answers): chosen on the {tune} half {t:.2f}; on the {check} half hit rate "
+                         f"{held[1]:.1%}, wrong-hit rate {held[2]:.1%} ({held[4]} of {held[3]} hits)")  # fmt: skip
     lines.append("guard outcome per pair: " + ", ".join(f"{k} {v}" for k, v in details["reasons"].most_common()))
     lines.append("rejected near-miss pairs (different questions, highest similarity first):")
     lines += [f"  {s:.2f}  {a}  |  {b}  -> {r}" for a, b, r, s in details["rejected_examples"]]

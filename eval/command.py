@@ -138,7 +138,9 @@ def _yardsticks(ds, rows: list[dict], settings, embeddings, summary: dict, say: 
     say(f"the ideal-extract ceiling and the plain baseline (PDF text via pdfminer, cached in {cache}) …")
     texts = document_texts(ds.documents, cache)
     ceil_rows = ideal_extract(ds.items, texts)
-    base_rows = plain_baseline(ds.items, texts, embeddings, cache)
+    from kb_assistant.embeddings import embedder_id
+
+    base_rows = plain_baseline(ds.items, texts, embeddings, cache, model=embedder_id(settings))
     normalised = {name: presence_text(text) for name, text in texts.items()}
     for row, c, b in zip(rows, ceil_rows, base_rows, strict=True):
         window = normalised[row["document"]][c["start"] : c["start"] + WINDOW]

@@ -44,14 +44,15 @@ def ceiling(items, texts: dict[str, str]) -> list[dict]:
     return rows
 
 
-def plain_baseline(items, texts: dict[str, str], embeddings, cache_dir: Path) -> list[dict]:
-    """Per question: the top-1 chunk of the plain index (all documents in one index), its share and verdict."""
+def plain_baseline(items, texts: dict[str, str], embeddings, cache_dir: Path, model: str = "") -> list[dict]:
+    """Per question: the top-1 chunk of the plain index (all documents in one index), its share and verdict.
+    ``model`` names the embedding model: its chunk vectors are cached apart from another model's."""
     import numpy as np
     from langchain_text_splitters import RecursiveCharacterTextSplitter
 
     splitter = RecursiveCharacterTextSplitter(chunk_size=CHUNK_SIZE, chunk_overlap=CHUNK_OVERLAP)
     chunks = [(name, piece) for name, text in sorted(texts.items()) for piece in splitter.split_text(text)]
-    key = hashlib.sha1(json.dumps(chunks).encode()).hexdigest()[:16]
+    key = hashlib.sha1(json.dumps([model, chunks]).encode()).hexdigest()[:16]
     cached = cache_dir / f"baseline-{key}.npy"
     if cached.exists():
         vectors = np.load(cached)

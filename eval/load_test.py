@@ -204,7 +204,7 @@ def _mid_test_ingest(env: dict, doc: Path, after_s: float, report: LoadReport) -
     )
 
 
-def run_locust(base: str, users: int, duration: float, work: Path, env: dict | None = None) -> LoadReport:
+def run_locust(base: str, users: int, duration: float, work: Path, think_s: float = 0.5) -> LoadReport:
     report = LoadReport(users=users, duration=duration)
     prefix = work / "locust"
     tickets_file = work / "tickets.json"
@@ -213,7 +213,12 @@ def run_locust(base: str, users: int, duration: float, work: Path, env: dict | N
         "-u", str(users), "-r", str(users), "-t", f"{int(duration)}s", "--stop-timeout", "60",
         "--csv", str(prefix), "--only-summary", "--loglevel", "WARNING",
     ]  # fmt: skip
-    run_env = {**os.environ, "KB_LOAD_TICKETS": str(tickets_file), "PYTHONPATH": str(ROOT)}
+    run_env = {
+        **os.environ,
+        "KB_LOAD_TICKETS": str(tickets_file),
+        "KB_LOAD_THINK_S": str(think_s),
+        "PYTHONPATH": str(ROOT),
+    }
     done = subprocess.run(cmd, env=run_env, cwd=ROOT, timeout=duration + 180, capture_output=True, text=True)
     stats = Path(f"{prefix}_stats.csv")
     if not stats.exists():
@@ -256,21 +261,21 @@ def count_stored(
     return stored, recorded
 
 
-def run(users: int, duration: float, llm_ms: int, work: Path | None = None) -> LoadReport:
+def run(users: int, duration: float, llm_ms: int, work: Path | None = None, think_s: float = 0.5) -> LoadReport:
     """The whole local run (fake LLM, chroma, kb serve, locust, mid-test ingest); the report."""
     work = work or Path(tempfile.mkdtemp(prefix="kb-load-"))
     with local_stack(work, llm_ms) as stack:
         print(f"server {stack.replicas[0]} (data {stack.data_dir}, fake LLM model fake-ttft{llm_ms})", flush=True)
-        return _phase(stack, stack.replicas[0], users, duration, work)
+        return _phase(stack, stack.replicas[0], users, duration, work, think_s)
 
 
-def _phase(stack: Stack, base: str, users: int, duration: float, work: Path) -> LoadReport:
+def _phase(stack: Stack, base: str, users: int, duration: float, work: Path, think_s: float = 0.5) -> LoadReport:
     """Locust against ``base`` with the mid-test ingest; tickets counted in the stack's queue database."""
     holder = LoadReport(users=users, duration=duration)
     started = datetime.now(UTC)  # a later run's tickets may be earlier ones reopened: count its requests only
     ingest = threading.Thread(target=_mid_test_ingest, args=(stack.env, stack.doc, duration / 2, holder), daemon=True)
     ingest.start()
-    report = run_locust(base, users, duration, work)
+    report = run_locust(base, users, duration, work, think_s)
     ingest.join(timeout=600)
     report.ingest, report.ingest_rc = holder.ingest, holder.ingest_rc
     stored = count_stored(stack.data_dir, report.ticket_ids, stack.database_url, since=started)
@@ -279,7 +284,7 @@ def _phase(stack: Stack, base: str, users: int, duration: float, work: Path) -> 
 
 
 def run_replicas(
-    users: int, duration: float, llm_ms: int, replicas: int, work: Path | None = None
+    users: int, duration: float, llm_ms: int, replicas: int, work: Path | None = None, think_s: float = 0.5
 ) -> dict[int, LoadReport]:
     """One stack of ``replicas`` servers; the test through nginx with one of them behind it, then with all."""
     from eval.proxy import nginx_proxy
@@ -294,7 +299,7 @@ def run_replicas(
             phase.mkdir(parents=True, exist_ok=True)
             upstreams = [url.removeprefix("http://") for url in stack.replicas[:n]]
             with nginx_proxy(upstreams, _free_port(), phase / "nginx") as base:
-                reports[n] = _phase(stack, base, users, duration, phase)
+                reports[n] = _phase(stack, base, users, duration, phase, think_s)
             print(f"\n--- {n} replica(s) behind nginx\n" + "\n".join(reports[n].lines()), flush=True)
     return reports
 
@@ -319,6 +324,10 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=50)
     parser.add_argument("--duration", type=float, default=60.0, help="Seconds.")
     parser.add_argument("--llm-ms", type=int, default=200, help="The fake LLM's latency per call (model fake-ttftMS).")
+    parser.add_argument(
+        "--think-s", type=float, default=0.5,
+        help="Each user's pause between questions; 0 keeps all users' requests in flight (compare replicas so).",
+    )  # fmt: skip
     parser.add_argument("--work-dir", type=Path, help="Where data, Chroma and Locust's CSVs go (default: a temp dir).")
     parser.add_argument(
         "--replicas", type=int, default=1,
@@ -326,17 +335,17 @@ def main() -> None:
     )  # fmt: skip
     args = parser.parse_args()
     if args.replicas > 1 and not args.url:
-        reports = run_replicas(args.users, args.duration, args.llm_ms, args.replicas, args.work_dir)
+        reports = run_replicas(args.users, args.duration, args.llm_ms, args.replicas, args.work_dir, args.think_s)
         print("\n" + "\n".join(comparison(reports)))
         sys.exit(0 if all(r.ok for r in reports.values()) else 1)
     if args.url:
         work = args.work_dir or Path(tempfile.mkdtemp(prefix="kb-load-"))
-        report = run_locust(args.url.rstrip("/"), args.users, args.duration, work)
+        report = run_locust(args.url.rstrip("/"), args.users, args.duration, work, args.think_s)
         # not checked here: the queue database is the server's
         report.tickets_stored, report.requests_recorded = report.tickets_sent, report.unanswered
         print("(tickets stored are not checked against a server started elsewhere)")
     else:
-        report = run(args.users, args.duration, args.llm_ms, args.work_dir)
+        report = run(args.users, args.duration, args.llm_ms, args.work_dir, args.think_s)
     print("\n".join(report.lines()))
     sys.exit(0 if report.ok else 1)
 

@@ -24,6 +24,7 @@ ANSWERABLE = [r["question"] for r in _ROWS if r.get("answerable")]
 UNANSWERABLE = [r["question"] for r in _ROWS if not r.get("answerable")]
 HANDOFF = ["转人工", "我的工资条有问题，转人工", "talk to a human about my visa", "人工客服：社保基数怎么改？"]
 KB = os.environ.get("KB_LOAD_KB", "default")
+THINK_S = float(os.environ.get("KB_LOAD_THINK_S", "0.5"))
 
 tickets: Counter[str] = Counter()  # ticket id -> unanswered answers that named it
 unanswered = Counter()  # task name -> unanswered answers (each must carry a ticket id)
@@ -41,7 +42,10 @@ def _check(response, answer: dict | None, name: str) -> None:
 
 
 class ChatUser(HttpUser):
-    wait_time = constant(0.5)  # a person reads the answer before asking the next question
+    # a person reads the answer before asking the next question; 0 (--think-s 0) keeps every user's request in
+    # flight, which is what a throughput comparison of 1 vs N replicas needs (with 0.5 s, 50 users ask at most
+    # 50 / (0.5 + answer time) questions a second, whatever serves them)
+    wait_time = constant(THINK_S)
 
     def ask(self, question: str, name: str, stream: bool = False) -> None:
         body = {"question": question, "kb": KB, "stream": stream}

@@ -204,6 +204,16 @@ class Settings(BaseSettings):
         description="Similarity (0..1) a Chinese question needs to a cached one; 1.0 = no embedding layer (repeats "
         "and rewordings in other function words only: the default embedding cannot tell Chinese questions apart).",
     )
+    cache_threshold_faq_en: float = Field(
+        0.65,
+        ge=0.0,
+        le=1.0,
+        description="Similarity (0..1) an English question needs to a cached one whose answer is one FAQ entry's, "
+        "when the new question's own top passage is that same entry: an FAQ entry answers one question, so then "
+        "only the answer types, numbers and negation must agree (a document passage answers many questions and "
+        "keeps cache_threshold_en). 1.0 = off. On held-out COVID FAQ pairs 0 wrong hits from 0.50 up; 0.65 is the "
+        "lowest at which no question of another KB (policy PDFs) was served (eval/README.md).",
+    )
     cache_max_unmatched_en: float = Field(
         0.1,
         ge=0.0,

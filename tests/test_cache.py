@@ -669,3 +669,39 @@ def test_the_pair_evaluation_counts_a_paraphrase_hit_only_where_its_evidence_agr
     low = {**evidence, paraphrase: Evidence(frozenset({"sick"}), "sick", 0.1)}  # below the answer threshold
     rows, _ = evaluate_pairs(pairs, embeddings, idf, thresholds=[0.6], evidence=low, confidence_threshold=0.25)
     assert rows[0].hits == 0
+
+
+FAQ = """question,answer
+How do I reset the VPN password?,Open the self-service portal at https://id.example.internal and choose Reset VPN password; the new password works within five minutes.
+How do I change the email password?,"In Outlook on the web, open Settings, then Security, then Change password."
+Can I bring a guest to the office?,Guests are welcome on weekdays when you register them at reception the day before.
+How do I book a meeting room?,Meeting rooms are booked in the Rooms calendar; a booking longer than four hours needs the office manager's approval.
+"""
+
+
+def test_a_paraphrase_of_an_faq_question_is_served_when_its_own_top_passage_is_that_entry(
+    settings, embeddings, tmp_path
+):
+    from ingest.pipeline import ingest_paths
+    from kb_assistant.assistant import Assistant
+
+    (tmp_path / "faq").mkdir()
+    (tmp_path / "faq" / "it-faq.csv").write_text(FAQ, encoding="utf-8")
+    write_kb(tmp_path / "docs")
+    assert ingest_paths(settings, [tmp_path / "faq", tmp_path / "docs"], "default").ok
+    assistant = Assistant(settings, embeddings=embeddings)  # default thresholds: 1.0, and 0.65 for FAQ answers
+    first = assistant.ask("How do I reset the VPN password?")
+    assert first.answered and not first.cached and "self-service portal" in first.text
+    paraphrase = assistant.ask("What is the way to reset a VPN password?")
+    assert paraphrase.cached and paraphrase.text == first.text
+    assert "retrieve" in paraphrase.timings_ms  # served on the evidence of its own retrieval
+    # its own top passage is another entry: never the VPN answer
+    other = assistant.ask("How can I reset the email password?")
+    assert not other.cached and "Outlook" in other.text
+    # a document passage answers many questions: its paraphrases keep the general threshold (off by default)
+    sick = assistant.ask("How many days of paid sick leave do I get per year?")
+    assert sick.answered and not sick.cached and "12" in sick.text
+    assert not assistant.ask("What is the number of paid sick leave days per year?").cached
+    # and switched off, an FAQ answer is served to exact repeats and rewordings only
+    assistant.settings.cache_threshold_faq_en = 1.0
+    assert not assistant.ask("What are the steps to reset a VPN password?").cached

@@ -7,7 +7,11 @@ also passes the near-miss guard of ``cache.guard`` (no difference in negation, n
 words; a swapped word the cached answer says, or a glossary synonym, is no difference) and the new question's own
 retrieval agrees with the cached answer (``agrees``: its top passage after rerank is one the answer cited, and its
 confidence clears the answer threshold). Retrieval costs tens of milliseconds, the LLM call a hit saves seconds, and
-the caller keeps that retrieval for the full answer when the check fails. Exact repeats skip the check. MiniLM
+the caller keeps that retrieval for the full answer when the check fails. Exact repeats skip the check.
+An English answer drawn from one FAQ entry is also served to a question only ``cache_threshold_faq_en`` (0.65)
+similar, when that question's own top passage is the same entry and its answer types, numbers and negation agree:
+an FAQ entry answers one question, while a document passage answers many (a policy section holds the full-time and
+the part-time leave), so passage answers keep ``cache_threshold_en`` and the word-by-word check. MiniLM
 cannot tell Chinese questions apart, so Chinese stops at the wording key by default (``cache_threshold_zh`` = 1.0).
 
 Concurrent identical questions are single-flight: the first asker answers, the others wait for its entry.
@@ -77,6 +81,11 @@ class _Flight:
 # mpnet's 0.80 was chosen on the COVID pairs alone; on policy-PDF pairs no threshold under 1.0 kept wrong hits
 # within 1% even with the evidence check (eval/README.md, "evidence agreement"), so every model starts at 1.0.
 EN_THRESHOLD_BY_MODEL: dict[str, float] = {}
+
+
+def faq_threshold(settings: Settings, lang: str) -> float:
+    """The similarity a question in ``lang`` needs to a cached one answered by one FAQ entry (English only)."""
+    return 1.0 if lang == "zh" else min(settings.cache_threshold_faq_en, 1.0)
 
 
 def similarity_threshold(settings: Settings, lang: str) -> float:
@@ -170,20 +179,28 @@ class SemanticCache(CacheAdmin):
             vector = embedder.embed_query(question)
         if embedder is self.embeddings:
             out.query_vector = vector  # retrieval embeds with the same model: reuse it
-        threshold = self.threshold(lang)
-        if not space.ids or threshold >= 1.0:  # nothing to compare with, or no embedding layer for this language
+        threshold, faq = self.threshold(lang), faq_threshold(self.settings, lang)
+        if not space.ids or min(threshold, faq) >= 1.0:  # nothing to compare with, or no embedding layer
             return out
         sims = space.matrix @ np.asarray(vector, dtype=np.float32)
-        best = np.argsort(-sims)[:CANDIDATES]
-        ids = [space.ids[i] for i in best if sims[i] >= threshold]
-        self._serve_first(index, question, ids, out, "semantic", agrees)
+        best = [i for i in np.argsort(-sims)[:CANDIDATES] if sims[i] >= min(threshold, faq)]
+        faq_only = {space.ids[i] for i in best if sims[i] < threshold}  # served only as one FAQ entry's answer
+        self._serve_first(index, question, [space.ids[i] for i in best], out, "semantic", agrees, faq_only)
         return out
 
     def _serve_first(
-        self, index: KnowledgeBase, question: str, ids: list[int], out: Lookup, kind: str, agrees=None
+        self,
+        index: KnowledgeBase,
+        question: str,
+        ids: list[int],
+        out: Lookup,
+        kind: str,
+        agrees=None,
+        faq_only: set[int] | frozenset[int] = frozenset(),
     ) -> bool:
         """Serve the first candidate entry that passes the near-miss guard, is fresh and that the question's own
-        retrieval agrees with; record the rejected."""
+        retrieval agrees with; record the rejected. An entry of ``faq_only`` (similar enough only by
+        ``cache_threshold_faq_en``) must be one FAQ entry's answer, and the question's top passage that entry."""
         if not ids:
             return False
         rows, key = self.db.by_ids(ids), normalize_question(question)
@@ -204,19 +221,24 @@ class SemanticCache(CacheAdmin):
                 continue
             if agrees is None:  # a paraphrase is served only on the evidence of its own retrieval
                 continue
+            cited, max_unmatched = json.loads(row["chunk_ids"]), self.settings.cache_max_unmatched_en
+            if entry_id in faq_only:
+                entry = faq_entry(index, cached)
+                if entry is None:
+                    continue  # a document passage answers many questions: the general threshold applies
+                cited, max_unmatched = [entry], 1.0  # the question's top passage must be that very entry
             reason = near_miss_reason(  # a swapped word the cached answer itself says may pass
                 question, row["question"], index.stats.idf, answer=cached.text, glossary=index.glossary
             )
             if reason is None:  # and it must ask what the cached question asked
                 reason = intent_reason(question, row["question"], index.stats.idf, words=self.words,
-                                       glossary=index.glossary,
-                                       max_unmatched=self.settings.cache_max_unmatched_en)  # fmt: skip
+                                       glossary=index.glossary, max_unmatched=max_unmatched)  # fmt: skip
             if reason is not None:
                 out.rejected.append((row["question"], reason))
                 continue
             if not self._fresh(row, index):
                 continue
-            disagreement = agrees(json.loads(row["chunk_ids"]), out.query_vector)
+            disagreement = agrees(cited, out.query_vector)
             if disagreement is not None:
                 out.rejected.append((row["question"], disagreement))
                 continue
@@ -231,3 +253,13 @@ class SemanticCache(CacheAdmin):
         answer, entry_id = found.answer, found.entry_id
         saved = max(0.0, float(found.full_ms) - elapsed_ms)
         self.db.record_hit(kb, entry_id, answer.id, saved, found.kind, counts)
+
+
+def faq_entry(index: KnowledgeBase, answer: Answer) -> str | None:
+    """The chunk id of the FAQ entry ``answer`` was drawn from — its first citation, when that is an FAQ entry —
+    or None (a document passage, or no citation)."""
+    if not answer.citations:
+        return None
+    first = min(answer.citations, key=lambda c: c.n).chunk_id
+    chunk = index.get([first]).get(first)
+    return first if chunk is not None and chunk.kind == "faq" else None
