@@ -475,7 +475,8 @@ def cache_on_off(ds, settings, kb: str, embeddings, off_rows: list[dict], user_s
     def shares(rows: list[dict]) -> dict:
         if scored:
             return runner.presence_summary(rows, threshold)
-        return {"answer_rate": runner.summarise(rows, threshold)["answer_rate"]}
+        right = sum(_verdict(r, threshold) == "correct" for r in rows) / max(1, len(rows))
+        return {"answer_rate": runner.summarise(rows, threshold)["answer_rate"], "right_first": right}
 
     out = {}
     lines = ["\nsemantic cache on vs off (questions in order; the second pass asks them all again):"]
@@ -491,7 +492,7 @@ def cache_on_off(ds, settings, kb: str, embeddings, off_rows: list[dict], user_s
                      f"cache-off answer ({len(worse)} worse); median {out[name]['p50_ms']:.0f} ms")  # fmt: skip
         out[name]["worse_examples"] = [(rows[i]["question"], off_rows[i]["answer"][:200], rows[i]["answer"][:200])
                                        for i in worse[:5]]  # fmt: skip
-    key = "correct" if scored else "answer_rate"
+    key = "correct" if scored else "right_first"  # answered with the right passage first
     delta = (out["cache on, first pass"][key] - out["cache off"][key]) * 100
     lines.append(f"  {key}: cache on minus off, first pass {delta:+.1f} points")
     for name in ("cache on, first pass", "cache on, asked again"):
@@ -511,15 +512,20 @@ def remember_query_vectors(embeddings, questions: list[str]) -> None:
     memo.update(zip(todo, embeddings.embed_documents(todo), strict=True))
 
 
-_RANK = {"correct": 3, "partial": 2, "refused": 1, "wrong": 0, True: 1, False: 0}
+_RANK = {"correct": 3, "partial": 2, "refused": 1, "wrong": 0}
 
 
 def _verdict(row: dict, threshold: float):
+    """Token presence: its verdict. Otherwise (an FAQ or golden set): "correct" when answered with the right
+    passage first — a cached answer of another question cites another entry — "wrong" when answered from another
+    passage first, "refused" when not answered."""
     from eval.metrics import answered_at
 
     if "verdict" in row:
         return row["verdict"] if answered_at(row, threshold) else "refused"
-    return answered_at(row, threshold)
+    if not answered_at(row, threshold):
+        return "refused"
+    return "correct" if row.get("rank") == 1 else "wrong"
 
 
 def _rank(row: dict, threshold: float) -> int:

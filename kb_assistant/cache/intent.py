@@ -230,6 +230,8 @@ def intent_reason(
     ka, kb = asks(a), asks(b)
     if len(ka) != len(kb) or not all(types_agree(x, y) for x, y in zip(ka, kb, strict=True)):
         return f"asks {'+'.join(map(str, ka))} / {'+'.join(map(str, kb))}"
+    if max_unmatched >= 1.0:  # any share may be left unmatched: no need to look for counterparts
+        return None
     found = unmatched_words(
         a, b, idf, words=words, word_similarity=word_similarity, glossary=glossary, content=content_words,
         weight=_weight, same_word=_same_word,
