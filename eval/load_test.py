@@ -55,6 +55,7 @@ class Stack:
     doc: Path
     data_dir: Path
     database_url: str | None = None
+    server_pids: list[int] = field(default_factory=list)  # the replicas' processes, for the CPU account
 
 
 @dataclass
@@ -70,6 +71,7 @@ class LoadReport:
     requests_recorded: int = 0  # the requests those tickets hold in the queue database
     ingest: str = "not run"
     ingest_rc: int | None = None
+    cpu: dict = field(default_factory=dict)  # CPU the phase used: the machine's and each replica's, in cores
 
     @property
     def total(self) -> dict:
@@ -97,6 +99,13 @@ class LoadReport:
             f"stored={self.tickets_stored} lost={self.tickets_sent - self.tickets_stored}; "
             f"requests recorded on them={self.requests_recorded}"
         )
+        if self.cpu:
+            replicas = ", ".join(f"{c:.2f}" for c in self.cpu["replicas"])
+            out.append(
+                f"CPU during the run, in cores of {self.cpu['cores']}: machine busy {self.cpu['busy']:.2f}, "
+                f"replicas {replicas}, everything else (Locust, nginx, Chroma, Postgres, fake LLM, ingest) "
+                f"{self.cpu['busy'] - sum(self.cpu['replicas']):.2f}"
+            )
         out += [f"  failure: {f}" for f in self.failures[:10]]
         return out
 
@@ -172,7 +181,8 @@ def local_stack(work: Path, llm_ms: int, replicas: int = 1, cache: bool = True):
                 if n == 0:
                     subprocess.run([*kb, "ingest", str(doc), "--kb", "default"], env=env, cwd=ROOT, check=True,
                                    timeout=600, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-            yield Stack(bases, env, doc, work / "data", database_url)
+            servers = [p.pid for p in procs[1:]]  # procs[0] is chroma
+            yield Stack(bases, env, doc, work / "data", database_url, servers)
         finally:
             for proc in reversed(procs):
                 _stop(proc)
@@ -275,12 +285,43 @@ def _phase(stack: Stack, base: str, users: int, duration: float, work: Path, thi
     started = datetime.now(UTC)  # a later run's tickets may be earlier ones reopened: count its requests only
     ingest = threading.Thread(target=_mid_test_ingest, args=(stack.env, stack.doc, duration / 2, holder), daemon=True)
     ingest.start()
+    before = _cpu_seconds(stack.server_pids)
     report = run_locust(base, users, duration, work, think_s)
+    report.cpu = _cpu_used(before, _cpu_seconds(stack.server_pids))
     ingest.join(timeout=600)
     report.ingest, report.ingest_rc = holder.ingest, holder.ingest_rc
     stored = count_stored(stack.data_dir, report.ticket_ids, stack.database_url, since=started)
     report.tickets_stored, report.requests_recorded = stored
     return report
+
+
+def _cpu_seconds(pids: list[int]) -> dict:
+    """The machine's busy CPU seconds and each process's (with its children), now."""
+    import psutil
+
+    def of(pid: int) -> float:
+        try:
+            proc = psutil.Process(pid)
+            procs = [proc, *proc.children(recursive=True)]
+            return sum(sum(p.cpu_times()[:2]) for p in procs if p.is_running())
+        except psutil.Error:
+            return 0.0
+
+    total = psutil.cpu_times()
+    return {"t": time.monotonic(), "busy": sum(total) - total.idle - getattr(total, "iowait", 0.0),
+            "procs": [of(pid) for pid in pids]}  # fmt: skip
+
+
+def _cpu_used(before: dict, after: dict) -> dict:
+    """Average cores used between two ``_cpu_seconds`` snapshots: the machine's, and each replica's."""
+    import psutil
+
+    wall = max(after["t"] - before["t"], 1e-9)
+    return {
+        "cores": psutil.cpu_count(),
+        "busy": (after["busy"] - before["busy"]) / wall,
+        "replicas": [(b - a) / wall for a, b in zip(before["procs"], after["procs"], strict=True)],
+    }
 
 
 def run_replicas(
