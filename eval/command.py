@@ -138,9 +138,12 @@ def _yardsticks(ds, rows: list[dict], settings, embeddings, summary: dict, say: 
     say(f"the ideal-extract ceiling and the plain baseline (PDF text via pdfminer, cached in {cache}) …")
     texts = document_texts(ds.documents, cache)
     ceil_rows = ideal_extract(ds.items, texts)
-    from kb_assistant.embeddings import embedder_id
+    from kb_assistant.embeddings import embedder_id, make_embeddings
 
-    base_rows = plain_baseline(ds.items, texts, embeddings, cache, model=embedder_id(settings))
+    # the baseline is what a user builds in an afternoon: always the bundled MiniLM, whatever model we are measured on
+    plain = settings.model_copy(update={"embedding_model": None, "embedding_base_url": None})
+    base_embeddings = embeddings if embedder_id(plain) == embedder_id(settings) else make_embeddings(plain)
+    base_rows = plain_baseline(ds.items, texts, base_embeddings, cache, model=embedder_id(plain))
     normalised = {name: presence_text(text) for name, text in texts.items()}
     for row, c, b in zip(rows, ceil_rows, base_rows, strict=True):
         window = normalised[row["document"]][c["start"] : c["start"] + WINDOW]
