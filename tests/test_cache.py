@@ -671,12 +671,20 @@ def test_the_pair_evaluation_counts_a_paraphrase_hit_only_where_its_evidence_agr
     assert rows[0].hits == 0
 
 
-FAQ = """question,answer
-How do I reset the VPN password?,Open the self-service portal at https://id.example.internal and choose Reset VPN password; the new password works within five minutes.
-How do I change the email password?,"In Outlook on the web, open Settings, then Security, then Change password."
-Can I bring a guest to the office?,Guests are welcome on weekdays when you register them at reception the day before.
-How do I book a meeting room?,Meeting rooms are booked in the Rooms calendar; a booking longer than four hours needs the office manager's approval.
-"""
+FAQ = "\n".join(
+    [
+        "question,answer",
+        "How do I reset the VPN password?,Open the self-service portal at https://id.example.internal and choose "
+        "Reset VPN password; the new password works within five minutes.",
+        'How do I change the email password?,"In Outlook on the web, open Settings, then Security, then Change '
+        'password."',
+        "Can I bring a guest to the office?,Guests are welcome on weekdays when you register them at reception the "
+        "day before.",
+        "How do I book a meeting room?,Meeting rooms are booked in the Rooms calendar; a booking longer than four "
+        "hours needs the office manager's approval.",
+        "",
+    ]
+)
 
 
 def test_a_paraphrase_of_an_faq_question_is_served_when_its_own_top_passage_is_that_entry(

@@ -126,3 +126,19 @@ def test_kb_eval_on_a_pdf_folder_reports_ours_beside_the_plain_baseline_and_the_
     gated = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "r2"), "--fail-over", "wrong=-0.1"])
     assert gated.exit_code == 1
     assert "fail-over: wrong =" in gated.output and "> -0.1" in gated.output
+
+
+def test_the_plain_baseline_is_minilm_whatever_embedding_model_is_measured(tmp_path, policy_folder, monkeypatch):
+    from kb_assistant.cli import app
+
+    monkeypatch.setenv("KB_DATA_DIR", str(tmp_path / "data"))
+    reports = {}
+    for model in ("", "all-mpnet-base-v2"):  # the second reads the first's cached MiniLM chunk vectors
+        monkeypatch.setenv("KB_EMBEDDING_MODEL", model)
+        out = tmp_path / f"report-{model or 'minilm'}"
+        result = CliRunner().invoke(app, ["eval", str(policy_folder), "--out", str(out)])
+        assert result.exit_code == 0, result.output
+        reports[model] = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    baselines = [[r["baseline"] for r in report["rows"]] for report in reports.values()]
+    assert baselines[0] == baselines[1]
+    assert reports[""]["settings"]["embedding_model"] != reports["all-mpnet-base-v2"]["settings"]["embedding_model"]
