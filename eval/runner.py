@@ -86,7 +86,7 @@ def run(
                 "expected_answer": item.expected_answer,
                 "rank": rank,
                 "confidence": answer.confidence,
-                "features": answer._evidence,  # what the confidence came from (eval.calibrate refits on them)
+                "features": answer._evidence() if answer._evidence else None,  # what eval.calibrate refits on
                 "answered_any": answer.answered,
                 "cached": answer.cached,
                 "reason": answer.escalation_reason,

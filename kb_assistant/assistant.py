@@ -212,14 +212,14 @@ class Assistant:
         s = self.settings
         standalone, lang = query.standalone, query.language
         passages = evidence.candidates()[: s.top_k]
-        confidence, features = evidence.confidence()
+        confidence = evidence.confidence()
 
         answer = Answer(
             question=query.text, standalone_question=standalone, text="", answered=False,
             confidence=confidence, language=lang, kb=index.name, timings_ms=timings, session_id=query.session_id,
             passages=[citation(n, c) for n, c in enumerate(passages, 1)],
         )  # fmt: skip
-        answer._evidence = features  # what the confidence was computed from (eval.calibrate refits on it)
+        answer._evidence = evidence.features  # what the confidence reads, on demand (eval.calibrate refits on it)
         fell_back = False  # the LLM was unavailable: the answer is not cached (the LLM may be back next time)
         if confidence < s.confidence_threshold:
             answer.escalation_reason = "low_confidence"

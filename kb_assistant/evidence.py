@@ -11,7 +11,7 @@ import time
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
-from kb_assistant.answer.confidence import assess
+from kb_assistant.answer.confidence import assess, features_of
 from kb_assistant.retrieval import hybrid_search
 from kb_assistant.schema import Candidate, Query
 
@@ -47,15 +47,25 @@ class Evidence:
             self.spent_ms = round((time.perf_counter() - started) * 1000, 2)
         return self._candidates
 
-    def confidence(self) -> tuple[float, dict[str, float] | None]:
-        """(confidence, its features) for the top passages (``answer.confidence``; computed once)."""
+    def confidence(self) -> float:
+        """The confidence of the top passages (``answer.confidence``; computed once)."""
         if self._confidence is None:
-            s, question = self.settings, self.query.standalone
-            self._confidence = assess(
-                self.candidates()[: s.top_k], self.query.language, self.index.missing_concepts(question),
-                question=question, stats=self.index.stats, kb_size=self.index.count(), model=s.confidence_model,
-            )  # fmt: skip
-        return self._confidence
+            args, how = self._evidence()
+            self._confidence = assess(*args, **how, model=self.settings.confidence_model)
+        return self._confidence[0]
+
+    def features(self) -> dict[str, float] | None:
+        """What the fitted confidence reads (``eval.calibrate`` refits on it): kept from ``confidence`` when the
+        fitted model computed it, else computed here on demand, off the answer's path."""
+        if self._confidence is not None and self._confidence[1] is not None:
+            return self._confidence[1]
+        args, how = self._evidence()
+        return features_of(*args, **how)
+
+    def _evidence(self) -> tuple[tuple, dict]:
+        s, question = self.settings, self.query.standalone
+        args = (self.candidates()[: s.top_k], self.query.language, self.index.missing_concepts(question))
+        return args, {"question": question, "stats": self.index.stats, "kb_size": self.index.count()}
 
     def agrees(self, cited: list[str], query_vector: list[float] | None = None) -> str | None:
         """None when the top passage is one of ``cited`` and the confidence clears the answer threshold."""
@@ -63,7 +73,7 @@ class Evidence:
         passages = self.candidates(query_vector)[: s.top_k]
         if not passages or passages[0].chunk.id not in set(cited):
             return "evidence: the question's top passage is not one the cached answer cited"
-        confidence, _ = self.confidence()
+        confidence = self.confidence()
         if confidence < s.confidence_threshold:
             return f"evidence: confidence {confidence:.2f} < the answer threshold {s.confidence_threshold:.2f}"
         return None

@@ -5,7 +5,7 @@ passages."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 from uuid import uuid4
@@ -167,7 +167,7 @@ class Answer(BaseModel):
     )
     cached: bool = Field(False, description="Served from the semantic cache.")
     session_id: str | None = None
-    _evidence: dict | None = PrivateAttr(None)  # the features its confidence came from (not sent)
+    _evidence: Callable[[], dict | None] | None = PrivateAttr(None)  # its confidence's features, on demand (not sent)
 
 
 class StreamEvent(BaseModel):

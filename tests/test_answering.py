@@ -250,3 +250,24 @@ def test_confidence_does_not_reward_a_best_passage_for_leading_the_next_by_a_lot
     near_tie = answer_confidence([passage(0.8), passage(0.79)], "en")
     alone = answer_confidence([passage(0.8)], "en")
     assert 0.0 < near_tie == stands_out == alone < 1.0
+
+
+def test_an_answer_carries_its_confidence_features_on_demand_with_either_model(settings, embeddings, tmp_path):
+    from ingest.pipeline import ingest_paths
+    from kb_assistant.answer.confidence import FEATURES
+    from kb_assistant.assistant import Assistant
+
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "leave.md").write_text(
+        "# Leave\n\n## Sick leave\n\nEvery employee receives 12 days of paid sick leave per calendar year.\n",
+        encoding="utf-8",
+    )
+    assert ingest_paths(settings, [tmp_path / "docs"], "default").ok
+    settings.cache_enabled = False  # the second ask is answered, not served
+    features = {}
+    for model in ("weighted", "fitted"):  # the weighted model reads none: eval asks for them after the answer
+        settings.confidence_model = model
+        answer = Assistant(settings, embeddings=embeddings).ask("How many days of sick leave do I get?")
+        features[model] = answer._evidence()
+        assert set(FEATURES) <= set(features[model])
+    assert features["weighted"] == features["fitted"]

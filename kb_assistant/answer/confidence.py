@@ -128,8 +128,9 @@ def assess(
     model: str = "weighted",
 ) -> tuple[float, dict[str, float] | None]:
     """(confidence, the features of the question's evidence); features are None without passages or with a
-    cross-encoder. ``model`` (KB_CONFIDENCE_MODEL): "fitted" is the calibrated model of ``confidence_model.json``;
-    "weighted" the hand-weighted mix of coverage and dense similarity the fitted one is measured against."""
+    cross-encoder, and with the "weighted" model (it does not read them; ``features_of`` computes them on demand).
+    ``model`` (KB_CONFIDENCE_MODEL): "fitted" is the calibrated model of ``confidence_model.json``; "weighted" the
+    hand-weighted mix of coverage and dense similarity the fitted one is measured against."""
     if not passages:
         return 0.0, None
     top = passages[0]
@@ -138,13 +139,21 @@ def assess(
     if top.cross_encoder is not None:
         value = 0.5 * top.score + 0.3 * _coverage(top) + 0.2 * dense
         return round(min(1.0, max(0.0, value * factor)), 4), None
-    features = evidence_features(
-        passages, lang, missing_concepts, question=question, stats=stats, kb_size=kb_size
-    )  # fmt: skip
     if model == "fitted":
+        features = evidence_features(
+            passages, lang, missing_concepts, question=question, stats=stats, kb_size=kb_size
+        )  # fmt: skip
         return round(predict(features), 4), features
     w_cov, w_dense = EVIDENCE_WEIGHTS["zh" if (top.lang or lang) == "zh" else "en"]
-    return round(min(1.0, max(0.0, (w_cov * _coverage(top) + w_dense * dense) * factor)), 4), features
+    return round(min(1.0, max(0.0, (w_cov * _coverage(top) + w_dense * dense) * factor)), 4), None
+
+
+def features_of(passages: Sequence[Candidate], lang: str, missing_concepts: Sequence[str] = (), **how):
+    """The features ``assess`` reads with the fitted model, or None where it reads none (no passages, a
+    cross-encoder); ``how``: question, stats, kb_size."""
+    if not passages or passages[0].cross_encoder is not None:
+        return None
+    return evidence_features(passages, lang, missing_concepts, **how)
 
 
 def predict(features: dict[str, float], model: dict | None = None) -> float:
