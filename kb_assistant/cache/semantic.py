@@ -85,7 +85,7 @@ EN_THRESHOLD_BY_MODEL: dict[str, float] = {}
 
 def faq_threshold(settings: Settings, lang: str) -> float:
     """The similarity a question in ``lang`` needs to a cached one answered by one FAQ entry (English only)."""
-    return 1.0 if lang == "zh" else min(settings.cache_threshold_faq_en, 1.0)
+    return 1.0 if lang == "zh" else settings.cache_threshold_faq_en
 
 
 def similarity_threshold(settings: Settings, lang: str) -> float:
