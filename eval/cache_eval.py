@@ -154,9 +154,7 @@ def evaluate_pairs(
              for p in pairs]
         )  # fmt: skip
         faq_served = np.array(
-            [evidence[p.q1].faq is not None and evidence[p.q2].top == evidence[p.q1].faq
-             and evidence[p.q2].confidence >= confidence_threshold
-             and guard_reason(p.q2, p.q1, idf, answers.get(p.q1, ""), glossary, words, 1.0) is None
+            [faq_path_serves(p.q2, evidence[p.q2], p.q1, evidence[p.q1], idf, glossary, words, confidence_threshold)
              for p in pairs]
         )  # fmt: skip
 
@@ -226,6 +224,16 @@ def guard_reason(question: str, cached: str, idf, answer: str, glossary, words, 
     reason = near_miss_reason(question, cached, idf, answer=answer, glossary=glossary)
     limit = MAX_UNMATCHED if max_unmatched is None else max_unmatched
     return reason or intent_reason(question, cached, idf, words=words, glossary=glossary, max_unmatched=limit)
+
+
+def faq_path_serves(question: str, new: Evidence, cached: str, old: Evidence, idf, glossary, words, threshold) -> bool:
+    """Whether the cache's FAQ path (``cache_threshold_faq_en``, similarity aside) serves ``cached``'s answer to
+    ``question``: that answer was drawn from one FAQ entry, the question's own top passage is that entry with a
+    confidence over the answer threshold, and the guard passes on answer types, numbers and negation."""
+    return (
+        old.faq is not None and new.top == old.faq and new.confidence >= threshold
+        and guard_reason(question, cached, idf, old.answer, glossary, words, 1.0) is None
+    )  # fmt: skip
 
 
 def _rates(hit, same) -> tuple[float, float]:
@@ -448,9 +456,8 @@ class EvidenceKB:
             for i, q in enumerate(foreign):
                 ev = theirs[q]
                 for j in np.nonzero(sims[i] >= faq_threshold)[0]:
-                    entry = own[stored[j]]
-                    backed = entry.faq and ev.top == entry.faq and ev.confidence >= confidence_threshold
-                    if backed and guard_reason(q, stored[j], self.idf, entry.answer, self.glossary, words, 1.0) is None:
+                    cached, t = stored[j], confidence_threshold
+                    if faq_path_serves(q, ev, cached, own[cached], self.idf, self.glossary, words, t):
                         hits += 1
                         break
             lines.append(f"  FAQ answers at cache_threshold_faq_en {faq_threshold:.2f}: {hits} hits")
