@@ -127,10 +127,12 @@ def evaluate(
 
 
 def _yardsticks(ds, rows: list[dict], settings, embeddings, summary: dict, say: Callable[[str], None]) -> dict:
-    """Token presence: the ideal-extract ceiling and the plain top-1-chunk baseline beside our answers, per
-    document and overall, and our answers' shares as the threshold varies. Adds baseline_*/ceiling_* to
-    ``summary`` (so they can be gated) and each row's ceiling window and baseline chunk (for the HTML report)."""
+    """Token presence: the ideal-extract ceiling, the chance level (another document's best window) and the plain
+    top-1-chunk baseline beside our answers, per document and overall, and our answers' shares as the threshold
+    varies. Adds baseline_*/ceiling_*/chance_* to ``summary`` (so they can be gated) and each row's ceiling window,
+    chance share and baseline chunk (for the reports)."""
     from eval.extract_baseline import ceiling as ideal_extract
+    from eval.extract_baseline import chance as chance_level
     from eval.extract_baseline import document_texts, plain_baseline
     from eval.metrics import WINDOW, presence_text
 
@@ -138,6 +140,7 @@ def _yardsticks(ds, rows: list[dict], settings, embeddings, summary: dict, say: 
     say(f"the ideal-extract ceiling and the plain baseline (PDF text via pdfminer, cached in {cache}) …")
     texts = document_texts(ds.documents, cache)
     ceil_rows = ideal_extract(ds.items, texts)
+    chance_rows = chance_level(ds.items, texts)
     from kb_assistant.embeddings import embedder_id, make_embeddings
 
     # the baseline is what a user builds in an afternoon: always the bundled MiniLM, whatever model we are measured on
@@ -149,17 +152,18 @@ def _yardsticks(ds, rows: list[dict], settings, embeddings, summary: dict, say: 
         window = normalised[row["document"]][c["start"] : c["start"] + WINDOW]
         row["ceiling"] = {"share": c["share"], "verdict": c["verdict"], "text": window}
         row["baseline"] = {"share": b["share"], "verdict": b["verdict"], "source": b["source"], "text": b["text"]}
+    for row, c in zip(rows, chance_rows or [], strict=False):
+        row["chance"] = c
+    yardsticks = ("baseline", "ceiling", "chance") if chance_rows else ("baseline", "ceiling")
     threshold = settings.confidence_threshold
 
     def three(subset: list[dict]) -> dict:
-        return {
-            "ours": runner.presence_summary(subset, threshold),
-            "baseline": runner.yardstick_summary([r["baseline"] for r in subset]),
-            "ceiling": runner.yardstick_summary([r["ceiling"] for r in subset]),
+        return {"ours": runner.presence_summary(subset, threshold)} | {
+            system: runner.yardstick_summary([r[system] for r in subset]) for system in yardsticks
         }
 
     overall = three(rows)
-    for system in ("baseline", "ceiling"):
+    for system in yardsticks:
         for verdict in ("correct", "partial", "wrong"):
             summary[f"{system}_{verdict}"] = overall[system][verdict]
     documents = sorted({r["document"] for r in rows})

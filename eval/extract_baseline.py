@@ -2,6 +2,8 @@
 
 - **ceiling**: whether some 600-character stretch of the question's own document holds the tokens — the most any
   extractive answer of that length can reach;
+- **chance**: whether some 600-character stretch of *another* document of the set — an unrelated organisation's —
+  holds the tokens: how often the token test passes by coincidence, which the ceiling (and any answer) also gets;
 - **plain baseline**: what a user builds in an afternoon — LangChain's RecursiveCharacterTextSplitter(500, 50) over
   the PDF text, MiniLM (our embeddings factory), and the top-1 chunk by cosine as the answer.
 
@@ -41,6 +43,19 @@ def ceiling(items, texts: dict[str, str]) -> list[dict]:
     for item in items:
         share, start = best_window(texts.get(item.document, ""), item.tokens)
         rows.append({"share": round(share, 4), "verdict": presence_verdict(share), "start": start})
+    return rows
+
+
+def chance(items, texts: dict[str, str]) -> list[dict] | None:
+    """Per question: the best share a 600-character window of any other document holds, and which document. None
+    for a set of one document (there is no other)."""
+    if len(texts) < 2:
+        return None
+    rows = []
+    for item in items:
+        share, source = max((best_window(text, item.tokens)[0], name) for name, text in texts.items()
+                            if name != item.document)  # fmt: skip
+        rows.append({"share": round(share, 4), "verdict": presence_verdict(share), "source": source})
     return rows
 
 

@@ -101,6 +101,27 @@ def test_the_ideal_window_is_the_best_600_characters_of_the_document():
     assert document[start:].startswith("30 days")
 
 
+@pytest.mark.unit
+def test_the_chance_level_is_the_best_window_of_another_document_than_the_questions_own():
+    from types import SimpleNamespace
+
+    from eval.extract_baseline import chance
+
+    texts = {
+        "Leave.pdf": "Employees get 20 working days of annual leave.",
+        "Security.pdf": "Passwords are changed every 90 days. Report a lost laptop within 24 hours.",
+    }
+    items = [
+        SimpleNamespace(document="Leave.pdf", tokens=["days", "annual leave"]),  # half of it by chance elsewhere
+        SimpleNamespace(document="Leave.pdf", tokens=["days"]),  # any document with "days" passes
+        SimpleNamespace(document="Security.pdf", tokens=["24 hours"]),  # its own words only: never by chance
+    ]
+    rows = chance(items, texts)
+    assert [(r["share"], r["verdict"]) for r in rows] == [(0.5, "partial"), (1.0, "correct"), (0.0, "wrong")]
+    assert rows[1]["source"] == "Security.pdf" and rows[2]["source"] == "Leave.pdf"
+    assert chance(items[:2], {"Leave.pdf": texts["Leave.pdf"]}) is None  # one document: no other to compare
+
+
 def test_kb_eval_on_a_pdf_folder_reports_ours_beside_the_plain_baseline_and_the_ceiling(
     tmp_path, policy_folder, monkeypatch
 ):
@@ -116,6 +137,8 @@ def test_kb_eval_on_a_pdf_folder_reports_ours_beside_the_plain_baseline_and_the_
     report = json.loads((out / "report.json").read_text(encoding="utf-8"))
     overall = report["presence"]["overall"]
     assert overall["ceiling"]["correct"] == 1.0  # every token is in its document
+    assert "chance: another document's best window" in result.output
+    assert overall["chance"]["correct"] < 1.0 and report["summary"]["chance_correct"] == overall["chance"]["correct"]
     assert overall["ours"]["scored"] == 4 and report["presence"]["skipped"] == 1
     assert sum(overall["ours"][v] for v in ("correct", "partial", "wrong", "refused")) == pytest.approx(1.0)
     assert report["summary"]["correct"] == overall["ours"]["correct"]
