@@ -152,8 +152,9 @@ def _yardsticks(ds, rows: list[dict], settings, embeddings, summary: dict, say: 
         window = normalised[row["document"]][c["start"] : c["start"] + WINDOW]
         row["ceiling"] = {"share": c["share"], "verdict": c["verdict"], "text": window}
         row["baseline"] = {"share": b["share"], "verdict": b["verdict"], "source": b["source"], "text": b["text"]}
-    for row, c in zip(rows, chance_rows or [], strict=False):
-        row["chance"] = c
+    if chance_rows:  # one per question, as the ceiling's
+        for row, c in zip(rows, chance_rows, strict=True):
+            row["chance"] = c
     yardsticks = ("baseline", "ceiling", "chance") if chance_rows else ("baseline", "ceiling")
     threshold = settings.confidence_threshold
 
